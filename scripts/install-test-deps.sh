@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and is not already here; idempotent and quick when
+# everything is installed. Run by scripts/test.sh and .ci/run; safe to run by hand.
+#
+# - Node.js and npm (Debian packages) to run the seed, @aws-sdk/s3-presigned-post.
+# - The seed itself, pinned by tests/seed/package-lock.json (npm ci).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "install-test-deps: $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "installing Node.js and npm"
+  apt_install nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+  log "Node.js $node_major is too old for the AWS SDK for JavaScript v3 (needs >= 18)"
+  exit 1
+fi
+
+# npm ci when the installed tree is missing or older than the lockfile.
+seed=tests/seed
+if [ ! -f "$seed/node_modules/.package-lock.json" ] \
+  || [ "$seed/package-lock.json" -nt "$seed/node_modules/.package-lock.json" ]; then
+  log "installing the seed package (npm ci in $seed)"
+  (cd "$seed" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -4,6 +4,9 @@
 #
 # - Node.js and npm (Debian packages) to run the seed, @aws-sdk/s3-presigned-post.
 # - The seed itself, pinned by tests/seed/package-lock.json (npm ci).
+# - s3s-fs 0.17.0, a real S3-compatible server that enforces POST policies, for the
+#   end-to-end tests. Built once (about 4 minutes) into $UPLOAD_TICKETS_TOOLS
+#   (default ~/.cache/upload-tickets-tools), which later runs reuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +41,17 @@ if [ ! -f "$seed/node_modules/.package-lock.json" ] \
   || [ "$seed/package-lock.json" -nt "$seed/node_modules/.package-lock.json" ]; then
   log "installing the seed package (npm ci in $seed)"
   (cd "$seed" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# s3s-fs: cached outside the clone so that every CI run on this machine reuses it.
+tools="${UPLOAD_TICKETS_TOOLS:-$HOME/.cache/upload-tickets-tools}"
+s3s_version=0.17.0
+if [ ! -x "$tools/bin/s3s-fs" ] || [ "$("$tools/bin/s3s-fs" --version 2>/dev/null)" != "s3s-fs $s3s_version" ]; then
+  log "building s3s-fs $s3s_version into $tools (once; a few minutes)"
+  mkdir -p "$tools"
+  build_dir=$(mktemp -d)
+  # 0.17.0 declares a newer rust-version than it needs; it builds on this toolchain.
+  CARGO_TARGET_DIR="$build_dir" cargo install "s3s-fs@$s3s_version" \
+    --features binary --locked --ignore-rust-version --root "$tools" --quiet
+  rm -rf "$build_dir"
 fi

@@ -1,16 +1,21 @@
 //! The `upload-tickets` command line.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::credentials::{CredentialsError, load_default_chain};
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Settings, Source};
+use crate::credentials::{CredentialSource, CredentialsError, DefaultChain, StaticSource};
 use crate::presign::{
     Addressing, BucketName, Condition, Endpoint, ObjectKey, PostRequest, PresignError, Presigner,
     Region,
 };
+use crate::startup::{Application, shutdown_signal};
+use crate::telemetry;
 
 /// Short-lived S3 upload tickets (presigned POST) for front ends.
 #[derive(Debug, Parser)]
@@ -24,6 +29,22 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the service.
+    Serve {
+        /// The configuration file (then UPLOAD_TICKETS__SECTION__KEY overrides).
+        #[arg(long, value_name = "PATH", default_value = "config/default.toml")]
+        config: PathBuf,
+    },
+    /// Run the service with the embedded development configuration: a local
+    /// S3-compatible store on 127.0.0.1:9000, bucket "uploads", a random HMAC key.
+    /// Prints a bearer token and a curl line. No cloud account needed.
+    Dev,
+    /// Check a configuration file without serving.
+    CheckConfig {
+        /// The configuration file (then UPLOAD_TICKETS__SECTION__KEY overrides).
+        #[arg(long, value_name = "PATH", default_value = "config/default.toml")]
+        config: PathBuf,
+    },
     /// Print a presigned POST ({url, fields}) as JSON, like createPresignedPost.
     ///
     /// Credentials come from the AWS default chain (AWS_ACCESS_KEY_ID,
@@ -84,13 +105,109 @@ pub enum CliError {
     /// No credentials.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The server could not bind or failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-/// Runs the command and returns what it prints.
+/// Runs the command and returns what it prints last.
 pub async fn run(cli: Cli) -> Result<String, CliError> {
     match cli.command {
         Command::Presign(args) => presign(args).await,
+        Command::CheckConfig { config } => {
+            let config = Config::from_settings(Settings::from_file(&config)?)?;
+            Ok(format!(
+                "configuration OK: {} tenant(s), listening on {}",
+                config.tenants.len(),
+                config.server.listen
+            ))
+        }
+        Command::Serve { config } => {
+            let settings = Settings::from_file(&config)?;
+            telemetry::init(settings.server.log_format);
+            let config = Config::from_settings(settings)?;
+            let source = Arc::new(DefaultChain::new().await);
+            serve(config, source).await
+        }
+        Command::Dev => dev().await,
     }
+}
+
+async fn serve(config: Config, source: Arc<dyn CredentialSource>) -> Result<String, CliError> {
+    let app = Application::build(config, source).await?;
+    tracing::info!(address = %app.local_addr()?, "upload-tickets is listening");
+    app.run_until(shutdown_signal()).await?;
+    Ok("stopped".to_owned())
+}
+
+/// Development credentials: MinIO's defaults, so a stock local MinIO accepts the tickets.
+const DEV_ACCESS_KEY: &str = "minioadmin";
+const DEV_SECRET_KEY: &str = "minioadmin";
+
+async fn dev() -> Result<String, CliError> {
+    let settings = Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned()))?;
+    telemetry::init(settings.server.log_format);
+    let secret_var = settings.auth.hmac_secret_env.clone().unwrap_or_default();
+    // A fresh key each run: tokens from an earlier run stop working, as they should.
+    let secret = std::env::var(&secret_var)
+        .ok()
+        .filter(|s| s.len() >= crate::auth::MIN_HMAC_SECRET_BYTES)
+        .unwrap_or_else(random_secret);
+    let auth = settings.auth.clone();
+    let tenant = settings.tenants.keys().next().cloned().unwrap_or_default();
+    let config = Config::from_settings_with_env(settings, &|name| {
+        (name == secret_var).then(|| secret.clone())
+    })?;
+
+    let source: Arc<dyn CredentialSource> = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        Arc::new(DefaultChain::new().await)
+    } else {
+        let credentials = crate::presign::Credentials::new(DEV_ACCESS_KEY, DEV_SECRET_KEY, None)?;
+        Arc::new(StaticSource(credentials))
+    };
+    let token = dev_token(&auth, &tenant, &secret)?;
+    let app = Application::build(config, source).await?;
+    let address = app.local_addr()?;
+    tracing::info!(%address, "upload-tickets dev is listening");
+    println!(
+        "upload-tickets dev: http://{address}  (tickets for bucket \"uploads\" at http://127.0.0.1:9000)\n\n\
+         Bearer token (tenant {tenant:?}, valid 12 h):\n{token}\n\n\
+         Try:\n  curl -s -X POST http://{address}/uploads \\\n    -H 'Authorization: Bearer {token}' \\\n    \
+         -H 'Content-Type: application/json' \\\n    -d '{{\"filename\": \"hello.txt\", \"content_type\": \"text/plain\"}}'\n"
+    );
+    app.run_until(shutdown_signal()).await?;
+    Ok("stopped".to_owned())
+}
+
+fn random_secret() -> String {
+    use rand::RngExt as _;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn dev_token(
+    auth: &crate::auth::AuthSettings,
+    tenant: &str,
+    secret: &str,
+) -> Result<String, CliError> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": auth.issuer, "aud": auth.audience, "sub": "dev-user", auth.tenant_claim.as_str(): tenant,
+        "scope": auth.required_scope.clone().unwrap_or_else(|| "uploads:write".to_owned()),
+        "iat": now, "exp": now + 12 * 3600,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| CliError::Usage(format!("could not make the dev token: {e}")))
 }
 
 async fn presign(args: PresignArgs) -> Result<String, CliError> {
@@ -100,13 +217,15 @@ async fn presign(args: PresignArgs) -> Result<String, CliError> {
     };
     let request = post_request(&args)?;
     let addressing = addressing(&args)?;
-    let chain = load_default_chain().await?;
-    let region =
-        args.region.clone().or(chain.region).ok_or_else(|| {
-            CliError::Usage("no region: pass --region or set AWS_REGION".to_owned())
-        })?;
+    let chain = DefaultChain::new().await;
+    let region = args
+        .region
+        .clone()
+        .or_else(|| chain.region().map(str::to_owned))
+        .ok_or_else(|| CliError::Usage("no region: pass --region or set AWS_REGION".to_owned()))?;
     let presigner = Presigner::new(Region::new(region)?, addressing)?;
-    let post = presigner.presign(&chain.credentials, &request, now)?;
+    let loaded = chain.load().await?;
+    let post = presigner.presign(&loaded.credentials, &request, now)?;
     serde_json::to_string_pretty(&post).map_err(|e| CliError::Usage(e.to_string()))
 }
 

@@ -3,14 +3,30 @@
 //! # Layout
 //! - [`presign`]: the pure core. Builds and signs S3 POST policies (SigV4), byte for byte
 //!   like `@aws-sdk/s3-presigned-post`. No I/O, no clock: usable from any Rust program.
-//! - [`credentials`] (feature `service`): AWS credentials from the default chain.
-//! - [`cli`] (feature `service`): the `upload-tickets` command line.
+//! - [`policy`] (feature `service`): tenant rules, from a request to a ticket plan.
+//! - [`auth`] (feature `service`): JWT verification, keys from a secret, PEM or JWKS.
+//! - [`credentials`] (feature `service`): AWS credentials from the default chain, cached.
+//! - [`config`] (feature `service`): typed settings, file plus environment, validated.
+//! - [`http`] (feature `service`): the axum router, handlers and the problem+json mapping.
+//! - [`startup`], [`telemetry`], [`cli`] (feature `service`): running it.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 pub mod presign;
 
 #[cfg(feature = "service")]
+pub mod auth;
+#[cfg(feature = "service")]
 pub mod cli;
 #[cfg(feature = "service")]
+pub mod config;
+#[cfg(feature = "service")]
 pub mod credentials;
+#[cfg(feature = "service")]
+pub mod http;
+#[cfg(feature = "service")]
+pub mod policy;
+#[cfg(feature = "service")]
+pub mod startup;
+#[cfg(feature = "service")]
+pub mod telemetry;

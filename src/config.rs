@@ -1,0 +1,307 @@
+//! Typed settings: a TOML file, then `UPLOAD_TICKETS__SECTION__KEY` environment
+//! overrides, checked completely before anything starts.
+//!
+//! Secrets never live in the file: the JWT HMAC secret is read from the environment
+//! variable the file names, AWS credentials come from the AWS default chain.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Toml};
+use serde::Deserialize;
+
+use crate::auth::{AuthSettings, Verifier};
+use crate::policy::{TenantRules, TenantSettings};
+use crate::presign::{Addressing, Endpoint, Presigner, Region};
+
+/// The embedded development configuration (`config/default.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides; `__` separates nesting levels.
+pub const ENV_PREFIX: &str = "UPLOAD_TICKETS__";
+
+/// Everything in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// `[s3]`.
+    pub s3: S3Settings,
+    /// `[auth]`.
+    pub auth: AuthSettings,
+    /// `[tenants.<id>]`.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSettings>,
+}
+
+/// `[server]`: how the HTTP server runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; default `0.0.0.0:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Origins allowed to call from browsers (exact, e.g. `https://app.example.com`).
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// Longest a request may take, in seconds; default 10.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// How long in-flight requests may finish after SIGTERM, in seconds; default 20.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+    /// Log format: `json` (default) or `pretty`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            cors_allowed_origins: Vec::new(),
+            request_timeout_seconds: default_request_timeout(),
+            shutdown_grace_seconds: default_grace(),
+            log_format: LogFormat::default(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    #[default]
+    Json,
+    /// Human-readable (development).
+    Pretty,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+fn default_request_timeout() -> u64 {
+    10
+}
+fn default_grace() -> u64 {
+    20
+}
+
+/// `[s3]`: where tickets point.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// The signing region, e.g. `us-east-1`.
+    pub region: String,
+    /// A custom endpoint (MinIO, LocalStack, Garage, ...); default AWS.
+    pub endpoint: Option<String>,
+    /// Address buckets in the path; default false (dotted names use it anyway).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// AWS dual-stack endpoints; default false.
+    #[serde(default)]
+    pub dual_stack: bool,
+    /// S3 Transfer Acceleration; default false.
+    #[serde(default)]
+    pub accelerate: bool,
+    /// FIPS endpoints; default false.
+    #[serde(default)]
+    pub fips: bool,
+}
+
+/// A configuration error: which setting and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read or parsed, or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range or inconsistent.
+    #[error("configuration: {setting}: {reason}")]
+    Invalid {
+        /// The setting's path, e.g. `tenants.acme.max_size`.
+        setting: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where settings come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A TOML file.
+    File(PathBuf),
+    /// TOML text (the embedded default).
+    Text(String),
+}
+
+impl Settings {
+    /// Reads `source`, then applies `UPLOAD_TICKETS__…` overrides from the environment.
+    pub fn load(source: &Source) -> Result<Self, ConfigError> {
+        let figment = match source {
+            Source::File(path) => Figment::from(Toml::file_exact(path)),
+            Source::Text(text) => Figment::from(Toml::string(text)),
+        };
+        figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// Reads the file at `path` (see [`Settings::load`]).
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::load(&Source::File(path.to_owned()))
+    }
+}
+
+/// Settings checked and turned into what the service runs with.
+#[derive(Debug)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerSettings,
+    /// The presigner for `[s3]`.
+    pub presigner: Arc<Presigner>,
+    /// The token verifier for `[auth]` (JWKS keys are fetched later, at start-up).
+    pub verifier: Arc<Verifier>,
+    /// Tenant rules by id.
+    pub tenants: HashMap<String, Arc<TenantRules>>,
+}
+
+impl Config {
+    /// Checks every setting; reads the HMAC secret variable and the PEM file it names.
+    pub fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
+        Self::from_settings_with_env(settings, &|name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::from_settings`], with secrets looked up by `env` instead of the
+    /// process environment (development mode generates its own).
+    pub fn from_settings_with_env(
+        settings: Settings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let server = settings.server;
+        if server.request_timeout_seconds == 0 || server.request_timeout_seconds > 300 {
+            return Err(ConfigError::invalid(
+                "server.request_timeout_seconds",
+                "must be 1 to 300",
+            ));
+        }
+        if server.shutdown_grace_seconds > 600 {
+            return Err(ConfigError::invalid(
+                "server.shutdown_grace_seconds",
+                "must be at most 600",
+            ));
+        }
+        for origin in &server.cors_allowed_origins {
+            let ok = url::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+                    && u.query().is_none()
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "server.cors_allowed_origins",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+
+        let presigner = presigner(&settings.s3)?;
+        let verifier = Verifier::from_settings(&settings.auth, env)?;
+
+        if settings.tenants.is_empty() {
+            return Err(ConfigError::invalid("tenants", "no tenant is configured"));
+        }
+        let mut tenants = HashMap::new();
+        for (id, tenant) in &settings.tenants {
+            let rules = TenantRules::from_settings(id, tenant).map_err(|(field, reason)| {
+                let setting = if field.is_empty() {
+                    format!("tenants.{id}")
+                } else {
+                    format!("tenants.{id}.{field}")
+                };
+                ConfigError::invalid(setting, reason)
+            })?;
+            presigner
+                .addressing()
+                .url(presigner.region(), &rules.bucket)
+                .map_err(|e| ConfigError::invalid(format!("tenants.{id}.bucket"), e.to_string()))?;
+            tenants.insert(id.clone(), Arc::new(rules));
+        }
+        check_isolation(&tenants)?;
+        Ok(Self {
+            server,
+            presigner,
+            verifier: Arc::new(verifier),
+            tenants,
+        })
+    }
+
+    /// How long a request may take.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_seconds)
+    }
+}
+
+fn presigner(s3: &S3Settings) -> Result<Arc<Presigner>, ConfigError> {
+    let region = Region::new(s3.region.as_str())
+        .map_err(|e| ConfigError::invalid("s3.region", e.to_string()))?;
+    let addressing = match &s3.endpoint {
+        Some(url) => Addressing::custom(
+            Endpoint::parse(url).map_err(|e| ConfigError::invalid("s3.endpoint", e.to_string()))?,
+        ),
+        None => Addressing::aws(),
+    }
+    .force_path_style(s3.force_path_style)
+    .dual_stack(s3.dual_stack)
+    .accelerate(s3.accelerate)
+    .fips(s3.fips);
+    Presigner::new(region, addressing)
+        .map(Arc::new)
+        .map_err(|e| ConfigError::invalid("s3", e.to_string()))
+}
+
+/// Tenants sharing a bucket must have key prefixes that are not prefixes of one
+/// another, or one tenant's keys could fall under the other's.
+fn check_isolation(tenants: &HashMap<String, Arc<TenantRules>>) -> Result<(), ConfigError> {
+    let mut all: Vec<&TenantRules> = tenants.values().map(Arc::as_ref).collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            if a.bucket == b.bucket
+                && (a.key_prefix().starts_with(b.key_prefix())
+                    || b.key_prefix().starts_with(a.key_prefix()))
+            {
+                return Err(ConfigError::invalid(
+                    format!("tenants.{}.key_template", b.id),
+                    format!(
+                        "tenants {} and {} share bucket {} and their key prefixes {:?} and {:?} \
+                         overlap: start the template with \"{{tenant}}/\"",
+                        a.id,
+                        b.id,
+                        a.bucket,
+                        a.key_prefix(),
+                        b.key_prefix()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `GET /livez`, `GET /readyz`, `GET /openapi.yaml`.
+
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::{AppState, OPENAPI_YAML};
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/openapi.yaml", get(openapi))
+}
+
+/// The process is up.
+async fn livez() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready to issue tickets: configuration loaded (it is, or the process would not run),
+/// AWS credentials at hand, token keys loaded.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let credentials = state.credentials.current(SystemTime::now()).is_some();
+    let keys = state.verifier.is_ready();
+    let ready = credentials && keys;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "checks": { "config": true, "credentials": credentials, "token_keys": keys },
+        })),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+}

@@ -1,0 +1,138 @@
+//! The HTTP API: router, state, layers. Handlers live in one file per resource.
+
+pub mod error;
+mod extract;
+mod health;
+mod uploads;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Verifier;
+use crate::credentials::CredentialsCache;
+use crate::policy::TenantRules;
+use crate::presign::Presigner;
+pub use error::ApiError;
+
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The spec the server serves at `GET /openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Shared by all handlers: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// What the handlers need.
+pub struct App {
+    /// Signs tickets.
+    pub presigner: Arc<Presigner>,
+    /// Verifies tokens.
+    pub verifier: Arc<Verifier>,
+    /// Tenant rules by id.
+    pub tenants: HashMap<String, Arc<TenantRules>>,
+    /// AWS credentials.
+    pub credentials: Arc<CredentialsCache>,
+    /// Per-tenant limiters keyed by subject, for tenants with a rate limit.
+    pub limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("tenants", &self.tenants.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The state for these parts; builds the rate limiters.
+    pub fn new(
+        presigner: Arc<Presigner>,
+        verifier: Arc<Verifier>,
+        tenants: HashMap<String, Arc<TenantRules>>,
+        credentials: Arc<CredentialsCache>,
+    ) -> Self {
+        let limiters = tenants
+            .values()
+            .filter_map(|t| {
+                t.rate_limit_per_minute
+                    .map(|n| (t.id.clone(), RateLimiter::keyed(Quota::per_minute(n))))
+            })
+            .collect();
+        Self {
+            presigner,
+            verifier,
+            tenants,
+            credentials,
+            limiters,
+        }
+    }
+}
+
+/// The router with every layer: request id, tracing, CORS, body limit, timeout,
+/// panic catching. `cors_origins` are exact origins.
+pub fn router(state: AppState, cors_origins: &[String], timeout: Duration) -> Router {
+    let origins: Vec<HeaderValue> = cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(600));
+
+    Router::new()
+        .merge(uploads::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                        let id = request
+                            .headers()
+                            .get(&REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(cors)
+                .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+                    ApiError::Internal("a handler panicked".into()).into_response()
+                }))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async { ApiError::Timeout }))
+                .timeout(timeout),
+        )
+}

@@ -1,0 +1,131 @@
+//! `POST /uploads`: a verified caller asks for a ticket.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use governor::clock::{Clock as _, DefaultClock};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::extract::AppJson;
+use super::{ApiError, AppState};
+use crate::auth::Caller;
+use crate::policy::{self, TenantRules, UploadRequest};
+use crate::presign::PresignedPost;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/uploads", post(create_upload))
+}
+
+/// The request body. Unknown fields are refused: in particular a client cannot send a key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadBody {
+    filename: String,
+    content_type: Option<String>,
+    size: Option<u64>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    expires_in: Option<u64>,
+}
+
+impl From<UploadBody> for UploadRequest {
+    fn from(body: UploadBody) -> Self {
+        Self {
+            filename: body.filename,
+            content_type: body.content_type,
+            size: body.size,
+            metadata: body.metadata,
+            expires_in: body.expires_in,
+        }
+    }
+}
+
+/// The ticket.
+#[derive(Debug, Serialize)]
+struct Ticket {
+    method: &'static str,
+    #[serde(flatten)]
+    post: PresignedPost,
+    key: String,
+    bucket: String,
+    expires_at: String,
+    min_size: u64,
+    max_size: u64,
+}
+
+#[tracing::instrument(name = "create_upload", skip_all, fields(tenant = %caller.tenant))]
+async fn create_upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(body): AppJson<UploadBody>,
+) -> Result<Response, ApiError> {
+    let rules = state
+        .tenants
+        .get(&caller.tenant)
+        .ok_or(ApiError::TenantUnknown)?;
+    check_rate(&state, rules, &caller)?;
+    let now = SystemTime::now();
+    let credentials = state
+        .credentials
+        .current(now)
+        .ok_or(ApiError::CredentialsUnavailable)?;
+
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut plan = policy::plan(rules, &caller.subject, &body.into(), now, &uuid)?;
+    // A ticket signed with temporary credentials dies with them: never promise longer.
+    if let Some(expiry) = credentials.expires_at {
+        let left = expiry
+            .duration_since(now)
+            .unwrap_or_default()
+            .saturating_sub(Duration::from_secs(5));
+        if plan.request.validity() > left {
+            plan.request = plan
+                .request
+                .expires_in(left)
+                .map_err(|_| ApiError::CredentialsUnavailable)?;
+        }
+    }
+    let post = state
+        .presigner
+        .presign(&credentials.credentials, &plan.request, now)
+        .map_err(ApiError::internal)?;
+    let expires_at = OffsetDateTime::from(post.expires_at())
+        .format(&Rfc3339)
+        .map_err(ApiError::internal)?;
+    tracing::info!(key = %plan.key, "ticket issued");
+
+    let ticket = Ticket {
+        method: "POST",
+        key: plan.key,
+        bucket: rules.bucket.to_string(),
+        expires_at,
+        min_size: plan.min_size,
+        max_size: plan.max_size,
+        post,
+    };
+    let mut response = (StatusCode::CREATED, Json(ticket)).into_response();
+    // A ticket is a credential for one upload: no cache may keep it.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn check_rate(state: &AppState, rules: &TenantRules, caller: &Caller) -> Result<(), ApiError> {
+    let Some(limiter) = state.limiters.get(&rules.id) else {
+        return Ok(());
+    };
+    limiter.check_key(&caller.subject).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        ApiError::RateLimited {
+            retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    })
+}

@@ -1,0 +1,659 @@
+//! Tenant rules: from a verified caller and an upload request to a ticket plan.
+//!
+//! Pure like the presign core (the clock and the UUID are passed in). This is where the
+//! service decides the key, the size range, the content type, the metadata, the fixed
+//! fields and the expiry; the presign core then only signs what the plan says.
+//!
+//! Isolation rests on three things checked here and at start-up: the key comes from the
+//! tenant's template, never from the client; every value put into it is sanitised so it
+//! cannot add path segments (and the subject is escaped injectively); and tenants that
+//! share a bucket have key prefixes that are not prefixes of one another.
+
+pub mod sanitize;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime};
+
+use mime::Mime;
+
+use crate::presign::{
+    BucketName, Condition, MAX_EXPIRES_IN, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
+    PresignError, UtcSecond,
+};
+use template::{KeyTemplate, Placeholder, TemplateValues};
+
+/// Longest tenant id.
+pub const MAX_TENANT_ID_LEN: usize = 64;
+
+/// S3's limit for all user metadata of an object (keys and values), in bytes.
+pub const MAX_METADATA_BYTES: usize = 2048;
+
+/// A tenant's rules, parsed and checked from its `[tenants.<id>]` settings.
+#[derive(Debug, Clone)]
+pub struct TenantRules {
+    /// The tenant id (the `[tenants.<id>]` name and the value of the tenant claim).
+    pub id: String,
+    /// Where its uploads go.
+    pub bucket: BucketName,
+    /// How its keys are made.
+    pub template: KeyTemplate,
+    /// Smallest upload in bytes.
+    pub min_size: u64,
+    /// Largest upload in bytes (at most 5 GiB).
+    pub max_size: u64,
+    /// Allowed content types; empty allows any (and then none is required).
+    pub content_types: Vec<ContentTypePattern>,
+    /// Validity when the request names none.
+    pub default_expires_in: Duration,
+    /// Longest validity a request may ask for; longer requests are capped to it.
+    pub max_expires_in: Duration,
+    /// `x-amz-meta-*` names (lower case) the client may set.
+    pub metadata_keys: Vec<String>,
+    /// Longest metadata value in bytes.
+    pub metadata_value_max_bytes: usize,
+    /// `attachment` or `inline`: adds a `Content-Disposition` with the original name.
+    pub content_disposition: Option<String>,
+    /// Fields every ticket of the tenant carries, each pinned by the policy.
+    pub fixed_fields: Vec<(String, String)>,
+    /// Tickets per minute per subject, if limited.
+    pub rate_limit_per_minute: Option<NonZeroU32>,
+    prefix: String,
+}
+
+/// A tenant's `[tenants.<id>]` settings as written in the configuration file.
+///
+/// Key names are a public contract (deployments write them); see `config/example.toml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The bucket uploads go to.
+    pub bucket: String,
+    /// The key template; default `{tenant}/{sub}/{uuid}/{filename}`.
+    #[serde(default = "default_key_template")]
+    pub key_template: String,
+    /// Smallest upload in bytes; default 0.
+    #[serde(default)]
+    pub min_size: u64,
+    /// Largest upload in bytes, at most 5 GiB. Required.
+    pub max_size: u64,
+    /// Allowed media types (`image/*`, `application/pdf`); empty: any.
+    #[serde(default)]
+    pub content_types: Vec<String>,
+    /// Validity in seconds when the request names none; default 300.
+    #[serde(default = "default_expires_in")]
+    pub default_expires_in: u64,
+    /// Longest validity in seconds; default 3600, at most 604800.
+    #[serde(default = "max_expires_in")]
+    pub max_expires_in: u64,
+    /// `x-amz-meta-*` names the client may set; default none.
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
+    /// Longest metadata value in bytes; default 256.
+    #[serde(default = "metadata_value_max_bytes")]
+    pub metadata_value_max_bytes: usize,
+    /// `attachment` or `inline`: a `Content-Disposition` with the original filename.
+    pub content_disposition: Option<String>,
+    /// Canned ACL (`private`, `public-read`, ...).
+    pub acl: Option<String>,
+    /// `Cache-Control` of stored objects.
+    pub cache_control: Option<String>,
+    /// `x-amz-storage-class` (`STANDARD`, `STANDARD_IA`, ...).
+    pub storage_class: Option<String>,
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub server_side_encryption: Option<String>,
+    /// KMS key id or ARN, with `server_side_encryption = "aws:kms"`.
+    pub sse_kms_key_id: Option<String>,
+    /// Object tags (at most 10).
+    #[serde(default)]
+    pub tagging: BTreeMap<String, String>,
+    /// `success_action_status`: 200, 201 or 204 (S3's default is 204).
+    pub success_action_status: Option<u16>,
+    /// Tickets per minute per subject; default unlimited.
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+fn default_key_template() -> String {
+    "{tenant}/{sub}/{uuid}/{filename}".to_owned()
+}
+fn default_expires_in() -> u64 {
+    300
+}
+fn max_expires_in() -> u64 {
+    3600
+}
+fn metadata_value_max_bytes() -> usize {
+    256
+}
+
+const CANNED_ACLS: &[&str] = &[
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
+
+impl TenantRules {
+    /// Checks every rule of tenant `id`; the error names the offending setting
+    /// (relative to `[tenants.<id>]`) and says what is wrong.
+    pub fn from_settings(id: &str, t: &TenantSettings) -> Result<Self, (&'static str, String)> {
+        if id.is_empty()
+            || id.len() > MAX_TENANT_ID_LEN
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err((
+                "",
+                format!("tenant id {id:?}: 1 to 64 lower-case letters, digits, '-' or '_'"),
+            ));
+        }
+        let bucket = BucketName::new(t.bucket.as_str()).map_err(|e| ("bucket", e.to_string()))?;
+        let template =
+            KeyTemplate::parse(&t.key_template).map_err(|e| ("key_template", e.to_string()))?;
+        let (min_size, max_size) = (t.min_size, t.max_size);
+        if max_size > MAX_POST_OBJECT_SIZE {
+            return Err((
+                "max_size",
+                format!("{max_size} is over the 5 GiB ({MAX_POST_OBJECT_SIZE} bytes) POST limit"),
+            ));
+        }
+        if min_size > max_size {
+            return Err((
+                "min_size",
+                format!("{min_size} is above max_size {max_size}"),
+            ));
+        }
+        let content_types = t
+            .content_types
+            .iter()
+            .map(|p| {
+                ContentTypePattern::parse(p).ok_or((
+                    "content_types",
+                    format!("{p:?} is not a type/subtype pattern"),
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_expires = Duration::from_secs(t.max_expires_in);
+        let default_expires = Duration::from_secs(t.default_expires_in);
+        if t.max_expires_in == 0 || max_expires > MAX_EXPIRES_IN {
+            return Err((
+                "max_expires_in",
+                format!("{} s: must be 1 s to 7 days (604800 s)", t.max_expires_in),
+            ));
+        }
+        if t.default_expires_in == 0 || default_expires > max_expires {
+            return Err((
+                "default_expires_in",
+                format!(
+                    "{} s: must be 1 s to max_expires_in ({} s)",
+                    t.default_expires_in, t.max_expires_in
+                ),
+            ));
+        }
+        let mut keys = Vec::with_capacity(t.metadata_keys.len());
+        for key in &t.metadata_keys {
+            let lower = key.to_ascii_lowercase();
+            if lower.is_empty()
+                || lower.len() > 128
+                || !lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err((
+                    "metadata_keys",
+                    format!("{key:?}: use letters, digits, '-' and '_'"),
+                ));
+            }
+            keys.push(lower);
+        }
+        if t.metadata_value_max_bytes == 0 || t.metadata_value_max_bytes > MAX_METADATA_BYTES {
+            return Err((
+                "metadata_value_max_bytes",
+                format!("{}: must be 1 to 2048", t.metadata_value_max_bytes),
+            ));
+        }
+        if let Some(d) = &t.content_disposition
+            && d != "attachment"
+            && d != "inline"
+        {
+            return Err((
+                "content_disposition",
+                format!("{d:?}: use \"attachment\" or \"inline\""),
+            ));
+        }
+        Ok(Self {
+            prefix: template.tenant_prefix(id),
+            id: id.to_owned(),
+            bucket,
+            template,
+            min_size,
+            max_size,
+            content_types,
+            default_expires_in: default_expires,
+            max_expires_in: max_expires,
+            metadata_keys: keys,
+            metadata_value_max_bytes: t.metadata_value_max_bytes,
+            content_disposition: t.content_disposition.clone(),
+            fixed_fields: fixed_fields(t)?,
+            rate_limit_per_minute: t.rate_limit_per_minute.and_then(NonZeroU32::new),
+        })
+    }
+
+    /// The part every key of this tenant starts with.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+fn fixed_fields(fixed: &TenantSettings) -> Result<Vec<(String, String)>, (&'static str, String)> {
+    let mut fields = Vec::new();
+    let plain = |v: &str| !v.is_empty() && v.len() <= 1024 && !v.chars().any(char::is_control);
+    if let Some(acl) = &fixed.acl {
+        if !CANNED_ACLS.contains(&acl.as_str()) {
+            return Err((
+                "acl",
+                format!("{acl:?} is not a canned ACL ({})", CANNED_ACLS.join(", ")),
+            ));
+        }
+        fields.push(("acl".to_owned(), acl.clone()));
+    }
+    if let Some(v) = &fixed.cache_control {
+        if !plain(v) {
+            return Err((
+                "cache_control",
+                "must be 1 to 1024 characters without controls".to_owned(),
+            ));
+        }
+        fields.push(("Cache-Control".to_owned(), v.clone()));
+    }
+    if let Some(v) = &fixed.storage_class {
+        if !v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') || v.is_empty() {
+            return Err((
+                "storage_class",
+                format!("{v:?}: e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING"),
+            ));
+        }
+        fields.push(("x-amz-storage-class".to_owned(), v.clone()));
+    }
+    match (&fixed.server_side_encryption, &fixed.sse_kms_key_id) {
+        (Some(sse), kms) => {
+            if !["AES256", "aws:kms", "aws:kms:dsse"].contains(&sse.as_str()) {
+                return Err((
+                    "server_side_encryption",
+                    format!("{sse:?}: use AES256, aws:kms or aws:kms:dsse"),
+                ));
+            }
+            fields.push(("x-amz-server-side-encryption".to_owned(), sse.clone()));
+            if let Some(kms) = kms {
+                if !sse.starts_with("aws:kms") || !plain(kms) {
+                    return Err((
+                        "sse_kms_key_id",
+                        "needs server_side_encryption = \"aws:kms\" and a key id or ARN".to_owned(),
+                    ));
+                }
+                fields.push((
+                    "x-amz-server-side-encryption-aws-kms-key-id".to_owned(),
+                    kms.clone(),
+                ));
+            }
+        }
+        (None, Some(_)) => {
+            return Err((
+                "sse_kms_key_id",
+                "needs server_side_encryption = \"aws:kms\"".to_owned(),
+            ));
+        }
+        (None, None) => {}
+    }
+    if !fixed.tagging.is_empty() {
+        if fixed.tagging.len() > 10 {
+            return Err(("tagging", "S3 allows at most 10 tags".to_owned()));
+        }
+        let mut xml = String::from("<Tagging><TagSet>");
+        for (k, v) in &fixed.tagging {
+            if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+                return Err((
+                    "tagging",
+                    format!("tag {k:?}: keys 1 to 128, values up to 256 characters"),
+                ));
+            }
+            let _ = write!(
+                xml,
+                "<Tag><Key>{}</Key><Value>{}</Value></Tag>",
+                xml_escape(k),
+                xml_escape(v)
+            );
+        }
+        xml.push_str("</TagSet></Tagging>");
+        fields.push(("tagging".to_owned(), xml));
+    }
+    if let Some(status) = fixed.success_action_status {
+        if ![200, 201, 204].contains(&status) {
+            return Err((
+                "success_action_status",
+                format!("{status}: use 200, 201 or 204"),
+            ));
+        }
+        fields.push(("success_action_status".to_owned(), status.to_string()));
+    }
+    Ok(fields)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// An allowed content type: `type/subtype`, `type/*` or `*/*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentTypePattern {
+    /// `*/*`.
+    Any,
+    /// `type/*`.
+    AnySubtype(String),
+    /// `type/subtype`.
+    Exact(String, String),
+}
+
+impl ContentTypePattern {
+    /// Parses a pattern (parameters are not allowed in patterns).
+    pub fn parse(pattern: &str) -> Option<Self> {
+        let mime: Mime = pattern.parse().ok()?;
+        if mime.params().next().is_some() {
+            return None;
+        }
+        let (ty, sub) = (mime.type_().as_str(), mime.subtype().as_str());
+        Some(match (ty, sub) {
+            ("*", "*") => Self::Any,
+            ("*", _) => return None,
+            (ty, "*") => Self::AnySubtype(ty.to_owned()),
+            (ty, sub) => Self::Exact(ty.to_owned(), sub.to_owned()),
+        })
+    }
+
+    /// Whether `mime` (its type and subtype; parameters do not matter) is allowed.
+    pub fn matches(&self, mime: &Mime) -> bool {
+        match self {
+            Self::Any => true,
+            Self::AnySubtype(ty) => mime.type_() == ty.as_str(),
+            Self::Exact(ty, sub) => mime.type_() == ty.as_str() && mime.subtype() == sub.as_str(),
+        }
+    }
+}
+
+/// What the client asks for (the body of `POST /uploads`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadRequest {
+    /// The file's name as the user has it.
+    pub filename: String,
+    /// Its media type.
+    pub content_type: Option<String>,
+    /// Its exact size in bytes, if declared.
+    pub size: Option<u64>,
+    /// `x-amz-meta-*` values by name.
+    pub metadata: BTreeMap<String, String>,
+    /// Requested validity in seconds.
+    pub expires_in: Option<u64>,
+}
+
+/// Why a request is refused by the tenant's rules. Each maps to one API error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// `invalid_filename`.
+    #[error("the filename has no usable characters")]
+    InvalidFilename,
+    /// `content_type_not_allowed`: the tenant restricts types and none was given.
+    #[error("content_type is required: this tenant allows only {0}")]
+    ContentTypeRequired(String),
+    /// `invalid_request`: not a media type.
+    #[error("content_type {0:?} is not a media type (type/subtype)")]
+    ContentTypeInvalid(String),
+    /// `content_type_not_allowed`.
+    #[error("content type {given} is not allowed; allowed: {allowed}")]
+    ContentTypeNotAllowed {
+        /// The type asked for.
+        given: String,
+        /// The tenant's patterns.
+        allowed: String,
+    },
+    /// `file_too_large`.
+    #[error("{size} bytes is over this tenant's maximum of {max} bytes")]
+    FileTooLarge {
+        /// Declared size.
+        size: u64,
+        /// Tenant maximum.
+        max: u64,
+    },
+    /// `file_too_small`.
+    #[error("{size} bytes is under this tenant's minimum of {min} bytes")]
+    FileTooSmall {
+        /// Declared size.
+        size: u64,
+        /// Tenant minimum.
+        min: u64,
+    },
+    /// `metadata_not_allowed`.
+    #[error("{0}")]
+    MetadataNotAllowed(String),
+    /// `invalid_request`: `expires_in` of zero.
+    #[error("expires_in must be at least 1 second")]
+    InvalidExpiry,
+    /// `invalid_token`: the subject cannot name a key segment.
+    #[error("the token's subject is empty or too long")]
+    UnusableSubject,
+    /// The core refused the plan: a configuration the start-up checks did not catch.
+    #[error("the ticket could not be signed")]
+    Presign(#[from] PresignError),
+}
+
+/// A ticket to sign, and what the response reports about it.
+#[derive(Debug, Clone)]
+pub struct TicketPlan {
+    /// What the presign core signs.
+    pub request: PostRequest,
+    /// The object key.
+    pub key: String,
+    /// Smallest size the policy allows.
+    pub min_size: u64,
+    /// Largest size the policy allows.
+    pub max_size: u64,
+}
+
+/// Applies `rules` to `request` from `subject`, as of `now`, with `uuid` for `{uuid}`.
+pub fn plan(
+    rules: &TenantRules,
+    subject: &str,
+    request: &UploadRequest,
+    now: SystemTime,
+    uuid: &str,
+) -> Result<TicketPlan, PolicyError> {
+    let sub = sanitize::escape_subject(subject).ok_or(PolicyError::UnusableSubject)?;
+    let filename =
+        sanitize::sanitize_filename(&request.filename).ok_or(PolicyError::InvalidFilename)?;
+    let content_type = content_type(rules, request.content_type.as_deref())?;
+    let (min_size, max_size) = sizes(rules, request.size)?;
+    let metadata = metadata(rules, &request.metadata)?;
+    let expires_in = match request.expires_in {
+        Some(0) => return Err(PolicyError::InvalidExpiry),
+        Some(seconds) => Duration::from_secs(seconds).min(rules.max_expires_in),
+        None => rules.default_expires_in,
+    };
+
+    let date = if rules.template.uses(Placeholder::Date) {
+        let day = UtcSecond::from_system_time(now)?.iso8601();
+        format!("{}/{}/{}", &day[0..4], &day[5..7], &day[8..10])
+    } else {
+        String::new()
+    };
+    let ext = sanitize::extension(&filename);
+    let key = rules.template.render(&TemplateValues {
+        tenant: &rules.id,
+        sub: &sub,
+        uuid,
+        date: &date,
+        filename: &filename,
+        ext: &ext,
+    });
+    // Defence in depth: the template guarantees this; a bug here must not cross tenants.
+    if !key.starts_with(rules.key_prefix()) {
+        return Err(PolicyError::InvalidFilename);
+    }
+
+    let mut post = PostRequest::new(rules.bucket.clone(), ObjectKey::new(key.as_str())?)
+        .condition(Condition::content_length_range(min_size, max_size)?)
+        .expires_in(expires_in)?;
+    if let Some(content_type) = &content_type {
+        post = post.field("Content-Type", content_type.as_str())?;
+    }
+    for (name, value) in &metadata {
+        post = post.field(&format!("x-amz-meta-{name}"), value.as_str())?;
+    }
+    if let Some(disposition) = &rules.content_disposition {
+        post = post.field(
+            "Content-Disposition",
+            content_disposition(disposition, &filename),
+        )?;
+    }
+    for (name, value) in &rules.fixed_fields {
+        post = post.field(name, value.as_str())?;
+    }
+    Ok(TicketPlan {
+        request: post,
+        key,
+        min_size,
+        max_size,
+    })
+}
+
+fn content_type(rules: &TenantRules, given: Option<&str>) -> Result<Option<String>, PolicyError> {
+    let allowed = || {
+        rules
+            .content_types
+            .iter()
+            .map(|p| match p {
+                ContentTypePattern::Any => "*/*".to_owned(),
+                ContentTypePattern::AnySubtype(t) => format!("{t}/*"),
+                ContentTypePattern::Exact(t, s) => format!("{t}/{s}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(given) = given else {
+        return if rules.content_types.is_empty() {
+            Ok(None)
+        } else {
+            Err(PolicyError::ContentTypeRequired(allowed()))
+        };
+    };
+    let mime: Mime = given
+        .parse()
+        .map_err(|_| PolicyError::ContentTypeInvalid(given.to_owned()))?;
+    if mime.type_() == "*" || mime.subtype() == "*" || given.len() > 255 {
+        return Err(PolicyError::ContentTypeInvalid(given.to_owned()));
+    }
+    if !rules.content_types.is_empty() && !rules.content_types.iter().any(|p| p.matches(&mime)) {
+        return Err(PolicyError::ContentTypeNotAllowed {
+            given: mime.essence_str().to_owned(),
+            allowed: allowed(),
+        });
+    }
+    // The normalised form: lower-case type and subtype, parameters as given.
+    Ok(Some(mime.to_string()))
+}
+
+fn sizes(rules: &TenantRules, size: Option<u64>) -> Result<(u64, u64), PolicyError> {
+    match size {
+        None => Ok((rules.min_size, rules.max_size)),
+        Some(size) if size > rules.max_size => Err(PolicyError::FileTooLarge {
+            size,
+            max: rules.max_size,
+        }),
+        Some(size) if size < rules.min_size => Err(PolicyError::FileTooSmall {
+            size,
+            min: rules.min_size,
+        }),
+        Some(size) => Ok((size, size)),
+    }
+}
+
+fn metadata(
+    rules: &TenantRules,
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, PolicyError> {
+    let mut out = BTreeMap::new();
+    let mut total = 0;
+    for (key, value) in given {
+        let lower = key.to_ascii_lowercase();
+        if !rules.metadata_keys.contains(&lower) {
+            return Err(PolicyError::MetadataNotAllowed(
+                if rules.metadata_keys.is_empty() {
+                    format!("metadata key {key:?} is not allowed: this tenant allows no metadata")
+                } else {
+                    format!(
+                        "metadata key {key:?} is not allowed; allowed: {}",
+                        rules.metadata_keys.join(", ")
+                    )
+                },
+            ));
+        }
+        if value.len() > rules.metadata_value_max_bytes {
+            return Err(PolicyError::MetadataNotAllowed(format!(
+                "metadata {key:?} is over {} bytes",
+                rules.metadata_value_max_bytes
+            )));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(PolicyError::MetadataNotAllowed(format!(
+                "metadata {key:?} has control characters"
+            )));
+        }
+        if out.insert(lower.clone(), value.clone()).is_some() {
+            return Err(PolicyError::MetadataNotAllowed(format!(
+                "metadata key {key:?} is given twice (names are case-insensitive)"
+            )));
+        }
+        total += lower.len() + value.len();
+    }
+    if total > MAX_METADATA_BYTES {
+        return Err(PolicyError::MetadataNotAllowed(format!(
+            "metadata is {total} bytes; S3 allows {MAX_METADATA_BYTES}"
+        )));
+    }
+    Ok(out)
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266): the
+/// original name for browsers, a safe ASCII one for everything else.
+fn content_disposition(disposition: &str, filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(filename.len() * 3);
+    for b in filename.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            let _ = write!(encoded, "%{b:02X}");
+        }
+    }
+    format!("{disposition}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+use std::time::UNIX_EPOCH;
+
+use super::*;
+
+const UUID: &str = "0f8c2d1e-5b7a-4c3e-9d2f-6a1b8e7c4d3f";
+
+fn settings() -> TenantSettings {
+    toml::from_str(
+        r#"
+        bucket = "acme-uploads"
+        key_template = "{tenant}/{sub}/{uuid}/{filename}"
+        min_size = 1
+        max_size = 26214400
+        content_types = ["image/*", "application/pdf"]
+        metadata_keys = ["album", "Purpose"]
+        content_disposition = "attachment"
+        acl = "private"
+        success_action_status = 201
+        tagging = { project = "a&b" }
+        "#,
+    )
+    .unwrap()
+}
+
+fn rules() -> TenantRules {
+    TenantRules::from_settings("acme", &settings()).unwrap()
+}
+
+fn request() -> UploadRequest {
+    UploadRequest {
+        filename: "holiday photo.jpg".to_owned(),
+        content_type: Some("image/jpeg".to_owned()),
+        ..UploadRequest::default()
+    }
+}
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_795_608_000) // 2026-11-25T08:00:00Z
+}
+
+#[test]
+fn a_plan_uses_the_template_and_pins_every_rule() {
+    let plan = plan(&rules(), "user-42", &request(), now(), UUID).unwrap();
+    assert_eq!(plan.key, format!("acme/user-42/{UUID}/holiday_photo.jpg"));
+    assert_eq!((plan.min_size, plan.max_size), (1, 26_214_400));
+    let fields: Vec<(&str, &str)> = plan.request.fields().collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("Content-Type", "image/jpeg"),
+            (
+                "Content-Disposition",
+                "attachment; filename=\"holiday_photo.jpg\"; filename*=UTF-8''holiday_photo.jpg"
+            ),
+            ("acl", "private"),
+            (
+                "tagging",
+                "<Tagging><TagSet><Tag><Key>project</Key><Value>a&amp;b</Value></Tag></TagSet></Tagging>"
+            ),
+            ("success_action_status", "201"),
+        ]
+    );
+    assert_eq!(plan.request.validity(), Duration::from_secs(300));
+}
+
+#[test]
+fn a_declared_size_is_pinned_exactly_and_bounded() {
+    let rules = rules();
+    let sized = |size| UploadRequest {
+        size: Some(size),
+        ..request()
+    };
+    let p = plan(&rules, "u", &sized(2048), now(), UUID).unwrap();
+    assert_eq!((p.min_size, p.max_size), (2048, 2048));
+    assert!(matches!(
+        plan(&rules, "u", &sized(0), now(), UUID),
+        Err(PolicyError::FileTooSmall { .. })
+    ));
+    assert!(matches!(
+        plan(&rules, "u", &sized(26_214_401), now(), UUID),
+        Err(PolicyError::FileTooLarge { .. })
+    ));
+    assert!(matches!(
+        plan(&rules, "u", &sized(u64::MAX), now(), UUID),
+        Err(PolicyError::FileTooLarge { .. })
+    ));
+}
+
+#[test]
+fn content_types_are_matched_against_the_patterns() {
+    let rules = rules();
+    let typed = |t: Option<&str>| UploadRequest {
+        content_type: t.map(str::to_owned),
+        ..request()
+    };
+    assert!(plan(&rules, "u", &typed(Some("application/pdf")), now(), UUID).is_ok());
+    assert!(plan(&rules, "u", &typed(Some("IMAGE/PNG")), now(), UUID).is_ok());
+    assert!(matches!(
+        plan(&rules, "u", &typed(Some("text/html")), now(), UUID),
+        Err(PolicyError::ContentTypeNotAllowed { .. })
+    ));
+    assert!(matches!(
+        plan(&rules, "u", &typed(None), now(), UUID),
+        Err(PolicyError::ContentTypeRequired(_))
+    ));
+    assert!(matches!(
+        plan(&rules, "u", &typed(Some("not a type")), now(), UUID),
+        Err(PolicyError::ContentTypeInvalid(_))
+    ));
+    assert!(matches!(
+        plan(&rules, "u", &typed(Some("image/*")), now(), UUID),
+        Err(PolicyError::ContentTypeInvalid(_))
+    ));
+}
+
+#[test]
+fn metadata_is_allow_listed_case_insensitively_and_bounded() {
+    let rules = rules();
+    let meta = |pairs: &[(&str, &str)]| UploadRequest {
+        metadata: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..request()
+    };
+    let p = plan(
+        &rules,
+        "u",
+        &meta(&[("ALBUM", "2026"), ("purpose", "x")]),
+        now(),
+        UUID,
+    )
+    .unwrap();
+    let names: Vec<&str> = p.request.fields().map(|(n, _)| n).collect();
+    assert!(names.contains(&"x-amz-meta-album"));
+    assert!(names.contains(&"x-amz-meta-purpose"));
+    for bad in [
+        meta(&[("owner", "x")]),
+        meta(&[("album", &"x".repeat(257))]),
+        meta(&[("album", "a\nb")]),
+        meta(&[("album", "1"), ("Album", "2")]),
+    ] {
+        assert!(
+            matches!(
+                plan(&rules, "u", &bad, now(), UUID),
+                Err(PolicyError::MetadataNotAllowed(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn expiry_defaults_and_is_capped() {
+    let rules = rules();
+    let exp = |s| UploadRequest {
+        expires_in: Some(s),
+        ..request()
+    };
+    assert_eq!(
+        plan(&rules, "u", &exp(120), now(), UUID)
+            .unwrap()
+            .request
+            .validity(),
+        Duration::from_secs(120)
+    );
+    assert_eq!(
+        plan(&rules, "u", &exp(u64::MAX), now(), UUID)
+            .unwrap()
+            .request
+            .validity(),
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        plan(&rules, "u", &exp(0), now(), UUID).unwrap_err(),
+        PolicyError::InvalidExpiry
+    );
+}
+
+#[test]
+fn no_subject_or_filename_leaves_the_tenant_prefix() {
+    let rules = rules();
+    for (sub, filename) in [
+        ("../other", "x.jpg"),
+        ("a/../../b", "../../../other-tenant/x.jpg"),
+        ("${filename}", "${filename}"),
+        ("$key", "%2F..%2Fx"),
+        ("\u{202E}evil", "\u{0}\n/\\.jpg"),
+        (&"s".repeat(128), &"f".repeat(5000)),
+    ] {
+        let req = UploadRequest {
+            filename: filename.to_owned(),
+            ..request()
+        };
+        if let Ok(p) = plan(&rules, sub, &req, now(), UUID) {
+            assert!(p.key.starts_with("acme/"), "{}", p.key);
+            let segments: Vec<&str> = p.key.split('/').collect();
+            assert_eq!(segments.len(), 4, "{}", p.key);
+            assert!(
+                !segments.iter().any(|s| *s == ".." || s.is_empty()),
+                "{}",
+                p.key
+            );
+        }
+    }
+    assert_eq!(
+        plan(&rules, "", &request(), now(), UUID).unwrap_err(),
+        PolicyError::UnusableSubject
+    );
+    let empty = UploadRequest {
+        filename: "../..".to_owned(),
+        ..request()
+    };
+    assert_eq!(
+        plan(&rules, "u", &empty, now(), UUID).unwrap_err(),
+        PolicyError::InvalidFilename
+    );
+}
+
+#[test]
+fn date_and_ext_placeholders_render() {
+    let mut s = settings();
+    s.key_template = "{tenant}/{date}/{uuid}.{ext}".to_owned();
+    let rules = TenantRules::from_settings("acme", &s).unwrap();
+    let p = plan(&rules, "u", &request(), now(), UUID).unwrap();
+    assert_eq!(p.key, format!("acme/2026/11/25/{UUID}.jpg"));
+}
+
+#[test]
+fn content_disposition_carries_the_original_name_safely() {
+    let req = UploadRequest {
+        filename: "résumé \"final\".pdf".to_owned(),
+        content_type: Some("application/pdf".to_owned()),
+        ..request()
+    };
+    let p = plan(&rules(), "u", &req, now(), UUID).unwrap();
+    let cd = p
+        .request
+        .fields()
+        .find(|(n, _)| *n == "Content-Disposition")
+        .unwrap()
+        .1;
+    assert_eq!(
+        cd,
+        "attachment; filename=\"r_sum__final_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9_final_.pdf"
+    );
+}
+
+#[test]
+fn bad_settings_name_the_setting() {
+    let check = |edit: &dyn Fn(&mut TenantSettings), field: &str| {
+        let mut s = settings();
+        edit(&mut s);
+        let (name, why) = TenantRules::from_settings("acme", &s).unwrap_err();
+        assert_eq!(name, field, "{why}");
+    };
+    check(&|s| s.max_size = MAX_POST_OBJECT_SIZE + 1, "max_size");
+    check(&|s| s.min_size = s.max_size + 1, "min_size");
+    check(
+        &|s| s.key_template = "{tenant}/{nope}".to_owned(),
+        "key_template",
+    );
+    check(&|s| s.bucket = "no".to_owned(), "bucket");
+    check(
+        &|s| s.content_types = vec!["image".to_owned()],
+        "content_types",
+    );
+    check(&|s| s.max_expires_in = 604_801, "max_expires_in");
+    check(&|s| s.default_expires_in = 7200, "default_expires_in");
+    check(&|s| s.acl = Some("everyone".to_owned()), "acl");
+    check(
+        &|s| s.success_action_status = Some(302),
+        "success_action_status",
+    );
+    check(
+        &|s| s.sse_kms_key_id = Some("k".to_owned()),
+        "sse_kms_key_id",
+    );
+    check(
+        &|s| s.content_disposition = Some("download".to_owned()),
+        "content_disposition",
+    );
+    check(
+        &|s| s.metadata_keys = vec!["a b".to_owned()],
+        "metadata_keys",
+    );
+    assert!(TenantRules::from_settings("Acme", &settings()).is_err());
+}

@@ -1,0 +1,526 @@
+//! JWT verification over HTTP: every refusal is 401 `invalid_token` with
+//! `WWW-Authenticate`, and no ticket.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::{Value, json};
+use upload_tickets::credentials::StaticSource;
+use upload_tickets::presign::Credentials;
+
+use crate::helpers::*;
+
+async fn refused(app: &TestApp, token: &str) {
+    let response = app
+        .upload(
+            token,
+            &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+        )
+        .await;
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
+        Some("Bearer error=\"invalid_token\""),
+    );
+    let body = problem(response, 401, "invalid_token").await;
+    assert!(
+        !body.to_string().contains(token),
+        "the problem echoes the token"
+    );
+}
+
+async fn accepted(app: &TestApp, token: &str) {
+    let response = app
+        .upload(
+            token,
+            &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64_simd::URL_SAFE_NO_PAD.encode_to_string(bytes)
+}
+
+#[tokio::test]
+async fn hs256_tokens_are_checked_claim_by_claim() {
+    let app = spawn_app().await;
+    accepted(&app, &token("acme", "u")).await;
+
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut c = claims("acme", "u");
+        edit(&mut c);
+        hs256(&c)
+    };
+    // Audience lists containing ours are fine.
+    accepted(&app, &with(&|c| c["aud"] = json!(["other", AUDIENCE]))).await;
+    // Leeway: expired 3 s ago is still inside the 5 s leeway.
+    accepted(&app, &with(&|c| c["exp"] = json!(now() - 3))).await;
+
+    for (what, token) in [
+        ("expired", with(&|c| c["exp"] = json!(now() - 60))),
+        ("not yet valid", with(&|c| c["nbf"] = json!(now() + 600))),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://evil.test/")),
+        ),
+        (
+            "wrong audience",
+            with(&|c| c["aud"] = json!("someone-else")),
+        ),
+        (
+            "audience list without ours",
+            with(&|c| c["aud"] = json!(["a", "b"])),
+        ),
+        (
+            "missing exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
+        (
+            "exp as a string",
+            with(&|c| c["exp"] = json!((now() + 600).to_string())),
+        ),
+        (
+            "nbf as a string",
+            with(&|c| c["nbf"] = json!((now() + 600).to_string())),
+        ),
+        (
+            "missing sub",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
+        ),
+        (
+            "missing tenant",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("tenant");
+            }),
+        ),
+        (
+            "tenant of the wrong type",
+            with(&|c| c["tenant"] = json!(["acme"])),
+        ),
+        ("tenant as a number", with(&|c| c["tenant"] = json!(7))),
+        ("sub as a number", with(&|c| c["sub"] = json!(42))),
+        (
+            "scope of the wrong type",
+            with(&|c| c["scope"] = json!({"a": 1})),
+        ),
+    ] {
+        let response = app
+            .upload(
+                &token,
+                &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+            )
+            .await;
+        assert_eq!(response.status(), 401, "{what}");
+        problem(response, 401, "invalid_token").await;
+    }
+}
+
+#[tokio::test]
+async fn forged_and_mangled_tokens_are_refused() {
+    let app = spawn_app().await;
+    let good = token("acme", "u");
+    let parts: Vec<&str> = good.split('.').collect();
+
+    // alg: none, with and without a signature.
+    let none_header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+    refused(&app, &format!("{none_header}.{}.", parts[1])).await;
+    refused(&app, &format!("{none_header}.{}.{}", parts[1], parts[2])).await;
+    // Signed with another secret.
+    let other = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims("acme", "u"),
+        &EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes"),
+    )
+    .unwrap();
+    refused(&app, &other).await;
+    // Payload swapped for another tenant's, signature kept.
+    let forged_payload = b64(claims("globex", "u").to_string().as_bytes());
+    refused(&app, &format!("{}.{forged_payload}.{}", parts[0], parts[2])).await;
+    // Truncated, padded, garbage.
+    refused(&app, &good[..good.len() - 5]).await;
+    refused(&app, &format!("{good}AAAA")).await;
+    refused(&app, &format!("{good}.x")).await;
+    refused(&app, "not-a-jwt").await;
+    refused(&app, "a.b.c").await;
+    refused(&app, "!!!.@@@.###").await;
+    // An RS256 token where only HS256 is allowed.
+    refused(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            None,
+        ),
+    )
+    .await;
+    // jku / x5u headers are ignored, never fetched: the token still needs our key.
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.jku = Some("http://127.0.0.1:1/jwks.json".to_owned());
+    header.x5u = Some("http://127.0.0.1:1/cert.pem".to_owned());
+    accepted(
+        &app,
+        &jsonwebtoken::encode(
+            &header,
+            &claims("acme", "u"),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap(),
+    )
+    .await;
+    // Duplicate claims, correctly signed: refused, as parsers disagree on which one counts.
+    let dup_payload = b64(format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"u","tenant":"globex","tenant":"acme","scope":"uploads:write","exp":{}}}"#, now() + 600).as_bytes());
+    let signing_input = format!("{}.{dup_payload}", parts[0]);
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    refused(&app, &format!("{signing_input}.{signature}")).await;
+}
+
+#[tokio::test]
+async fn missing_malformed_and_huge_authorization_is_refused() {
+    let app = spawn_app().await;
+    let body = json!({"filename": "a.pdf", "content_type": "application/pdf"});
+    let post = || app.client.post(app.url("/uploads")).json(&body);
+    for request in [
+        post(),
+        post().header("authorization", "Basic dXNlcjpwYXNz"),
+        post().header("authorization", "Bearer"),
+        post().header("authorization", "Bearer "),
+        post().header("authorization", format!("Bearer {}", "a".repeat(9000))),
+        post().header(
+            "authorization",
+            format!("Bearer {}.{}.{}", "a".repeat(4000), "b".repeat(4000), "c"),
+        ),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert!(response.headers().contains_key("www-authenticate"));
+    }
+    // A megabyte of header never reaches the verifier: the HTTP layer refuses it.
+    let response = post()
+        .header("authorization", format!("Bearer {}", "a".repeat(1_000_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+}
+
+fn rs_config(key_source: &str, algorithms: &str) -> String {
+    base_config()
+        .replace(
+            "algorithms = [\"HS256\"]",
+            &format!("algorithms = {algorithms}"),
+        )
+        .replace(&format!("hmac_secret_env = \"{SECRET_ENV}\""), key_source)
+}
+
+async fn spawn(config: &str) -> TestApp {
+    spawn_app_with(
+        config,
+        Arc::new(StaticSource(
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        )),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rs256_with_a_pem_key_and_no_algorithm_confusion() {
+    let pem = fixture("jwt/rsa-a-public.pem");
+    let app = spawn(&rs_config(
+        &format!("public_key_pem_file = {:?}", pem.to_str().unwrap()),
+        "[\"RS256\"]",
+    ))
+    .await;
+    accepted(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            None,
+        ),
+    )
+    .await;
+    refused(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-b"),
+            None,
+        ),
+    )
+    .await;
+    // HS256 signed with the RSA public key as the secret: the classic confusion attack.
+    let public_pem = std::fs::read(&pem).unwrap();
+    refused(
+        &app,
+        &sign(
+            Algorithm::HS256,
+            &claims("acme", "u"),
+            &EncodingKey::from_secret(&public_pem),
+            None,
+        ),
+    )
+    .await;
+    // PS256 is not in the allow-list even though the key could verify it.
+    refused(
+        &app,
+        &sign(
+            Algorithm::PS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            None,
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ec_and_ed25519_pem_keys_work_and_families_do_not_mix() {
+    let ec = fixture("jwt/ec-public.pem");
+    let app = spawn(&rs_config(
+        &format!("public_key_pem_file = {:?}", ec.to_str().unwrap()),
+        "[\"ES256\"]",
+    ))
+    .await;
+    let ec_key =
+        EncodingKey::from_ec_pem(&std::fs::read(fixture("jwt/ec-private.pem")).unwrap()).unwrap();
+    accepted(
+        &app,
+        &sign(Algorithm::ES256, &claims("acme", "u"), &ec_key, None),
+    )
+    .await;
+    refused(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            None,
+        ),
+    )
+    .await;
+
+    let ed = fixture("jwt/ed25519-public.pem");
+    let app = spawn(&rs_config(
+        &format!("public_key_pem_file = {:?}", ed.to_str().unwrap()),
+        "[\"EdDSA\"]",
+    ))
+    .await;
+    let ed_key =
+        EncodingKey::from_ed_pem(&std::fs::read(fixture("jwt/ed25519-private.pem")).unwrap())
+            .unwrap();
+    accepted(
+        &app,
+        &sign(Algorithm::EdDSA, &claims("acme", "u"), &ed_key, None),
+    )
+    .await;
+    refused(
+        &app,
+        &sign(Algorithm::ES256, &claims("acme", "u"), &ec_key, None),
+    )
+    .await;
+}
+
+/// The JWKS body (none: the provider answers 503) and the number of fetches.
+type JwksState = (Arc<Mutex<Option<String>>>, Arc<Mutex<u32>>);
+
+/// A stand-in identity provider serving a JWKS that the test can change or break.
+struct Jwks {
+    addr: SocketAddr,
+    body: Arc<Mutex<Option<String>>>,
+    hits: Arc<Mutex<u32>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Jwks {
+    async fn start(file: &str) -> Self {
+        let body = Arc::new(Mutex::new(Some(
+            std::fs::read_to_string(fixture(&format!("jwt/{file}"))).unwrap(),
+        )));
+        let hits = Arc::new(Mutex::new(0));
+        let state = (Arc::clone(&body), Arc::clone(&hits));
+        let router = Router::new()
+            .route(
+                "/jwks.json",
+                get(|State((body, hits)): State<JwksState>| async move {
+                    *hits.lock().unwrap() += 1;
+                    match body.lock().unwrap().clone() {
+                        Some(text) => (StatusCode::OK, text),
+                        None => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
+                    }
+                }),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            addr,
+            body,
+            hits,
+            _server: server,
+        }
+    }
+
+    fn serve(&self, file: Option<&str>) {
+        *self.body.lock().unwrap() =
+            file.map(|f| std::fs::read_to_string(fixture(&format!("jwt/{f}"))).unwrap());
+    }
+
+    fn hits(&self) -> u32 {
+        *self.hits.lock().unwrap()
+    }
+}
+
+fn jwks_config(jwks: &Jwks, min_interval: u64) -> String {
+    rs_config(
+        &format!(
+            "jwks_url = \"http://{}/jwks.json\"\njwks_min_refresh_interval_seconds = {min_interval}",
+            jwks.addr
+        ),
+        "[\"RS256\"]",
+    )
+}
+
+#[tokio::test]
+async fn jwks_keys_rotate_and_unknown_kids_refresh_at_most_once_per_interval() {
+    let jwks = Jwks::start("jwks-rsa-a.json").await;
+    let app = spawn(&jwks_config(&jwks, 1)).await;
+    let a = sign(
+        Algorithm::RS256,
+        &claims("acme", "u"),
+        &rsa_key("rsa-a"),
+        Some("rsa-a"),
+    );
+    let b = sign(
+        Algorithm::RS256,
+        &claims("acme", "u"),
+        &rsa_key("rsa-b"),
+        Some("rsa-b"),
+    );
+    accepted(&app, &a).await;
+    // rsa-b is not published yet: unknown kid.
+    refused(&app, &b).await;
+
+    // The provider rotates: rsa-b appears. After the minimum interval, an unknown kid
+    // triggers a refresh and the new key works.
+    jwks.serve(Some("jwks-both.json"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    accepted(&app, &b).await;
+    accepted(&app, &a).await;
+
+    // Made-up kids do not turn into a flood of fetches.
+    let before = jwks.hits();
+    for i in 0..20 {
+        let forged = sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            Some(&format!("made-up-{i}")),
+        );
+        refused(&app, &forged).await;
+    }
+    assert!(
+        jwks.hits() - before <= 1,
+        "{} fetches for 20 unknown kids",
+        jwks.hits() - before
+    );
+}
+
+#[tokio::test]
+async fn when_the_identity_provider_is_down_cached_keys_keep_working() {
+    let jwks = Jwks::start("jwks-rsa-a.json").await;
+    let app = spawn(&jwks_config(&jwks, 0)).await;
+    let a = sign(
+        Algorithm::RS256,
+        &claims("acme", "u"),
+        &rsa_key("rsa-a"),
+        Some("rsa-a"),
+    );
+    accepted(&app, &a).await;
+    jwks.serve(None);
+    // An unknown kid makes it try (and fail) to refresh; the cached key still serves.
+    refused(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-b"),
+            Some("rsa-b"),
+        ),
+    )
+    .await;
+    accepted(&app, &a).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn without_any_jwks_the_service_is_not_ready() {
+    let jwks = Jwks::start("jwks-rsa-a.json").await;
+    jwks.serve(None);
+    let app = spawn(&jwks_config(&jwks, 0)).await;
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "not_ready");
+    assert_eq!(ready["checks"]["token_keys"], false);
+    refused(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            Some("rsa-a"),
+        ),
+    )
+    .await;
+    // The provider comes back: the next unknown-kid lookup loads the keys.
+    jwks.serve(Some("jwks-rsa-a.json"));
+    accepted(
+        &app,
+        &sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key("rsa-a"),
+            Some("rsa-a"),
+        ),
+    )
+    .await;
+}

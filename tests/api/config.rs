@@ -1,0 +1,190 @@
+//! Configuration: the shipped files are valid, every bad setting is named, the
+//! environment overrides the file, and `check-config` reports it all.
+
+use std::path::Path;
+use std::process::Command;
+
+use upload_tickets::config::{Config, ConfigError, Settings, Source};
+
+use crate::helpers::*;
+
+fn check(toml: &str) -> Result<Config, ConfigError> {
+    let settings = Settings::load(&Source::Text(toml.to_owned()))?;
+    Config::from_settings_with_env(settings, &|name| {
+        (name == SECRET_ENV).then(|| SECRET.to_owned())
+    })
+}
+
+fn refused_naming(toml: &str, setting: &str) {
+    let error = check(toml)
+        .expect_err("the configuration is refused")
+        .to_string();
+    assert!(error.contains(setting), "{setting:?} not named in: {error}");
+}
+
+fn check_config(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+        .args(["check-config", "--config"])
+        .arg(path)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_shipped_configurations_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, text) = check_config(&root.join("config/example.toml"), &[]);
+    assert!(ok, "{text}");
+    assert!(text.contains("2 tenant(s)"), "{text}");
+    let (ok, text) = check_config(
+        &root.join("config/default.toml"),
+        &[(
+            "UPLOAD_TICKETS_JWT_SECRET",
+            "a-dev-secret-of-at-least-32-bytes-long",
+        )],
+    );
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn environment_overrides_win_and_are_checked_too() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, text) = check_config(
+        &root.join("config/example.toml"),
+        &[("UPLOAD_TICKETS__SERVER__LISTEN", "127.0.0.1:9999")],
+    );
+    assert!(ok && text.contains("127.0.0.1:9999"), "{text}");
+    let (ok, text) = check_config(
+        &root.join("config/example.toml"),
+        &[("UPLOAD_TICKETS__TENANTS__ACME__MAX_SIZE", "6000000000")],
+    );
+    assert!(!ok && text.contains("tenants.acme.max_size"), "{text}");
+}
+
+#[test]
+fn a_missing_secret_variable_or_file_is_named() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, text) = check_config(&root.join("config/default.toml"), &[]);
+    assert!(
+        !ok && text.contains("auth.hmac_secret_env") && text.contains("UPLOAD_TICKETS_JWT_SECRET"),
+        "{text}"
+    );
+    let (ok, text) = check_config(&root.join("config/missing.toml"), &[]);
+    assert!(!ok && text.contains("missing.toml"), "{text}");
+}
+
+#[test]
+fn every_bad_setting_is_named() {
+    let base = base_config();
+    refused_naming(
+        &base.replace("max_size = 1048576", "max_size = 5368709121"),
+        "tenants.acme.max_size",
+    );
+    refused_naming(
+        &base.replace("min_size = 1\n", "min_size = 2000000\n"),
+        "tenants.acme.min_size",
+    );
+    refused_naming(
+        &base.replace("globex/{sub}/{uuid}/{filename}", "globex/{user}/{uuid}"),
+        "tenants.globex.key_template",
+    );
+    refused_naming(
+        &base.replace("globex/{sub}/{uuid}/{filename}", "{sub}/{uuid}"),
+        "key_template",
+    );
+    refused_naming(&base.replace("globex/{sub}", "acme/{sub}"), "key_template");
+    refused_naming(
+        &base.replace("algorithms = [\"HS256\"]", "algorithms = [\"none\"]"),
+        "auth.algorithms",
+    );
+    refused_naming(
+        &base.replace("algorithms = [\"HS256\"]", "algorithms = [\"HS999\"]"),
+        "auth.algorithms",
+    );
+    refused_naming(
+        &base.replace(
+            "algorithms = [\"HS256\"]",
+            "algorithms = [\"HS256\", \"RS256\"]",
+        ),
+        "auth.algorithms",
+    );
+    refused_naming(
+        &base.replace("algorithms = [\"HS256\"]", "algorithms = []"),
+        "auth.algorithms",
+    );
+    refused_naming(
+        &base.replace(
+            &format!("hmac_secret_env = \"{SECRET_ENV}\""),
+            "hmac_secret_env = \"NOT_SET_ANYWHERE\"",
+        ),
+        "auth.hmac_secret_env",
+    );
+    refused_naming(
+        &base.replace(&format!("hmac_secret_env = \"{SECRET_ENV}\""), ""),
+        "auth",
+    );
+    refused_naming(
+        &base.replace(
+            &format!("hmac_secret_env = \"{SECRET_ENV}\""),
+            "public_key_pem_file = \"/nonexistent.pem\"",
+        ),
+        "auth",
+    );
+    refused_naming(
+        &base.replace("region = \"us-east-1\"", "region = \"US-EAST-1\""),
+        "s3.region",
+    );
+    refused_naming(
+        &base.replace(
+            "endpoint = \"http://127.0.0.1:9000\"",
+            "endpoint = \"ftp://x\"",
+        ),
+        "s3.endpoint",
+    );
+    refused_naming(
+        &base.replace("https://app.example.com\"]", "https://app.example.com/\"]"),
+        "server.cors_allowed_origins",
+    );
+    refused_naming(
+        &base.replace("bucket = \"limited-uploads\"", "bucket = \"x\""),
+        "tenants.limited.bucket",
+    );
+    refused_naming(
+        &base.replace("rate_limit_per_minute = 2", "rate_limit_per_minut = 2"),
+        "rate_limit_per_minut",
+    );
+    refused_naming(
+        &base.replace("[tenants.acme]", "[tenants.Acme]"),
+        "tenants.Acme",
+    );
+    refused_naming(
+        &base.replace("request_timeout_seconds = 5", "request_timeout_seconds = 0"),
+        "server.request_timeout_seconds",
+    );
+    refused_naming(
+        &base.replace("max_size = 1000\nrate", "max_size = \"big\"\nrate"),
+        "max_size",
+    );
+}
+
+#[test]
+fn a_short_hmac_secret_is_refused() {
+    let settings = Settings::load(&Source::Text(base_config())).unwrap();
+    let error = Config::from_settings_with_env(settings, &|_| Some("short".to_owned()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("auth.hmac_secret_env")
+            && error.contains("32 bytes")
+            && !error.contains("short\""),
+        "{error}"
+    );
+}

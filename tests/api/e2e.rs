@@ -1,0 +1,418 @@
+//! End to end against a real S3-compatible server (s3s-fs 0.17.0, which enforces POST
+//! policies strictly), started on loopback by the test: tickets from the running service,
+//! uploads as real multipart/form-data, and the store itself refusing every upload that
+//! breaks the ticket.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials as S3Credentials, Region};
+use serde_json::{Value, json};
+use upload_tickets::credentials::StaticSource;
+use upload_tickets::presign::Credentials;
+
+use crate::helpers::*;
+
+/// The s3s-fs binary: `$UPLOAD_TICKETS_TOOLS/bin/s3s-fs`, by default under
+/// `~/.cache/upload-tickets-tools` where `scripts/install-test-deps.sh` puts it.
+fn s3s_fs_binary() -> PathBuf {
+    let tools = std::env::var_os("UPLOAD_TICKETS_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/upload-tickets-tools")
+        });
+    let binary = tools.join("bin/s3s-fs");
+    assert!(
+        binary.is_file(),
+        "s3s-fs is not installed at {}: run scripts/install-test-deps.sh",
+        binary.display()
+    );
+    binary
+}
+
+/// A running s3s-fs on 127.0.0.1 with its own data folder; killed and removed on drop.
+struct S3Server {
+    endpoint: String,
+    child: Child,
+    dir: PathBuf,
+    client: aws_sdk_s3::Client,
+}
+
+impl S3Server {
+    async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("upload-tickets-s3s-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let child = Command::new(s3s_fs_binary())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                ACCESS_KEY,
+                "--secret-key",
+                SECRET_KEY,
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .credentials_provider(S3Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "test",
+            ))
+            .build();
+        let server = Self {
+            endpoint,
+            child,
+            dir,
+            client: aws_sdk_s3::Client::from_conf(config),
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("s3s-fs did not start listening on {port}");
+    }
+
+    async fn create_bucket(&self, name: &str) {
+        self.client
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("bucket created");
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> bool {
+        self.client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Setup {
+    store: S3Server,
+    app: TestApp,
+}
+
+async fn setup_with(credentials: Credentials) -> Setup {
+    let store = S3Server::start().await;
+    store.create_bucket("shared-uploads").await;
+    store.create_bucket("other-bucket").await;
+    let config = base_config().replace("http://127.0.0.1:9000", &store.endpoint);
+    let app = spawn_app_with(&config, Arc::new(StaticSource(credentials))).await;
+    Setup { store, app }
+}
+
+async fn setup() -> Setup {
+    setup_with(Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap()).await
+}
+
+async fn ticket(app: &TestApp, tenant: &str, body: Value) -> Value {
+    let response = app.upload(&token(tenant, "user-42"), &body).await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// Posts the form: every field in order, the file last.
+async fn post(
+    url: &str,
+    fields: &[(String, String)],
+    file: Vec<u8>,
+    content_type: &str,
+) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.clone());
+    }
+    let part = reqwest::multipart::Part::bytes(file)
+        .file_name("upload.bin")
+        .mime_str(content_type)
+        .unwrap();
+    form = form.part("file", part);
+    reqwest::Client::new()
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .expect("the store answers")
+}
+
+/// Breaks a ticket: its fields, the file, the URL.
+type Breaker = dyn Fn(&mut Vec<(String, String)>, &mut Vec<u8>, &mut String);
+
+fn fields_of(ticket: &Value) -> Vec<(String, String)> {
+    ticket["fields"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn set(fields: &mut [(String, String)], name: &str, value: &str) {
+    fields
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no field {name}"))
+        .1 = value.to_owned();
+}
+
+#[tokio::test]
+async fn a_ticket_uploads_to_a_real_store_and_reads_back_identical() {
+    let Setup { store, app } = setup().await;
+    let data: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 251) as u8).collect();
+    let ticket = ticket(&app, "acme", json!({"filename": "holiday photo.png", "content_type": "image/png", "size": data.len(), "metadata": {"album": "2026"}})).await;
+    let response = post(
+        ticket["url"].as_str().unwrap(),
+        &fields_of(&ticket),
+        data.clone(),
+        "image/png",
+    )
+    .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+
+    let key = ticket["key"].as_str().unwrap();
+    let object = store
+        .client
+        .get_object()
+        .bucket("shared-uploads")
+        .key(key)
+        .send()
+        .await
+        .expect("the object exists");
+    assert_eq!(object.content_type(), Some("image/png"));
+    assert_eq!(
+        object
+            .metadata()
+            .and_then(|m| m.get("album"))
+            .map(String::as_str),
+        Some("2026")
+    );
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.as_ref(), data.as_slice());
+}
+
+#[tokio::test]
+async fn the_store_refuses_every_upload_that_breaks_the_ticket() {
+    let Setup { store, app } = setup().await;
+    let data = vec![b'x'; 100];
+    let good = || json!({"filename": "a.png", "content_type": "image/png", "size": 100, "metadata": {"album": "a"}});
+
+    // Each case: a ticket, a way to break it, and the check that nothing was stored.
+    let mut refused = 0;
+    let cases: Vec<(&str, Box<Breaker>)> = vec![
+        (
+            "larger than declared",
+            Box::new(|_, file, _| file.push(b'x')),
+        ),
+        (
+            "smaller than declared",
+            Box::new(|_, file, _| {
+                file.pop();
+            }),
+        ),
+        (
+            "another key",
+            Box::new(|f, _, _| set(f, "key", "globex/user-42/x/a.png")),
+        ),
+        (
+            "another content type",
+            Box::new(|f, _, _| set(f, "Content-Type", "text/html")),
+        ),
+        (
+            "an unlisted extra field",
+            Box::new(|f, _, _| f.insert(0, ("x-amz-meta-owner".to_owned(), "evil".to_owned()))),
+        ),
+        (
+            "a missing field",
+            Box::new(|f, _, _| f.retain(|(n, _)| n != "x-amz-meta-album")),
+        ),
+        (
+            "other metadata",
+            Box::new(|f, _, _| set(f, "x-amz-meta-album", "b")),
+        ),
+        (
+            "a tampered policy",
+            Box::new(|f, _, _| {
+                let policy = f.iter().find(|(n, _)| n == "Policy").unwrap().1.clone();
+                let text = String::from_utf8(base64_simd::STANDARD.decode_to_vec(&policy).unwrap())
+                    .unwrap();
+                let widened = text.replace(
+                    "[\"content-length-range\",100,100]",
+                    "[\"content-length-range\",0,1000000]",
+                );
+                assert_ne!(text, widened);
+                set(
+                    f,
+                    "Policy",
+                    &base64_simd::STANDARD.encode_to_string(widened.as_bytes()),
+                );
+            }),
+        ),
+        (
+            "a forged signature",
+            Box::new(|f, _, _| set(f, "X-Amz-Signature", &"0".repeat(64))),
+        ),
+        (
+            "another bucket",
+            Box::new(|f, _, url| {
+                set(f, "bucket", "other-bucket");
+                *url = url.replace("/shared-uploads", "/other-bucket");
+            }),
+        ),
+    ];
+    for (what, break_it) in &cases {
+        let ticket = ticket(&app, "acme", good()).await;
+        let mut fields = fields_of(&ticket);
+        let mut file = data.clone();
+        let mut url = ticket["url"].as_str().unwrap().to_owned();
+        break_it(&mut fields, &mut file, &mut url);
+        let response = post(&url, &fields, file, "image/png").await;
+        let status = response.status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "{what}: the store answered {status}: {}",
+            response.text().await.unwrap()
+        );
+        let key = ticket["key"].as_str().unwrap();
+        assert!(
+            !store.exists("shared-uploads", key).await,
+            "{what}: the object was stored"
+        );
+        assert!(
+            !store.exists("other-bucket", key).await,
+            "{what}: the object was stored elsewhere"
+        );
+        refused += 1;
+    }
+    assert_eq!(refused, cases.len());
+
+    // A tenant's maximum without a declared size: over it is refused, under it accepted.
+    let small = ticket(&app, "globex", json!({"filename": "b.bin"})).await;
+    let response = post(
+        small["url"].as_str().unwrap(),
+        &fields_of(&small),
+        vec![0; 1001],
+        "application/octet-stream",
+    )
+    .await;
+    assert!(
+        response.status().is_client_error(),
+        "over max_size: {}",
+        response.status()
+    );
+    let response = post(
+        small["url"].as_str().unwrap(),
+        &fields_of(&small),
+        vec![0; 1000],
+        "application/octet-stream",
+    )
+    .await;
+    assert!(
+        response.status().is_success(),
+        "at max_size: {}",
+        response.text().await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_ticket_is_refused_by_the_store() {
+    let Setup { store, app } = setup().await;
+    let ticket = ticket(
+        &app,
+        "acme",
+        json!({"filename": "a.png", "content_type": "image/png", "expires_in": 1}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let response = post(
+        ticket["url"].as_str().unwrap(),
+        &fields_of(&ticket),
+        vec![1; 10],
+        "image/png",
+    )
+    .await;
+    assert!(
+        response.status().is_client_error(),
+        "expired: {}",
+        response.status()
+    );
+    assert!(
+        !store
+            .exists("shared-uploads", ticket["key"].as_str().unwrap())
+            .await
+    );
+}
+
+#[tokio::test]
+async fn tickets_of_temporary_credentials_carry_and_pin_the_session_token() {
+    let credentials = Credentials::new(
+        ACCESS_KEY,
+        SECRET_KEY,
+        Some("FwoGZXIvYXdzEXAMPLE/session+token=".to_owned()),
+    )
+    .unwrap();
+    let Setup { store, app } = setup_with(credentials).await;
+    let ticket = ticket(
+        &app,
+        "acme",
+        json!({"filename": "a.png", "content_type": "image/png"}),
+    )
+    .await;
+    assert_eq!(
+        ticket["fields"]["X-Amz-Security-Token"],
+        "FwoGZXIvYXdzEXAMPLE/session+token="
+    );
+    let policy = policy_of(&ticket);
+    assert!(
+        policy["conditions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"X-Amz-Security-Token": "FwoGZXIvYXdzEXAMPLE/session+token="}))
+    );
+    let response = post(
+        ticket["url"].as_str().unwrap(),
+        &fields_of(&ticket),
+        vec![1; 10],
+        "image/png",
+    )
+    .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    assert!(
+        store
+            .exists("shared-uploads", ticket["key"].as_str().unwrap())
+            .await
+    );
+}

@@ -1,0 +1,258 @@
+//! `spawn_app` and friends: a server per test on port 0, stopped on drop.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use upload_tickets::config::{Config, Settings, Source};
+use upload_tickets::credentials::{
+    CredentialSource, CredentialsError, CredentialsFuture, LoadedCredentials, StaticSource,
+};
+use upload_tickets::presign::Credentials;
+
+pub const SECRET: &str = "test-hmac-secret-of-at-least-32-bytes!!";
+pub const SECRET_ENV: &str = "TEST_JWT_SECRET";
+pub const ISSUER: &str = "https://id.test/";
+pub const AUDIENCE: &str = "upload-tickets";
+pub const ACCESS_KEY: &str = "AKIDTESTEXAMPLE";
+pub const SECRET_KEY: &str = "test-aws-secret-key-EXAMPLE";
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The configuration most tests use: HS256, two tenants sharing a bucket, one limited.
+pub fn base_config() -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+cors_allowed_origins = ["https://app.example.com"]
+request_timeout_seconds = 5
+shutdown_grace_seconds = 5
+
+[s3]
+region = "us-east-1"
+endpoint = "http://127.0.0.1:9000"
+force_path_style = true
+
+[auth]
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+algorithms = ["HS256"]
+hmac_secret_env = "{SECRET_ENV}"
+required_scope = "uploads:write"
+leeway_seconds = 5
+
+[tenants.acme]
+bucket = "shared-uploads"
+min_size = 1
+max_size = 1048576
+content_types = ["image/*", "application/pdf"]
+metadata_keys = ["album"]
+success_action_status = 201
+
+[tenants.globex]
+bucket = "shared-uploads"
+key_template = "globex/{{sub}}/{{uuid}}/{{filename}}"
+max_size = 1000
+
+[tenants.limited]
+bucket = "limited-uploads"
+max_size = 1000
+rate_limit_per_minute = 2
+"#
+    )
+}
+
+/// Credentials that can be switched off and on, to play a provider outage.
+#[derive(Debug, Clone)]
+pub struct Switchable {
+    pub on: Arc<AtomicBool>,
+    credentials: Credentials,
+}
+
+impl Switchable {
+    pub fn new(on: bool) -> Self {
+        Self {
+            on: Arc::new(AtomicBool::new(on)),
+            credentials: Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        }
+    }
+}
+
+impl CredentialSource for Switchable {
+    fn load(&self) -> CredentialsFuture<'_> {
+        let on = self.on.load(Ordering::SeqCst);
+        let credentials = self.credentials.clone();
+        Box::pin(async move {
+            if on {
+                Ok(LoadedCredentials {
+                    credentials,
+                    expires_at: None,
+                })
+            } else {
+                Err(CredentialsError::Other(
+                    "the test switched credentials off".to_owned(),
+                ))
+            }
+        })
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST /uploads` with `token` and a JSON `body`.
+    pub async fn upload(&self, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/uploads"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// Stops the server and waits until it has.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.handle.take() {
+            Some(handle) => handle.await.expect("the server task ends"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(
+        &base_config(),
+        Arc::new(StaticSource(
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        )),
+    )
+    .await
+}
+
+pub async fn spawn_app_with(toml: &str, source: Arc<dyn CredentialSource>) -> TestApp {
+    init_logs();
+    let settings = Settings::load(&Source::Text(toml.to_owned())).expect("test settings load");
+    let config = Config::from_settings_with_env(settings, &|name| {
+        (name == SECRET_ENV).then(|| SECRET.to_owned())
+    })
+    .expect("test settings are valid");
+    let app = upload_tickets::startup::Application::build(config, source)
+        .await
+        .expect("the server binds");
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+/// Logs only when TEST_LOG is set.
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        upload_tickets::telemetry::init(upload_tickets::config::LogFormat::Pretty);
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Valid claims for `tenant` and `sub`.
+pub fn claims(tenant: &str, sub: &str) -> Value {
+    json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "tenant": tenant,
+        "scope": "openid uploads:write", "iat": now(), "exp": now() + 600,
+    })
+}
+
+pub fn hs256(claims: &Value) -> String {
+    sign(
+        Algorithm::HS256,
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+        None,
+    )
+}
+
+pub fn token(tenant: &str, sub: &str) -> String {
+    hs256(&claims(tenant, sub))
+}
+
+pub fn sign(alg: Algorithm, claims: &Value, key: &EncodingKey, kid: Option<&str>) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).expect("test tokens sign")
+}
+
+pub fn rsa_key(name: &str) -> EncodingKey {
+    EncodingKey::from_rsa_pem(&std::fs::read(fixture(&format!("jwt/{name}-private.pem"))).unwrap())
+        .unwrap()
+}
+
+/// A problem+json body, checked for shape.
+pub async fn problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let body: Value = response.json().await.expect("a JSON problem");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["type"], format!("urn:upload-tickets:problem:{code}"));
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Decodes a ticket's policy.
+pub fn policy_of(ticket: &Value) -> Value {
+    let b64 = ticket["fields"]["Policy"].as_str().expect("a Policy field");
+    let json = base64_simd::STANDARD.decode_to_vec(b64).expect("base64");
+    serde_json::from_slice(&json).expect("policy JSON")
+}

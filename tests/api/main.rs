@@ -1,0 +1,12 @@
+//! Integration tests of the service: the real server on 127.0.0.1, called over HTTP.
+//!
+//! One test binary with a module per concern (see STYLE.md).
+
+mod auth;
+mod config;
+mod dev;
+mod e2e;
+mod health;
+mod helpers;
+mod openapi;
+mod uploads;

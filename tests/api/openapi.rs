@@ -1,0 +1,290 @@
+//! The spec is tested, not trusted: every response the server gives in a scripted run
+//! is declared in `openapi.yaml` (path, method, status, media type) and validates
+//! against the declared schema.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn spec() -> Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    serde_norway::from_str(&text).expect("openapi.yaml is YAML")
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(
+                spec,
+                spec.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling $ref {reference}")),
+            )
+        }
+        None => node,
+    }
+}
+
+/// Asserts a real response is declared and valid; returns nothing, panics with context.
+fn assert_declared(
+    spec: &Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: &str,
+    body: &Value,
+) {
+    let operation = &spec["paths"][path][method];
+    assert!(
+        operation.is_object(),
+        "{method} {path} is not in openapi.yaml"
+    );
+    let response = operation["responses"]
+        .get(status.to_string())
+        .unwrap_or_else(|| panic!("{method} {path} {status} is not declared"));
+    let response = resolve(spec, response);
+    let media = content_type.split(';').next().unwrap().trim();
+    let declared = response["content"]
+        .get(media)
+        .unwrap_or_else(|| panic!("{method} {path} {status}: {media} is not declared"));
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": "#/schema",
+        "schema": declared["schema"],
+        "components": spec["components"],
+    });
+    let validator = jsonschema::validator_for(&schema).expect("the declared schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {errors:?}\n{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_response_of_a_scripted_run_is_declared_and_valid() {
+    let spec = spec();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let app = spawn_app().await;
+    let t = token("acme", "user-42");
+    let good = json!({"filename": "a.png", "content_type": "image/png", "size": 10, "metadata": {"album": "x"}, "expires_in": 60});
+
+    let mut seen = Vec::new();
+    let mut record = |method: &str, path: &str, status: u16, content_type: String, body: Value| {
+        assert_declared(&spec, method, path, status, &content_type, &body);
+        seen.push((path.to_owned(), status));
+    };
+
+    let scripted: Vec<(reqwest::RequestBuilder, &str, &str)> = vec![
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(&t)
+                .json(&good),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(&t)
+                .json(&json!({"filename": "a.png"})),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(&t)
+                .json(&json!({"filename": "a.png", "content_type": "image/png", "size": 0})),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(&t)
+                .json(&json!({"filename": 1})),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client.post(app.url("/uploads")).json(&good),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(token("initech", "u"))
+                .json(&good),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(&t)
+                .header("content-type", "text/plain")
+                .body("x"),
+            "post",
+            "/uploads",
+        ),
+        (
+            app.client
+                .post(app.url("/uploads"))
+                .bearer_auth(&t)
+                .header("content-type", "application/json")
+                .body("x".repeat(17_000)),
+            "post",
+            "/uploads",
+        ),
+        (app.client.get(app.url("/uploads")), "get", "/uploads"),
+        (app.client.get(app.url("/livez")), "get", "/livez"),
+        (app.client.get(app.url("/readyz")), "get", "/readyz"),
+    ];
+    for (request, method, path) in scripted {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body: Value = response.json().await.unwrap();
+        let method = if status == 405 { "post" } else { method };
+        record(method, path, status, content_type, body);
+    }
+    let limited = token("limited", "u");
+    for _ in 0..3 {
+        let response = app
+            .client
+            .post(app.url("/uploads"))
+            .bearer_auth(&limited)
+            .json(&json!({"filename": "a"}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        record(
+            "post",
+            "/uploads",
+            status,
+            content_type,
+            response.json().await.unwrap(),
+        );
+    }
+    for expected in [201, 400, 401, 403, 405, 413, 415, 422, 429] {
+        assert!(
+            seen.iter().any(|(p, s)| p == "/uploads" && *s == expected),
+            "no {expected} was exercised"
+        );
+    }
+
+    let response = app
+        .client
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        spec["paths"]["/openapi.yaml"]["get"]["responses"]["200"]["content"]["application/yaml"]
+            .is_object()
+    );
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_503_is_declared_and_valid_too() {
+    let spec = spec();
+    let app = spawn_app_with(&base_config(), std::sync::Arc::new(Switchable::new(false))).await;
+    let response = app
+        .upload(
+            &token("acme", "u"),
+            &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+        )
+        .await;
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_declared(
+        &spec,
+        "post",
+        "/uploads",
+        503,
+        &content_type,
+        &response.json().await.unwrap(),
+    );
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_declared(
+        &spec,
+        "get",
+        "/readyz",
+        503,
+        &content_type,
+        &response.json().await.unwrap(),
+    );
+}
+
+#[test]
+fn every_error_code_the_server_can_emit_is_in_the_spec() {
+    use upload_tickets::auth::AuthError;
+    use upload_tickets::http::ApiError;
+    use upload_tickets::policy::PolicyError;
+
+    let spec = spec();
+    let codes: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let every = [
+        ApiError::InvalidRequest(String::new()),
+        ApiError::UnsupportedMediaType(String::new()),
+        ApiError::PayloadTooLarge,
+        ApiError::InvalidToken(AuthError::Missing),
+        ApiError::InsufficientScope(String::new()),
+        ApiError::TenantUnknown,
+        ApiError::Policy(PolicyError::InvalidFilename),
+        ApiError::Policy(PolicyError::ContentTypeRequired(String::new())),
+        ApiError::Policy(PolicyError::ContentTypeInvalid(String::new())),
+        ApiError::Policy(PolicyError::FileTooLarge { size: 2, max: 1 }),
+        ApiError::Policy(PolicyError::FileTooSmall { size: 0, min: 1 }),
+        ApiError::Policy(PolicyError::MetadataNotAllowed(String::new())),
+        ApiError::Policy(PolicyError::InvalidExpiry),
+        ApiError::Policy(PolicyError::UnusableSubject),
+        ApiError::RateLimited { retry_after: 1 },
+        ApiError::CredentialsUnavailable,
+        ApiError::Timeout,
+        ApiError::NotFound,
+        ApiError::MethodNotAllowed,
+        ApiError::Internal("x".into()),
+    ];
+    for error in &every {
+        let (status, code) = error.status_and_code();
+        assert!(
+            codes.contains(&code),
+            "{code} is not in the spec's Problem.code enum"
+        );
+        let declared = &spec["paths"]["/uploads"]["post"]["responses"][status.as_str()];
+        assert!(
+            declared.is_object() || code == "not_found",
+            "{code}: status {status} is not declared for POST /uploads"
+        );
+    }
+}

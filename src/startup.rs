@@ -37,12 +37,11 @@ impl Application {
         }
         let mut background = vec![tokio::spawn(Arc::clone(&credentials).run_refresh_loop())];
         if let Some(jwks) = config.verifier.jwks() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), jwks.refresh()).await;
-            let jwks = Arc::clone(jwks);
-            background.push(tokio::spawn(async move {
-                tokio::time::sleep(jwks.refresh_every()).await;
-                jwks.run_refresh_loop().await;
-            }));
+            match tokio::time::timeout(Duration::from_secs(6), jwks.refresh()).await {
+                Ok(Ok(keys)) => tracing::info!(keys, "JWKS loaded"),
+                _ => tracing::warn!("no JWKS at start-up; retrying in the background"),
+            }
+            background.push(tokio::spawn(Arc::clone(jwks).run_refresh_loop()));
         }
         let timeout = config.request_timeout();
         let app = App::new(

@@ -19,7 +19,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::Verifier;
 use crate::credentials::CredentialsCache;
@@ -125,7 +125,9 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration) -> Ro
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
                         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-                    }),
+                    })
+                    // One line per request with its status and latency.
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(cors)

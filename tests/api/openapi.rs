@@ -288,3 +288,37 @@ fn every_error_code_the_server_can_emit_is_in_the_spec() {
         );
     }
 }
+
+#[test]
+fn every_example_in_the_spec_validates_against_its_schema() {
+    let spec = spec();
+    let mut checked = 0;
+    let mut stack = vec![spec.clone()];
+    while let Some(node) = stack.pop() {
+        if let Value::Object(map) = &node {
+            if let (Some(schema), Some(Value::Object(examples))) =
+                (map.get("schema"), map.get("examples"))
+            {
+                let schema = json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "$ref": "#/schema",
+                    "schema": schema,
+                    "components": spec["components"],
+                });
+                let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+                for (name, example) in examples {
+                    let errors: Vec<String> = validator
+                        .iter_errors(&example["value"])
+                        .map(|e| e.to_string())
+                        .collect();
+                    assert!(errors.is_empty(), "example {name}: {errors:?}");
+                    checked += 1;
+                }
+            }
+            stack.extend(map.values().cloned());
+        } else if let Value::Array(items) = &node {
+            stack.extend(items.iter().cloned());
+        }
+    }
+    assert!(checked >= 4, "only {checked} examples checked");
+}

@@ -535,3 +535,29 @@ async fn shutdown_lets_in_flight_requests_finish() {
     // After the stop nothing is accepted.
     assert!(reqwest::get(format!("{base}/livez")).await.is_err());
 }
+
+#[tokio::test]
+async fn an_internal_failure_is_a_500_that_reveals_nothing() {
+    // A provider handing out a 16 KiB session token makes every policy too large to sign.
+    let huge_token = "T".repeat(16 * 1024);
+    let credentials =
+        upload_tickets::presign::Credentials::new(ACCESS_KEY, SECRET_KEY, Some(huge_token))
+            .unwrap();
+    let app = spawn_app_with(
+        &base_config(),
+        Arc::new(upload_tickets::credentials::StaticSource(credentials)),
+    )
+    .await;
+    let response = app
+        .upload(
+            &token("acme", "u"),
+            &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+        )
+        .await;
+    let body = problem(response, 500, "internal").await;
+    assert!(!body.to_string().contains("TTTT"), "{body}");
+    assert!(
+        !body["detail"].as_str().unwrap().contains("policy"),
+        "{body}"
+    );
+}

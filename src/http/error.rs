@@ -129,6 +129,7 @@ pub struct Problem {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        tracing::Span::current().record("code", code);
         let detail = if status.is_server_error() {
             if matches!(
                 self,

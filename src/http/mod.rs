@@ -118,23 +118,39 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration) -> Ro
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                        let id = request
-                            .headers()
-                            .get(&REQUEST_ID)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-                    })
-                    // One line per request with its status and latency.
-                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &axum::http::Request<_>| {
+                            let id = request
+                                .headers()
+                                .get(&REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("-");
+                            // Handlers and the error mapping fill in tenant, code and key.
+                            tracing::info_span!(
+                                "request",
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                                request_id = %id,
+                                tenant = tracing::field::Empty,
+                                code = tracing::field::Empty,
+                                key = tracing::field::Empty,
+                            )
+                        })
+                        .on_request(())
+                        // One line per request: status, latency and the span's fields.
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(cors)
-                .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-                    ApiError::Internal("a handler panicked".into()).into_response()
+                .layer(CatchPanicLayer::custom(
+                    |_panic: Box<dyn std::any::Any + Send>| {
+                        ApiError::Internal("a handler panicked".into()).into_response()
+                    },
+                ))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Timeout
                 }))
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async { ApiError::Timeout }))
                 .timeout(timeout),
         )
 }

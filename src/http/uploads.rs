@@ -60,12 +60,13 @@ struct Ticket {
     max_size: u64,
 }
 
-#[tracing::instrument(name = "create_upload", skip_all, fields(tenant = %caller.tenant))]
 async fn create_upload(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(body): AppJson<UploadBody>,
 ) -> Result<Response, ApiError> {
+    let span = tracing::Span::current();
+    span.record("tenant", caller.tenant.as_str());
     let rules = state
         .tenants
         .get(&caller.tenant)
@@ -99,7 +100,8 @@ async fn create_upload(
     let expires_at = OffsetDateTime::from(post.expires_at())
         .format(&Rfc3339)
         .map_err(ApiError::internal)?;
-    tracing::info!(key = %plan.key, "ticket issued");
+    span.record("key", plan.key.as_str());
+    span.record("code", "ticket_issued");
 
     let ticket = Ticket {
         method: "POST",

@@ -189,7 +189,10 @@ pub async fn spawn_app_with(toml: &str, source: Arc<dyn CredentialSource>) -> Te
 /// Logs only when TEST_LOG is set.
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        upload_tickets::telemetry::init(upload_tickets::config::LogFormat::Pretty);
+        // Tests run to the end of the process: the writer may live as long.
+        std::mem::forget(upload_tickets::telemetry::init(
+            upload_tickets::config::LogFormat::Pretty,
+        ));
     }
 }
 

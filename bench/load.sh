@@ -26,7 +26,8 @@ if [ ! -f "$peer/node_modules/.package-lock.json" ] || [ "$peer/package-lock.jso
   (cd "$peer" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "== building (release)" >&2
-cargo build --release --bin upload-tickets --example ceiling >&2
+cargo build --release --bin upload-tickets >&2
+cargo build --release --manifest-path bench/ceiling/Cargo.toml --target-dir target >&2
 
 work=$(mktemp -d)
 pids=()
@@ -87,7 +88,7 @@ run ours "$ours_port" -- env AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE \
   AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY AWS_EC2_METADATA_DISABLED=true \
   RUST_LOG="${RUST_LOG:-info}" target/release/upload-tickets serve --config bench/bench.toml
 echo "== bare axum ceiling" >&2
-run ceiling "$ceiling_port" -- target/release/examples/ceiling "127.0.0.1:$ceiling_port"
+run ceiling "$ceiling_port" -- target/release/upload-tickets-ceiling "127.0.0.1:$ceiling_port"
 echo "== Node peer" >&2
 run node "$node_port" -- node "$peer/server.mjs" 127.0.0.1 "$node_port"
 

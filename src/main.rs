@@ -5,9 +5,19 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use upload_tickets::cli::{Cli, run};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
+fn main() -> ExitCode {
+    // A worker thread per core: the service is CPU-bound (JWT, signing, JSON).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Cli::parse())) {
         Ok(output) => {
             println!("{output}");
             ExitCode::SUCCESS

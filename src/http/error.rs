@@ -129,7 +129,6 @@ pub struct Problem {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        tracing::Span::current().record("code", code);
         let detail = if status.is_server_error() {
             if matches!(
                 self,
@@ -160,6 +159,13 @@ impl IntoResponse for ApiError {
             code,
         };
         let mut response = (status, Json(problem)).into_response();
+        super::access::report(
+            &mut response,
+            super::Outcome {
+                code: Some(code),
+                ..super::Outcome::default()
+            },
+        );
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

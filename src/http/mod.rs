@@ -1,5 +1,6 @@
 //! The HTTP API: router, state, layers. Handlers live in one file per resource.
 
+mod access;
 pub mod error;
 mod extract;
 mod health;
@@ -19,12 +20,12 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::Verifier;
 use crate::credentials::CredentialsCache;
 use crate::policy::TenantRules;
 use crate::presign::Presigner;
+pub use access::Outcome;
 pub use error::ApiError;
 
 /// Largest request body, in bytes.
@@ -117,30 +118,7 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration) -> Ro
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &axum::http::Request<_>| {
-                            let id = request
-                                .headers()
-                                .get(&REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("-");
-                            // Handlers and the error mapping fill in tenant, code and key.
-                            tracing::info_span!(
-                                "request",
-                                method = %request.method(),
-                                path = %request.uri().path(),
-                                request_id = %id,
-                                tenant = tracing::field::Empty,
-                                code = tracing::field::Empty,
-                                key = tracing::field::Empty,
-                            )
-                        })
-                        .on_request(())
-                        // One line per request: status, latency and the span's fields.
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-                        .on_failure(()),
-                )
+                .layer(axum::middleware::from_fn(access::log))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(cors)
                 .layer(CatchPanicLayer::custom(

@@ -64,14 +64,34 @@ async fn create_upload(
     State(state): State<AppState>,
     caller: Caller,
     AppJson(body): AppJson<UploadBody>,
-) -> Result<Response, ApiError> {
-    let span = tracing::Span::current();
-    span.record("tenant", caller.tenant.as_str());
+) -> Response {
+    let tenant = caller.tenant.clone();
+    let (mut response, key) = match issue(&state, caller, body).await {
+        Ok((response, key)) => (response, Some(key)),
+        Err(error) => (error.into_response(), None),
+    };
+    let code = key.is_some().then_some("ticket_issued");
+    super::access::report(
+        &mut response,
+        super::Outcome {
+            tenant: Some(tenant),
+            code,
+            key,
+        },
+    );
+    response
+}
+
+async fn issue(
+    state: &AppState,
+    caller: Caller,
+    body: UploadBody,
+) -> Result<(Response, String), ApiError> {
     let rules = state
         .tenants
         .get(&caller.tenant)
         .ok_or(ApiError::TenantUnknown)?;
-    check_rate(&state, rules, &caller)?;
+    check_rate(state, rules, &caller)?;
     let now = SystemTime::now();
     let credentials = state
         .credentials
@@ -100,9 +120,8 @@ async fn create_upload(
     let expires_at = OffsetDateTime::from(post.expires_at())
         .format(&Rfc3339)
         .map_err(ApiError::internal)?;
-    span.record("key", plan.key.as_str());
-    span.record("code", "ticket_issued");
 
+    let key = plan.key.clone();
     let ticket = Ticket {
         method: "POST",
         key: plan.key,
@@ -117,7 +136,7 @@ async fn create_upload(
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok((response, key))
 }
 
 fn check_rate(state: &AppState, rules: &TenantRules, caller: &Caller) -> Result<(), ApiError> {

@@ -2,7 +2,7 @@
 //! the request body and answers `POST /uploads` with a fixed JSON of a ticket's size.
 //! No JWT, no rules, no signing: what upload-tickets costs is measured against this.
 //!
-//! Run with: `cargo run --release --example ceiling -- 127.0.0.1:18081`
+//! Run with: `cargo run --release --manifest-path bench/ceiling/Cargo.toml -- 127.0.0.1:18081`
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::routing::post;
 
 /// A ticket as upload-tickets answers it for the benchmark's request (same size).
-const TICKET: &str = include_str!("../bench/ticket-sample.json");
+const TICKET: &str = include_str!("../../ticket-sample.json");
 
 async fn upload(
     _body: Bytes,

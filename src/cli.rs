@@ -39,6 +39,17 @@ pub enum Command {
     /// S3-compatible store on 127.0.0.1:9000, bucket "uploads", a random HMAC key.
     /// Prints a bearer token and a curl line. No cloud account needed.
     Dev,
+    /// Exit 0 when the service at URL answers 200 (the container's HEALTHCHECK: the
+    /// runtime image has no curl).
+    Healthcheck {
+        /// What to probe.
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:8080/livez"
+        )]
+        url: String,
+    },
     /// Check a configuration file without serving.
     CheckConfig {
         /// The configuration file (then UPLOAD_TICKETS__SECTION__KEY overrides).
@@ -133,6 +144,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             serve(config, source).await
         }
         Command::Dev => dev().await,
+        Command::Healthcheck { url } => healthcheck(&url).await,
     }
 }
 
@@ -180,6 +192,24 @@ async fn dev() -> Result<String, CliError> {
     );
     app.run_until(shutdown_signal()).await?;
     Ok("stopped".to_owned())
+}
+
+async fn healthcheck(url: &str) -> Result<String, CliError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let status = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| CliError::Usage(format!("{url}: {e}")))?
+        .status();
+    if status.is_success() {
+        Ok(format!("{url}: {status}"))
+    } else {
+        Err(CliError::Usage(format!("{url}: {status}")))
+    }
 }
 
 fn random_secret() -> String {

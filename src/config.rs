@@ -59,6 +59,9 @@ pub struct ServerSettings {
     /// Log format: `json` (default) or `pretty`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Serve the browser demo page at `/demo`; default false (on in `dev`).
+    #[serde(default)]
+    pub demo: bool,
 }
 
 impl Default for ServerSettings {
@@ -69,6 +72,7 @@ impl Default for ServerSettings {
             request_timeout_seconds: default_request_timeout(),
             shutdown_grace_seconds: default_grace(),
             log_format: LogFormat::default(),
+            demo: false,
         }
     }
 }

@@ -157,8 +157,11 @@ impl CredentialsCache {
 
     /// Loads from the source now; on failure the cached credentials stay (until they expire).
     pub async fn refresh(&self) -> Result<(), CredentialsError> {
-        let loaded = self.source.load().await?;
-        self.current.store(Some(Arc::new(loaded)));
+        let loaded = self.source.load().await;
+        let result = if loaded.is_ok() { "ok" } else { "error" };
+        metrics::counter!("upload_tickets_credential_refreshes_total", "result" => result)
+            .increment(1);
+        self.current.store(Some(Arc::new(loaded?)));
         Ok(())
     }
 

@@ -30,6 +30,7 @@ impl Application {
     /// (the service answers 503 and `/readyz` says why until they recover).
     pub async fn build(config: Config, source: Arc<dyn CredentialSource>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.server.listen).await?;
+        crate::telemetry::metrics();
         let credentials = Arc::new(CredentialsCache::new(source));
         let first_load = tokio::time::timeout(Duration::from_secs(5), credentials.refresh()).await;
         if !matches!(first_load, Ok(Ok(()))) {
@@ -62,7 +63,12 @@ impl Application {
                 }
             }));
         }
-        let router = http::router(state.clone(), &config.server.cors_allowed_origins, timeout);
+        let router = http::router(
+            state.clone(),
+            &config.server.cors_allowed_origins,
+            timeout,
+            config.server.demo,
+        );
         Ok(Self {
             listener,
             router,

@@ -2,7 +2,16 @@
 //!
 //! The level comes from `RUST_LOG` (default `info`). Nothing logged anywhere holds a
 //! token or a secret: secrets are redacted by their types, and handlers skip them.
+//!
+//! Metrics go to a Prometheus recorder rendered at `GET /metrics`. The names:
+//! - `upload_tickets_tickets_issued_total{tenant}`
+//! - `upload_tickets_refusals_total{tenant,code}` (`tenant="none"` before one is known)
+//! - `upload_tickets_http_request_duration_seconds{method,route,status}` (histogram)
+//! - `upload_tickets_credential_refreshes_total{result}` and `..._jwks_refreshes_total{result}`
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
@@ -30,4 +39,33 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         LogFormat::Pretty => builder.compact().try_init(),
     };
     guard
+}
+
+/// Latency buckets, in seconds: a ticket takes well under a millisecond to make.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use. Every server in the
+/// process (tests start several) reports to it.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("duration_seconds".to_owned()),
+                LATENCY_BUCKETS,
+            )
+            .map(PrometheusBuilder::build_recorder);
+        match recorder {
+            Ok(recorder) => {
+                let handle = recorder.handle();
+                // Fails only if another recorder was installed first; metrics then go
+                // there and this handle renders nothing, which /metrics shows.
+                let _ = metrics::set_global_recorder(recorder);
+                handle
+            }
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
 }

@@ -116,6 +116,13 @@ impl JwksCache {
     }
 
     async fn fetch_and_store(&self) -> Result<usize, JwksError> {
+        let result = self.fetch_and_store_inner().await;
+        let label = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("upload_tickets_jwks_refreshes_total", "result" => label).increment(1);
+        result
+    }
+
+    async fn fetch_and_store_inner(&self) -> Result<usize, JwksError> {
         let mut response = self
             .client
             .get(&self.url)

@@ -5,14 +5,25 @@
 //! a span's fields are re-formatted on every record, which cost more than the rest of
 //! the request (measured in `bench/RESULTS.md`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
 
 use super::REQUEST_ID;
+
+/// Every route the router serves.
+const ROUTES: &[&str] = &[
+    "/uploads",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/openapi.yaml",
+    "/demo",
+];
 
 /// What a handler reports about a request for the access log.
 #[derive(Debug, Clone, Default)]
@@ -52,18 +63,56 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_owned();
     let span = tracing::info_span!("request", request_id = %id);
+    // The routes are fixed: label by path for them, and one label for all else, so a
+    // scan of random URLs cannot blow up the number of series.
+    let route = if ROUTES.contains(&path.as_str()) {
+        path.clone()
+    } else {
+        "unmatched".to_owned()
+    };
     let response = next.run(request).instrument(span.clone()).await;
     let outcome = response.extensions().get::<Outcome>();
+    let latency = started.elapsed();
+    record_metrics(&method, route, response.status().as_u16(), latency, outcome);
     let _entered = span.enter();
     tracing::info!(
         %method,
         path,
         status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = latency.as_micros() as u64,
         tenant = outcome.and_then(|o| o.tenant.as_deref()),
         code = outcome.and_then(|o| o.code),
         key = outcome.and_then(|o| o.key.as_deref()),
         "request"
     );
     response
+}
+
+fn record_metrics(
+    method: &Method,
+    route: String,
+    status: u16,
+    latency: Duration,
+    outcome: Option<&Outcome>,
+) {
+    metrics::histogram!(
+        "upload_tickets_http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route,
+        "status" => status.to_string(),
+    )
+    .record(latency.as_secs_f64());
+    let Some(outcome) = outcome else { return };
+    let tenant = outcome.tenant.clone().unwrap_or_else(|| "none".to_owned());
+    match outcome.code {
+        Some("ticket_issued") => {
+            metrics::counter!("upload_tickets_tickets_issued_total", "tenant" => tenant)
+                .increment(1);
+        }
+        Some(code) => {
+            metrics::counter!("upload_tickets_refusals_total", "tenant" => tenant, "code" => code)
+                .increment(1);
+        }
+        None => {}
+    }
 }

@@ -1,4 +1,4 @@
-//! `GET /livez`, `GET /readyz`, `GET /openapi.yaml`.
+//! `GET /livez`, `GET /readyz`, `GET /metrics`, `GET /openapi.yaml`.
 
 use std::time::SystemTime;
 
@@ -16,6 +16,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/openapi.yaml", get(openapi))
+        .route("/metrics", get(metrics))
 }
 
 /// The process is up.
@@ -40,6 +41,17 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "status": if ready { "ready" } else { "not_ready" },
             "checks": { "config": true, "credentials": credentials, "token_keys": keys },
         })),
+    )
+}
+
+/// Prometheus text format.
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::metrics().render(),
     )
 }
 

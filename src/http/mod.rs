@@ -94,9 +94,16 @@ impl App {
     }
 }
 
+/// The browser demo: a page that gets a ticket and uploads a file with it.
+const DEMO_HTML: &str = include_str!("../../static/demo.html");
+
+async fn demo_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(DEMO_HTML)
+}
+
 /// The router with every layer: request id, tracing, CORS, body limit, timeout,
-/// panic catching. `cors_origins` are exact origins.
-pub fn router(state: AppState, cors_origins: &[String], timeout: Duration) -> Router {
+/// panic catching. `cors_origins` are exact origins; `demo` adds `GET /demo`.
+pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo: bool) -> Router {
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -108,9 +115,13 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration) -> Ro
         .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
 
-    Router::new()
+    let mut routes = Router::new()
         .merge(uploads::router())
-        .merge(health::router())
+        .merge(health::router());
+    if demo {
+        routes = routes.route("/demo", axum::routing::get(demo_page));
+    }
+    routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -33,3 +33,36 @@ async fn the_served_spec_is_the_file_in_the_repository() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     assert_eq!(served, file);
 }
+
+#[tokio::test]
+async fn the_demo_page_is_served_only_when_enabled() {
+    let app = spawn_app().await;
+    problem(
+        app.client.get(app.url("/demo")).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+
+    let config = base_config().replace(
+        "shutdown_grace_seconds = 5",
+        "shutdown_grace_seconds = 5\ndemo = true",
+    );
+    let app = spawn_app_with(
+        &config,
+        std::sync::Arc::new(upload_tickets::credentials::StaticSource(
+            upload_tickets::presign::Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        )),
+    )
+    .await;
+    let response = app.client.get(app.url("/demo")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("fetch(\"/uploads\"") && page.contains("form.append(\"file\", file)"));
+}

@@ -64,6 +64,11 @@ bucket = "shared-uploads"
 key_template = "globex/{{sub}}/{{uuid}}/{{filename}}"
 max_size = 1000
 
+[tenants.metered]
+bucket = "metered-uploads"
+max_size = 1000
+content_types = ["text/plain"]
+
 [tenants.limited]
 bucket = "limited-uploads"
 max_size = 1000

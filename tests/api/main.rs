@@ -8,5 +8,6 @@ mod dev;
 mod e2e;
 mod health;
 mod helpers;
+mod observability;
 mod openapi;
 mod uploads;

@@ -1,0 +1,236 @@
+//! Metrics count what happened; logs never hold a token or a secret.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The value of one series in Prometheus text, 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_a_scripted_sequence() {
+    let app = spawn_app().await;
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let issued = r#"upload_tickets_tickets_issued_total{tenant="metered"}"#;
+    let too_large = r#"upload_tickets_refusals_total{tenant="metered",code="file_too_large"}"#;
+    let wrong_type =
+        r#"upload_tickets_refusals_total{tenant="metered",code="content_type_not_allowed"}"#;
+    let before = scrape().await;
+
+    let t = token("metered", "u");
+    for _ in 0..3 {
+        assert_eq!(
+            app.upload(
+                &t,
+                &json!({"filename": "a.txt", "content_type": "text/plain"})
+            )
+            .await
+            .status(),
+            201
+        );
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            app.upload(
+                &t,
+                &json!({"filename": "a.txt", "content_type": "text/plain", "size": 5000})
+            )
+            .await
+            .status(),
+            422
+        );
+    }
+    assert_eq!(
+        app.upload(
+            &t,
+            &json!({"filename": "a.png", "content_type": "image/png"})
+        )
+        .await
+        .status(),
+        422
+    );
+
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let after = response.text().await.unwrap();
+    assert_eq!(sample(&after, issued) - sample(&before, issued), 3.0);
+    assert_eq!(sample(&after, too_large) - sample(&before, too_large), 2.0);
+    assert_eq!(
+        sample(&after, wrong_type) - sample(&before, wrong_type),
+        1.0
+    );
+    assert!(
+        after.contains("upload_tickets_http_request_duration_seconds_bucket{"),
+        "{after}"
+    );
+    assert!(after.contains(r#"route="/uploads""#));
+    assert!(
+        sample(
+            &after,
+            r#"upload_tickets_credential_refreshes_total{result="ok"}"#
+        ) >= 1.0
+    );
+    // Unauthenticated refusals are counted without a tenant.
+    let none = r#"upload_tickets_refusals_total{tenant="none",code="invalid_token"}"#;
+    let n = sample(&after, none);
+    app.upload("garbage", &json!({"filename": "a"})).await;
+    assert_eq!(sample(&scrape().await, none) - n, 1.0);
+}
+
+/// Runs the real binary with TRACE logs through a scripted sequence and reads every line.
+#[test]
+fn no_log_line_holds_a_token_or_a_secret() {
+    let session_token = "FwoGZXIvYXdzSESSIONTOKENsecretvalue0123456789";
+    let aws_secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY";
+    let dir = std::env::temp_dir().join(format!("upload-tickets-logs-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::File::create(&config)
+        .unwrap()
+        .write_all(base_config().as_bytes())
+        .unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("RUST_LOG", "trace")
+        .env(SECRET_ENV, SECRET)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", aws_secret)
+        .env("AWS_SESSION_TOKEN", session_token)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("UPLOAD_TICKETS__SERVER__LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let child = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let address = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs its address");
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        lines.push(line);
+        if let Some(address) = parsed["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+
+    let good = token("acme", "user-42");
+    let mut expired_claims = claims("acme", "u");
+    expired_claims["exp"] = json!(now() - 3600);
+    let expired = hs256(&expired_claims);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://{address}/uploads");
+        for (token, body) in [
+            (
+                good.as_str(),
+                json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+            ),
+            (
+                good.as_str(),
+                json!({"filename": "a.exe", "content_type": "application/x-msdownload"}),
+            ),
+            (
+                expired.as_str(),
+                json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+            ),
+            ("not.a.token", json!({"filename": "a.pdf"})),
+        ] {
+            let _ = client
+                .post(&url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+        }
+        let ticket: serde_json::Value = client
+            .post(&url)
+            .bearer_auth(&good)
+            .json(&json!({"filename": "b.pdf", "content_type": "application/pdf"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // The ticket itself carries the session token: that is its job.
+        assert_eq!(ticket["fields"]["X-Amz-Security-Token"], session_token);
+    });
+    drop(child);
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+        lines.push(line);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert!(
+        lines.len() > 10,
+        "too few log lines to judge: {}",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"code\":\"ticket_issued\"")),
+        "no access line"
+    );
+    let signature_of_good = good.rsplit('.').next().unwrap();
+    for line in &lines {
+        for (what, secret) in [
+            ("the JWT", good.as_str()),
+            ("the JWT's signature", signature_of_good),
+            ("the expired JWT", expired.as_str()),
+            ("the HMAC secret", SECRET),
+            ("the AWS secret key", aws_secret),
+            ("the session token", session_token),
+        ] {
+            assert!(!line.contains(secret), "{what} is in a log line: {line}");
+        }
+    }
+}

@@ -29,11 +29,21 @@ chef_version=$(sed -n 's/.*cargo install cargo-chef --version \([0-9.]*\).*/\1/p
 if [ "$("$tools/bin/cargo-chef" --version 2>/dev/null | awk '{print $2}')" != "$chef_version" ]; then
   cargo install cargo-chef --version "$chef_version" --locked --root "$tools" --quiet
 fi
-recipe=$(mktemp)
-"$tools/bin/cargo-chef" chef prepare --recipe-path "$recipe" --bin upload-tickets
-"$tools/bin/cargo-chef" chef cook --release --recipe-path "$recipe" --bin upload-tickets
-rm -f "$recipe"
-cargo build --release --bin upload-tickets
+# In scratch copies of the build context, never in this tree: `cook` writes skeleton
+# sources where it runs, exactly as it does in the builder stage.
+context=$(mktemp -d)
+target="$PWD/target"
+copy_context() { tar --exclude=./target --exclude=node_modules --exclude=./.git -cf - . | tar -xf - -C "$1"; }
+mkdir "$context/planner" "$context/builder"
+copy_context "$context/planner"
+(cd "$context/planner" && PATH="$tools/bin:$PATH" cargo chef prepare --recipe-path ../recipe.json --bin upload-tickets)
+cp "$context/recipe.json" "$context/builder/recipe.json"
+# As a cargo subcommand, as in the Dockerfile: cargo-chef needs the CARGO variable.
+(cd "$context/builder" && PATH="$tools/bin:$PATH" CARGO_TARGET_DIR="$target" \
+  cargo chef cook --release --recipe-path recipe.json --bin upload-tickets)
+copy_context "$context/builder"
+(cd "$context/builder" && CARGO_TARGET_DIR="$target" cargo build --release --bin upload-tickets)
+rm -rf "$context"
 
 log "the image's command and HEALTHCHECK"
 binary=target/release/upload-tickets

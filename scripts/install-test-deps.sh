@@ -7,6 +7,8 @@
 # - s3s-fs 0.17.0, a real S3-compatible server that enforces POST policies, for the
 #   end-to-end tests. Built once (about 4 minutes) into $UPLOAD_TICKETS_TOOLS
 #   (default ~/.cache/upload-tickets-tools), which later runs reuse.
+# - For the browser test: Debian's Chromium, playwright-core (tests/browser), and
+#   Garage 2.5.0, an S3-compatible server that answers CORS (built once, 10-15 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,11 +38,17 @@ if [ "$node_major" -lt 18 ]; then
 fi
 
 # npm ci when the installed tree is missing or older than the lockfile.
-seed=tests/seed
-if [ ! -f "$seed/node_modules/.package-lock.json" ] \
-  || [ "$seed/package-lock.json" -nt "$seed/node_modules/.package-lock.json" ]; then
-  log "installing the seed package (npm ci in $seed)"
-  (cd "$seed" && npm ci --no-audit --no-fund --loglevel=error)
+for dir in tests/seed tests/browser; do
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+    || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing npm packages (npm ci in $dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Chromium"
+  apt_install chromium
 fi
 
 # s3s-fs: cached outside the clone so that every CI run on this machine reuses it.
@@ -53,5 +61,16 @@ if [ ! -x "$tools/bin/s3s-fs" ] || [ "$("$tools/bin/s3s-fs" --version 2>/dev/nul
   # 0.17.0 declares a newer rust-version than it needs; it builds on this toolchain.
   CARGO_TARGET_DIR="$build_dir" cargo install "s3s-fs@$s3s_version" \
     --features binary --locked --ignore-rust-version --root "$tools" --quiet
+  rm -rf "$build_dir"
+fi
+
+# Garage: the same cache. Optimisation level 1 halves the build; a test server needs no more.
+garage_version=2.5.0
+if [ ! -x "$tools/bin/garage" ] || ! "$tools/bin/garage" --version 2>/dev/null | grep -qF ":$garage_version "; then
+  log "building garage $garage_version into $tools (once; 10-15 minutes)"
+  mkdir -p "$tools"
+  build_dir=$(mktemp -d)
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_TARGET_DIR="$build_dir" cargo install "garage@$garage_version" \
+    --locked --no-default-features --features bundled-libs,lmdb --root "$tools" --quiet
   rm -rf "$build_dir"
 fi

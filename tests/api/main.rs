@@ -3,6 +3,7 @@
 //! One test binary with a module per concern (see STYLE.md).
 
 mod auth;
+mod browser;
 mod config;
 mod dev;
 mod e2e;

@@ -1,0 +1,37 @@
+// Drives the demo page in Debian's Chromium: picks a file, uploads it with a ticket and
+// prints what the page ends up showing, as one JSON line.
+// Usage: node demo.mjs <demo URL> <bearer token> <file> <yes|no: declare the size>
+import { chromium } from "playwright-core";
+
+const [url, token, file, declare] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  // No sandbox as root; no background traffic: this machine has no network.
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const page = await browser.newPage();
+  const consoleErrors = [];
+  page.on("console", (message) => { if (message.type() === "error") consoleErrors.push(message.text()); });
+  await page.goto(url);
+  await page.fill("#token", token);
+  await page.setInputFiles("#file", file);
+  if (declare === "no") await page.uncheck("#declare");
+  await page.click("#upload");
+  await page.waitForFunction(
+    () => ["ok", "error"].includes(document.getElementById("status").className),
+    null,
+    { timeout: 30000 },
+  );
+  const result = await page.evaluate(() => ({
+    outcome: document.getElementById("status").className,
+    status: document.getElementById("status").textContent,
+    progress: document.getElementById("progress").value,
+  }));
+  console.log(JSON.stringify({ ...result, consoleErrors }));
+} finally {
+  await browser.close();
+}

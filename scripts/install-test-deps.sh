@@ -9,6 +9,7 @@
 #   (default ~/.cache/upload-tickets-tools), which later runs reuse.
 # - For the browser test: Debian's Chromium, playwright-core (tests/browser), and
 #   Garage 2.5.0, an S3-compatible server that answers CORS (built once, 10-15 minutes).
+# - schemathesis (PyPI) in a cached venv, for the spec-driven test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,4 +74,12 @@ if [ ! -x "$tools/bin/garage" ] || ! "$tools/bin/garage" --version 2>/dev/null |
   CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_TARGET_DIR="$build_dir" cargo install "garage@$garage_version" \
     --locked --no-default-features --features bundled-libs,lmdb --root "$tools" --quiet
   rm -rf "$build_dir"
+fi
+
+# schemathesis: a venv in the same cache.
+schemathesis_version=4.32.5
+if ! "$tools/schemathesis-venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$schemathesis_version"; then
+  log "installing schemathesis $schemathesis_version into $tools/schemathesis-venv"
+  python3 -m venv "$tools/schemathesis-venv"
+  "$tools/schemathesis-venv/bin/pip" install --quiet "schemathesis==$schemathesis_version"
 fi

@@ -97,10 +97,6 @@ impl App {
 /// The browser demo: a page that gets a ticket and uploads a file with it.
 const DEMO_HTML: &str = include_str!("../../static/demo.html");
 
-async fn demo_page() -> axum::response::Html<&'static str> {
-    axum::response::Html(DEMO_HTML)
-}
-
 /// The router with every layer: request id, tracing, CORS, body limit, timeout,
 /// panic catching. `cors_origins` are exact origins; `demo` adds `GET /demo`.
 pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo: bool) -> Router {
@@ -115,13 +111,18 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
         .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
 
-    let mut routes = Router::new()
+    // Always routed, so that other methods get 405 as the spec says; off, it is a 404.
+    let demo_page = move || async move {
+        if demo {
+            Ok(axum::response::Html(DEMO_HTML))
+        } else {
+            Err(ApiError::NotFound)
+        }
+    };
+    Router::new()
         .merge(uploads::router())
-        .merge(health::router());
-    if demo {
-        routes = routes.route("/demo", axum::routing::get(demo_page));
-    }
-    routes
+        .merge(health::router())
+        .route("/demo", axum::routing::get(demo_page))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

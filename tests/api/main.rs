@@ -11,4 +11,5 @@ mod health;
 mod helpers;
 mod observability;
 mod openapi;
+mod schemathesis;
 mod uploads;

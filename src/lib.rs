@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`presign`]: the pure core. Builds and signs S3 POST policies (SigV4), byte for byte
 //!   like `@aws-sdk/s3-presigned-post`. No I/O, no clock: usable from any Rust program.
-//! - [`policy`] (feature `service`): tenant rules, from a request to a ticket plan.
+//! - [`policy`] (feature `rules`, part of `service`): tenant rules, from a request to a
+//!   ticket plan.
 //! - [`auth`] (feature `service`): JWT verification, keys from a secret, PEM or JWKS.
 //! - [`credentials`] (feature `service`): AWS credentials from the default chain, cached.
 //! - [`config`] (feature `service`): typed settings, file plus environment, validated.
@@ -24,7 +25,7 @@ pub mod config;
 pub mod credentials;
 #[cfg(feature = "service")]
 pub mod http;
-#[cfg(feature = "service")]
+#[cfg(feature = "rules")]
 pub mod policy;
 #[cfg(feature = "service")]
 pub mod startup;

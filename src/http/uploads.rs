@@ -1,6 +1,5 @@
 //! `POST /uploads`: a verified caller asks for a ticket.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
@@ -9,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use governor::clock::{Clock as _, DefaultClock};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -21,30 +20,6 @@ use crate::presign::PresignedPost;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/uploads", post(create_upload))
-}
-
-/// The request body. Unknown fields are refused: in particular a client cannot send a key.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UploadBody {
-    filename: String,
-    content_type: Option<String>,
-    size: Option<u64>,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-    expires_in: Option<u64>,
-}
-
-impl From<UploadBody> for UploadRequest {
-    fn from(body: UploadBody) -> Self {
-        Self {
-            filename: body.filename,
-            content_type: body.content_type,
-            size: body.size,
-            metadata: body.metadata,
-            expires_in: body.expires_in,
-        }
-    }
 }
 
 /// The ticket.
@@ -63,7 +38,7 @@ struct Ticket {
 async fn create_upload(
     State(state): State<AppState>,
     caller: Caller,
-    AppJson(body): AppJson<UploadBody>,
+    AppJson(body): AppJson<UploadRequest>,
 ) -> Response {
     let tenant = caller.tenant.clone();
     let (mut response, key) = match issue(&state, caller, body).await {
@@ -85,7 +60,7 @@ async fn create_upload(
 async fn issue(
     state: &AppState,
     caller: Caller,
-    body: UploadBody,
+    body: UploadRequest,
 ) -> Result<(Response, String), ApiError> {
     let rules = state
         .tenants
@@ -99,7 +74,7 @@ async fn issue(
         .ok_or(ApiError::CredentialsUnavailable)?;
 
     let uuid = uuid::Uuid::new_v4().to_string();
-    let mut plan = policy::plan(rules, &caller.subject, &body.into(), now, &uuid)?;
+    let mut plan = policy::plan(rules, &caller.subject, &body, now, &uuid)?;
     // A ticket signed with temporary credentials dies with them: never promise longer.
     if let Some(expiry) = credentials.expires_at {
         let left = expiry

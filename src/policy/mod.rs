@@ -390,8 +390,10 @@ impl ContentTypePattern {
     }
 }
 
-/// What the client asks for (the body of `POST /uploads`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the client asks for: the body of `POST /uploads`, parsed as is. Unknown fields
+/// are refused; in particular a client cannot send a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UploadRequest {
     /// The file's name as the user has it.
     pub filename: String,
@@ -400,6 +402,7 @@ pub struct UploadRequest {
     /// Its exact size in bytes, if declared.
     pub size: Option<u64>,
     /// `x-amz-meta-*` values by name.
+    #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     /// Requested validity in seconds.
     pub expires_in: Option<u64>,

@@ -20,30 +20,6 @@ const BUCKET: &str = "browser-uploads";
 const GARAGE_KEY: &str = "GK0123456789abcdef01234567";
 const GARAGE_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fn tool(name: &str) -> PathBuf {
-    let tools = std::env::var_os("UPLOAD_TICKETS_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/upload-tickets-tools")
-        });
-    let binary = tools.join("bin").join(name);
-    assert!(
-        binary.is_file(),
-        "{name} is not installed at {}: run scripts/install-test-deps.sh",
-        binary.display()
-    );
-    binary
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A single-node Garage on loopback with a default key and bucket; killed on drop.
 struct Garage {
     endpoint: String,
@@ -72,7 +48,7 @@ impl Garage {
             ),
         )
         .unwrap();
-        let child = Command::new(tool("garage"))
+        let child = Command::new(tool("bin/garage"))
             .arg("-c")
             .arg(&config)
             .args([

@@ -15,24 +15,6 @@ use upload_tickets::presign::Credentials;
 
 use crate::helpers::*;
 
-/// The s3s-fs binary: `$UPLOAD_TICKETS_TOOLS/bin/s3s-fs`, by default under
-/// `~/.cache/upload-tickets-tools` where `scripts/install-test-deps.sh` puts it.
-fn s3s_fs_binary() -> PathBuf {
-    let tools = std::env::var_os("UPLOAD_TICKETS_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/upload-tickets-tools")
-        });
-    let binary = tools.join("bin/s3s-fs");
-    assert!(
-        binary.is_file(),
-        "s3s-fs is not installed at {}: run scripts/install-test-deps.sh",
-        binary.display()
-    );
-    binary
-}
-
 /// A running s3s-fs on 127.0.0.1 with its own data folder; killed and removed on drop.
 struct S3Server {
     endpoint: String,
@@ -45,11 +27,8 @@ impl S3Server {
     async fn start() -> Self {
         let dir = std::env::temp_dir().join(format!("upload-tickets-s3s-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let child = Command::new(s3s_fs_binary())
+        let port = free_port();
+        let child = Command::new(tool("bin/s3s-fs"))
             .args([
                 "--host",
                 "127.0.0.1",

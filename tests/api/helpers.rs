@@ -22,6 +22,33 @@ pub const AUDIENCE: &str = "upload-tickets";
 pub const ACCESS_KEY: &str = "AKIDTESTEXAMPLE";
 pub const SECRET_KEY: &str = "test-aws-secret-key-EXAMPLE";
 
+/// A test tool installed by `scripts/install-test-deps.sh` under `$UPLOAD_TICKETS_TOOLS`
+/// (default `~/.cache/upload-tickets-tools`); its absence fails the test, never skips it.
+pub fn tool(relative: &str) -> PathBuf {
+    let tools = std::env::var_os("UPLOAD_TICKETS_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/upload-tickets-tools")
+        });
+    let path = tools.join(relative);
+    assert!(
+        path.is_file(),
+        "{} is not installed: run scripts/install-test-deps.sh",
+        path.display()
+    );
+    path
+}
+
+/// A port free on 127.0.0.1 right now, for servers that cannot bind port 0 themselves.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

@@ -7,31 +7,14 @@
 //! requests on purpose (a size under the tenant's minimum, a type it does not allow) with
 //! 422, which no schema of a multi-tenant API can express.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use crate::helpers::*;
 
-fn schemathesis() -> PathBuf {
-    let tools = std::env::var_os("UPLOAD_TICKETS_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/upload-tickets-tools")
-        });
-    let binary = tools.join("schemathesis-venv/bin/schemathesis");
-    assert!(
-        binary.is_file(),
-        "schemathesis is not installed at {}: run scripts/install-test-deps.sh",
-        binary.display()
-    );
-    binary
-}
-
 #[tokio::test]
 async fn schemathesis_finds_no_failure() {
     let app = spawn_app().await;
-    let binary = schemathesis();
+    let binary = tool("schemathesis-venv/bin/schemathesis");
     let (base, token) = (app.base.clone(), token("acme", "user-42"));
     // Off the test's runtime: the server under test runs on it.
     let output = tokio::task::spawn_blocking(move || {

@@ -474,15 +474,7 @@ async fn when_the_identity_provider_is_down_cached_keys_keep_working() {
     )
     .await;
     accepted(&app, &a).await;
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
 #[tokio::test]
@@ -490,15 +482,7 @@ async fn without_any_jwks_the_service_is_not_ready() {
     let jwks = Jwks::start("jwks-rsa-a.json").await;
     jwks.serve(None);
     let app = spawn(&jwks_config(&jwks, 0)).await;
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "not_ready");
     assert_eq!(ready["checks"]["token_keys"], false);
     refused(

@@ -7,10 +7,10 @@ use crate::helpers::*;
 #[tokio::test]
 async fn livez_and_readyz_answer() {
     let app = spawn_app().await;
-    let live = app.client.get(app.url("/livez")).send().await.unwrap();
+    let live = app.get("/livez").await;
     assert_eq!(live.status(), 200);
     assert_eq!(live.json::<Value>().await.unwrap()["status"], "ok");
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
@@ -20,12 +20,7 @@ async fn livez_and_readyz_answer() {
 #[tokio::test]
 async fn the_served_spec_is_the_file_in_the_repository() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/openapi.yaml"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/openapi.yaml").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let served = response.text().await.unwrap();
@@ -37,12 +32,7 @@ async fn the_served_spec_is_the_file_in_the_repository() {
 #[tokio::test]
 async fn the_demo_page_is_served_only_when_enabled() {
     let app = spawn_app().await;
-    problem(
-        app.client.get(app.url("/demo")).send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
+    problem(app.get("/demo").await, 404, "not_found").await;
 
     let config = base_config().replace(
         "shutdown_grace_seconds = 5",
@@ -55,7 +45,7 @@ async fn the_demo_page_is_served_only_when_enabled() {
         )),
     )
     .await;
-    let response = app.client.get(app.url("/demo")).send().await.unwrap();
+    let response = app.get("/demo").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]

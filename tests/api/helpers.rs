@@ -151,6 +151,15 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
     /// `POST /uploads` with `token` and a JSON `body`.
     pub async fn upload(&self, token: &str, body: &Value) -> reqwest::Response {
         self.client

@@ -21,16 +21,7 @@ fn sample(text: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_a_scripted_sequence() {
     let app = spawn_app().await;
-    let scrape = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || async { app.get("/metrics").await.text().await.unwrap() };
     let issued = r#"upload_tickets_tickets_issued_total{tenant="metered"}"#;
     let too_large = r#"upload_tickets_refusals_total{tenant="metered",code="file_too_large"}"#;
     let wrong_type =
@@ -70,7 +61,7 @@ async fn metrics_count_a_scripted_sequence() {
         422
     );
 
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get("/metrics").await;
     assert!(
         response.headers()["content-type"]
             .to_str()

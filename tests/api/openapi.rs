@@ -189,12 +189,7 @@ async fn every_response_of_a_scripted_run_is_declared_and_valid() {
         );
     }
 
-    let response = app
-        .client
-        .get(app.url("/openapi.yaml"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/openapi.yaml").await;
     assert!(
         spec["paths"]["/openapi.yaml"]["get"]["responses"]["200"]["content"]["application/yaml"]
             .is_object()
@@ -224,7 +219,7 @@ async fn a_503_is_declared_and_valid_too() {
         &content_type,
         &response.json().await.unwrap(),
     );
-    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let content_type = response.headers()["content-type"]
         .to_str()

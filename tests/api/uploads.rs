@@ -415,15 +415,7 @@ async fn without_credentials_the_service_answers_503_and_recovers_by_itself() {
     let response = app.upload(&token("acme", "u"), &body).await;
     assert!(response.headers().contains_key("retry-after"));
     problem(response, 503, "credentials_unavailable").await;
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(app.get("/readyz").await.status(), 503);
 
     source.on.store(true, Ordering::SeqCst);
     let mut recovered = false;
@@ -435,32 +427,14 @@ async fn without_credentials_the_service_answers_503_and_recovers_by_itself() {
         }
     }
     assert!(recovered, "the service did not recover within 20 s");
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems_too() {
     let app = spawn_app().await;
-    problem(
-        app.client.get(app.url("/nope")).send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    problem(
-        app.client.get(app.url("/uploads")).send().await.unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
+    problem(app.get("/nope").await, 404, "not_found").await;
+    problem(app.get("/uploads").await, 405, "method_not_allowed").await;
 }
 
 #[tokio::test]
@@ -474,7 +448,7 @@ async fn request_ids_are_echoed_or_made() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "abc-123");
-    let response = app.client.get(app.url("/livez")).send().await.unwrap();
+    let response = app.get("/livez").await;
     assert_eq!(response.headers()["x-request-id"].len(), 36);
 }
 

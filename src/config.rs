@@ -62,6 +62,14 @@ pub struct ServerSettings {
     /// Serve the browser demo page at `/demo`; default false (on in `dev`).
     #[serde(default)]
     pub demo: bool,
+    /// Longest a client may take to send a request's headers, in seconds; default 10.
+    /// Without it, a client trickling headers would hold a connection for ever.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// Largest request head (request line and headers), in bytes; default 2 MiB, so
+    /// that an oversized bearer token reaches the verifier and gets a 401 with a reason.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServerSettings {
@@ -73,6 +81,8 @@ impl Default for ServerSettings {
             shutdown_grace_seconds: default_grace(),
             log_format: LogFormat::default(),
             demo: false,
+            header_read_timeout_seconds: default_header_read_timeout(),
+            max_header_bytes: default_max_header_bytes(),
         }
     }
 }
@@ -96,6 +106,12 @@ fn default_request_timeout() -> u64 {
 }
 fn default_grace() -> u64 {
     20
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_max_header_bytes() -> usize {
+    2 * 1024 * 1024
 }
 
 /// `[s3]`: where tickets point.
@@ -209,6 +225,18 @@ impl Config {
             return Err(ConfigError::invalid(
                 "server.shutdown_grace_seconds",
                 "must be at most 600",
+            ));
+        }
+        if server.header_read_timeout_seconds == 0 || server.header_read_timeout_seconds > 300 {
+            return Err(ConfigError::invalid(
+                "server.header_read_timeout_seconds",
+                "must be 1 to 300",
+            ));
+        }
+        if !(16 * 1024..=16 * 1024 * 1024).contains(&server.max_header_bytes) {
+            return Err(ConfigError::invalid(
+                "server.max_header_bytes",
+                "must be 16384 to 16777216",
             ));
         }
         for origin in &server.cors_allowed_origins {

@@ -5,8 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -19,6 +22,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     grace: Duration,
+    connections: auto::Builder<TokioExecutor>,
     background: Vec<JoinHandle<()>>,
     state: AppState,
 }
@@ -36,7 +40,17 @@ impl Application {
         if !matches!(first_load, Ok(Ok(()))) {
             tracing::warn!("no AWS credentials at start-up; retrying in the background");
         }
-        let mut background = vec![tokio::spawn(Arc::clone(&credentials).run_refresh_loop())];
+        let mut background = vec![
+            tokio::spawn(Arc::clone(&credentials).run_refresh_loop()),
+            // The recorder buffers histogram samples until drained: without this, a
+            // server nobody scrapes grows by every request's latency sample.
+            tokio::spawn(async {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    crate::telemetry::metrics().run_upkeep();
+                }
+            }),
+        ];
         if let Some(jwks) = config.verifier.jwks() {
             match tokio::time::timeout(Duration::from_secs(6), jwks.refresh()).await {
                 Ok(Ok(keys)) => tracing::info!(keys, "JWKS loaded"),
@@ -73,6 +87,10 @@ impl Application {
             listener,
             router,
             grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            connections: connection_builder(
+                Duration::from_secs(config.server.header_read_timeout_seconds),
+                config.server.max_header_bytes,
+            ),
             background,
             state,
         })
@@ -88,38 +106,76 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish for at most the grace period, and stops the background tasks.
+    /// Serves until `shutdown` completes, then stops accepting (new connections are
+    /// refused), lets in-flight requests finish for at most the grace period, and stops
+    /// the background tasks.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (stop_tx, mut stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        let mut graceful_rx = stop_rx.clone();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            let _ = graceful_rx.wait_for(|stop| *stop).await;
-            tracing::info!("shutting down: draining in-flight requests");
-        });
-        let grace = self.grace;
-        let result = tokio::select! {
-            result = serve.into_future() => result,
-            () = async {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "grace period over; dropping the requests still running");
-                Ok(())
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off rather than spin.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            // Small request, small answer: do not wait for Nagle.
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(self.router.clone());
+            let connection = self
+                .connections
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(error = %error, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: draining in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => {},
+            () = tokio::time::sleep(self.grace) => {
+                tracing::warn!(grace = ?self.grace, "grace period over; dropping the requests still running");
             }
-        };
+        }
         for task in self.background {
             task.abort();
         }
-        result
+        Ok(())
     }
+}
+
+/// HTTP/1 and HTTP/2 (prior knowledge) with the limits a public endpoint needs:
+/// a deadline for the request head (slow clients cannot hold connections) and a
+/// bounded head size.
+fn connection_builder(
+    header_timeout: Duration,
+    max_header_bytes: usize,
+) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Duration::from_secs(30));
+    builder
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -18,6 +18,11 @@ use super::AuthError;
 /// Largest JWKS document accepted, in bytes.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
+/// Longest a request waits for an unknown-kid refresh (the lock and the fetch). A slow
+/// identity provider then costs a request this much at most, well inside the request
+/// timeout, and the request gets its 401 rather than a timeout.
+const REQUEST_PATH_REFRESH_LIMIT: Duration = Duration::from_secs(2);
+
 /// Why a JWKS could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -178,11 +183,11 @@ impl JwksCache {
         if let Some(key) = self.lookup(kid) {
             return Ok(key);
         }
-        {
+        let refresh = async {
             let mut last = self.last_refresh.lock().await;
             // Another request may have refreshed while this one waited for the lock.
-            if let Some(key) = self.lookup(kid) {
-                return Ok(key);
+            if self.lookup(kid).is_some() {
+                return;
             }
             let due = last.is_none_or(|at| at.elapsed() >= self.min_interval);
             if due {
@@ -191,6 +196,12 @@ impl JwksCache {
                     tracing::warn!(%error, url = %self.url, "JWKS refresh for an unknown kid failed; keeping the cached keys");
                 }
             }
+        };
+        if tokio::time::timeout(REQUEST_PATH_REFRESH_LIMIT, refresh)
+            .await
+            .is_err()
+        {
+            tracing::warn!(url = %self.url, "JWKS refresh for an unknown kid is slow; not waiting for it");
         }
         self.lookup(kid).ok_or(AuthError::UnknownKey)
     }

@@ -100,4 +100,10 @@ pub enum PresignError {
     /// The credentials cannot sign (empty, or an access key id that would break the scope).
     #[error("invalid credentials: {0}")]
     InvalidCredentials(&'static str),
+    /// A presigned URL request that S3 could not use (see the message).
+    #[error("invalid URL request: {0}")]
+    InvalidUrlRequest(&'static str),
+    /// `aws-sigv4` refused to sign (a malformed URL or header).
+    #[error("signing failed: {0}")]
+    Signing(String),
 }

@@ -14,6 +14,7 @@
 //! - [`document`]: the policy document and its base64 form.
 //! - [`signing`]: SigV4 dates, credential scope, signing keys and their cache.
 //! - [`endpoint`]: regions, partitions and the URL the form is posted to.
+//! - [`url`]: presigned URLs (PUT tickets, multipart parts).
 //!
 //! # Example
 //! ```
@@ -39,6 +40,7 @@ pub mod endpoint;
 pub mod error;
 pub mod names;
 pub mod signing;
+pub mod url;
 
 use std::fmt;
 use std::ops::Range;
@@ -51,6 +53,7 @@ pub use endpoint::{Addressing, Endpoint, Partition, Region};
 pub use error::PresignError;
 pub use names::{BucketName, FieldName, ObjectKey};
 pub use signing::{ALGORITHM, CredentialScope, SigningKey, SigningKeyCache, UtcSecond};
+pub use url::{PresignedUrl, UrlRequest};
 
 use document::DocumentBuilder;
 

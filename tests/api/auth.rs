@@ -2,6 +2,7 @@
 //! `WWW-Authenticate`, and no ticket.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -214,9 +215,19 @@ async fn missing_malformed_and_huge_authorization_is_refused() {
         assert_eq!(response.status(), 401);
         assert!(response.headers().contains_key("www-authenticate"));
     }
-    // A megabyte of header never reaches the verifier: the HTTP layer refuses it.
+    // A megabyte token reaches the verifier (the head limit is 2 MiB) and gets the
+    // same 401 as any bad token; only a head over the limit is cut off by the HTTP layer.
     let response = post()
-        .header("authorization", format!("Bearer {}", "a".repeat(1_000_000)))
+        .header("authorization", format!("Bearer {}", "a".repeat(1 << 20)))
+        .send()
+        .await
+        .unwrap();
+    problem(response, 401, "invalid_token").await;
+    // A fresh connection: a reused one has a read buffer already grown by the last head.
+    let response = reqwest::Client::new()
+        .post(app.url("/uploads"))
+        .json(&body)
+        .header("authorization", format!("Bearer {}", "a".repeat(3 << 20)))
         .send()
         .await
         .unwrap();
@@ -342,14 +353,16 @@ async fn ec_and_ed25519_pem_keys_work_and_families_do_not_mix() {
     .await;
 }
 
-/// The JWKS body (none: the provider answers 503) and the number of fetches.
-type JwksState = (Arc<Mutex<Option<String>>>, Arc<Mutex<u32>>);
+/// The JWKS body (none: the provider answers 503), the number of fetches, and whether
+/// the provider hangs.
+type JwksState = (Arc<Mutex<Option<String>>>, Arc<Mutex<u32>>, Arc<AtomicBool>);
 
 /// A stand-in identity provider serving a JWKS that the test can change or break.
 struct Jwks {
     addr: SocketAddr,
     body: Arc<Mutex<Option<String>>>,
     hits: Arc<Mutex<u32>>,
+    hang: Arc<AtomicBool>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -359,12 +372,16 @@ impl Jwks {
             std::fs::read_to_string(fixture(&format!("jwt/{file}"))).unwrap(),
         )));
         let hits = Arc::new(Mutex::new(0));
-        let state = (Arc::clone(&body), Arc::clone(&hits));
+        let hang = Arc::new(AtomicBool::new(false));
+        let state = (Arc::clone(&body), Arc::clone(&hits), Arc::clone(&hang));
         let router = Router::new()
             .route(
                 "/jwks.json",
-                get(|State((body, hits)): State<JwksState>| async move {
+                get(|State((body, hits, hang)): State<JwksState>| async move {
                     *hits.lock().unwrap() += 1;
+                    if hang.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
                     match body.lock().unwrap().clone() {
                         Some(text) => (StatusCode::OK, text),
                         None => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
@@ -381,6 +398,7 @@ impl Jwks {
             addr,
             body,
             hits,
+            hang,
             _server: server,
         }
     }
@@ -388,6 +406,11 @@ impl Jwks {
     fn serve(&self, file: Option<&str>) {
         *self.body.lock().unwrap() =
             file.map(|f| std::fs::read_to_string(fixture(&format!("jwt/{f}"))).unwrap());
+    }
+
+    /// Makes the provider accept requests and never answer.
+    fn hang(&self) {
+        self.hang.store(true, Ordering::SeqCst);
     }
 
     fn hits(&self) -> u32 {
@@ -474,6 +497,35 @@ async fn when_the_identity_provider_is_down_cached_keys_keep_working() {
     )
     .await;
     accepted(&app, &a).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn when_the_identity_provider_hangs_requests_do_not() {
+    let jwks = Jwks::start("jwks-rsa-a.json").await;
+    let app = spawn(&jwks_config(&jwks, 0)).await;
+    let a = sign(
+        Algorithm::RS256,
+        &claims("acme", "u"),
+        &rsa_key("rsa-a"),
+        Some("rsa-a"),
+    );
+    accepted(&app, &a).await;
+    jwks.hang();
+    // Cached keys serve without touching the provider.
+    accepted(&app, &a).await;
+    // An unknown kid waits for the refresh only briefly (the request timeout is 5 s)
+    // and gets its 401, not a timeout; concurrent ones do not pile up either.
+    let unknown = sign(
+        Algorithm::RS256,
+        &claims("acme", "u"),
+        &rsa_key("rsa-b"),
+        Some("rsa-b"),
+    );
+    let attempts = (0..8).map(|_| refused(&app, &unknown));
+    futures_util::future::join_all(attempts).await;
+    accepted(&app, &a).await;
+    assert!(jwks.hits() >= 2, "the unknown kid did try the provider");
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
 

@@ -85,6 +85,14 @@ fn a_missing_secret_variable_or_file_is_named() {
 fn every_bad_setting_is_named() {
     let base = base_config();
     refused_naming(
+        &base.replace("[server]\n", "[server]\nheader_read_timeout_seconds = 0\n"),
+        "server.header_read_timeout_seconds",
+    );
+    refused_naming(
+        &base.replace("[server]\n", "[server]\nmax_header_bytes = 1024\n"),
+        "server.max_header_bytes",
+    );
+    refused_naming(
         &base.replace("max_size = 1048576", "max_size = 5368709121"),
         "tenants.acme.max_size",
     );

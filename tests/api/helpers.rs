@@ -300,3 +300,120 @@ pub fn policy_of(ticket: &Value) -> Value {
     let json = base64_simd::STANDARD.decode_to_vec(b64).expect("base64");
     serde_json::from_slice(&json).expect("policy JSON")
 }
+
+/// The real binary serving a configuration, with its JSON log lines; killed on drop,
+/// also when the test fails.
+pub struct Binary {
+    child: std::process::Child,
+    /// The address it logged it listens on.
+    pub address: String,
+    /// Log lines read so far.
+    pub lines: Vec<String>,
+    incoming: std::sync::mpsc::Receiver<String>,
+    dir: PathBuf,
+}
+
+impl Binary {
+    /// Starts `upload-tickets serve` on `toml` with a clean environment plus `env`
+    /// (static AWS credentials and the HMAC secret are always set).
+    pub fn start(toml: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead as _, Write as _};
+        let dir = std::env::temp_dir().join(format!("upload-tickets-bin-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.toml");
+        std::fs::File::create(&config)
+            .unwrap()
+            .write_all(toml.as_bytes())
+            .unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env_clear()
+            .env(SECRET_ENV, SECRET)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("UPLOAD_TICKETS__SERVER__LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, incoming) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut binary = Self {
+            child,
+            address: String::new(),
+            lines: Vec::new(),
+            incoming,
+            dir,
+        };
+        binary.address = loop {
+            let line = binary
+                .incoming
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the server logs its address");
+            let parsed: Value = serde_json::from_str(&line).unwrap_or_default();
+            binary.lines.push(line);
+            if let Some(address) = parsed["address"].as_str() {
+                break address.to_owned();
+            }
+        };
+        binary
+    }
+
+    /// Sends SIGTERM to the process (by its PID).
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM delivered");
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its status.
+    pub fn wait(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process and returns every log line it wrote.
+    pub fn stop_and_collect(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        while let Ok(line) = self
+            .incoming
+            .recv_timeout(std::time::Duration::from_millis(500))
+        {
+            self.lines.push(line);
+        }
+        std::mem::take(&mut self.lines)
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

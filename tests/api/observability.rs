@@ -1,9 +1,5 @@
 //! Metrics count what happened; logs never hold a token or a secret.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use serde_json::json;
 
 use crate::helpers::*;
@@ -98,57 +94,15 @@ async fn metrics_count_a_scripted_sequence() {
 fn no_log_line_holds_a_token_or_a_secret() {
     let session_token = "FwoGZXIvYXdzSESSIONTOKENsecretvalue0123456789";
     let aws_secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY";
-    let dir = std::env::temp_dir().join(format!("upload-tickets-logs-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::File::create(&config)
-        .unwrap()
-        .write_all(base_config().as_bytes())
-        .unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env_clear()
-        .env("RUST_LOG", "trace")
-        .env(SECRET_ENV, SECRET)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", aws_secret)
-        .env("AWS_SESSION_TOKEN", session_token)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("UPLOAD_TICKETS__SERVER__LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stderr = child.stderr.take().unwrap();
-    let child = Kill(child);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let address = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logs its address");
-        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        lines.push(line);
-        if let Some(address) = parsed["address"].as_str() {
-            break address.to_owned();
-        }
-    };
+    let server = Binary::start(
+        &base_config(),
+        &[
+            ("RUST_LOG", "trace"),
+            ("AWS_SECRET_ACCESS_KEY", aws_secret),
+            ("AWS_SESSION_TOKEN", session_token),
+        ],
+    );
+    let address = server.address.clone();
 
     let good = token("acme", "user-42");
     let mut expired_claims = claims("acme", "u");
@@ -194,11 +148,7 @@ fn no_log_line_holds_a_token_or_a_secret() {
         // The ticket itself carries the session token: that is its job.
         assert_eq!(ticket["fields"]["X-Amz-Security-Token"], session_token);
     });
-    drop(child);
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-        lines.push(line);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    let lines = server.stop_and_collect();
 
     assert!(
         lines.len() > 10,

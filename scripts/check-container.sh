@@ -47,6 +47,9 @@ rm -rf "$context"
 
 log "the image's command and HEALTHCHECK"
 binary=target/release/upload-tickets
+# The secrets config/example.toml names (a deployment sets them in its environment).
+export UPLOAD_TICKETS_HANDLE_SECRET=check-container-handle-key-of-32-bytes
+export ACME_WEBHOOK_SECRET=check-container-webhook-secret-32-bytes
 "$binary" check-config --config config/example.toml
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 UPLOAD_TICKETS__SERVER__LISTEN="127.0.0.1:$port" AWS_ACCESS_KEY_ID=AKIDEXAMPLE \

@@ -15,8 +15,10 @@ use figment::providers::{Env, Format as _, Toml};
 use serde::Deserialize;
 
 use crate::auth::{AuthSettings, Verifier};
+use crate::handle::{HandleKey, MIN_HANDLE_KEY_BYTES};
 use crate::policy::{TenantRules, TenantSettings};
 use crate::presign::{Addressing, Endpoint, Presigner, Region};
+use crate::webhook::Webhook;
 
 /// The embedded development configuration (`config/default.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
@@ -70,6 +72,10 @@ pub struct ServerSettings {
     /// that an oversized bearer token reaches the verifier and gets a 401 with a reason.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// The variable holding the key that signs multipart upload handles (at least 32
+    /// bytes). Unset: a random key, so handles die with the process and work on this
+    /// replica only.
+    pub handle_secret_env: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -83,6 +89,7 @@ impl Default for ServerSettings {
             demo: false,
             header_read_timeout_seconds: default_header_read_timeout(),
             max_header_bytes: default_max_header_bytes(),
+            handle_secret_env: None,
         }
     }
 }
@@ -122,6 +129,10 @@ pub struct S3Settings {
     pub region: String,
     /// A custom endpoint (MinIO, LocalStack, Garage, ...); default AWS.
     pub endpoint: Option<String>,
+    /// Where the service itself reaches the store (multipart calls, completion checks)
+    /// when that differs from what browsers use, e.g. inside a container network;
+    /// default `endpoint`.
+    pub service_endpoint: Option<String>,
     /// Address buckets in the path; default false (dotted names use it anyway).
     #[serde(default)]
     pub force_path_style: bool,
@@ -198,6 +209,14 @@ pub struct Config {
     pub presigner: Arc<Presigner>,
     /// The token verifier for `[auth]` (JWKS keys are fetched later, at start-up).
     pub verifier: Arc<Verifier>,
+    /// `[s3]`, for the store client.
+    pub s3: S3Settings,
+    /// Signs multipart handles.
+    pub handles: Arc<HandleKey>,
+    /// Whether that key is random (handles then live as long as the process).
+    pub handle_key_is_random: bool,
+    /// Completion webhooks by tenant id.
+    pub webhooks: HashMap<String, Arc<Webhook>>,
     /// Tenant rules by id.
     pub tenants: HashMap<String, Arc<TenantRules>>,
 }
@@ -255,6 +274,10 @@ impl Config {
         }
 
         let presigner = presigner(&settings.s3)?;
+        if let Some(url) = &settings.s3.service_endpoint {
+            Endpoint::parse(url)
+                .map_err(|e| ConfigError::invalid("s3.service_endpoint", e.to_string()))?;
+        }
         let verifier = Verifier::from_settings(&settings.auth, env)?;
 
         if settings.tenants.is_empty() {
@@ -277,10 +300,61 @@ impl Config {
             tenants.insert(id.clone(), Arc::new(rules));
         }
         check_isolation(&tenants)?;
+
+        let mut webhooks = HashMap::new();
+        for (id, tenant) in &settings.tenants {
+            let setting = |field: &str| format!("tenants.{id}.{field}");
+            match (
+                &tenant.completion_webhook_url,
+                &tenant.completion_webhook_secret_env,
+            ) {
+                (Some(url), Some(var)) => {
+                    let secret = env(var).ok_or_else(|| {
+                        ConfigError::invalid(
+                            setting("completion_webhook_secret_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?;
+                    let hook = Webhook::new(url, secret.as_bytes()).map_err(|reason| {
+                        ConfigError::invalid(setting("completion_webhook_url"), reason)
+                    })?;
+                    webhooks.insert(id.clone(), Arc::new(hook));
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(ConfigError::invalid(
+                        setting("completion_webhook_url"),
+                        "set completion_webhook_url and completion_webhook_secret_env together",
+                    ));
+                }
+            }
+        }
+        let (handles, handle_key_is_random) = match &server.handle_secret_env {
+            Some(var) => {
+                let secret = env(var).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "server.handle_secret_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?;
+                if secret.len() < MIN_HANDLE_KEY_BYTES {
+                    return Err(ConfigError::invalid(
+                        "server.handle_secret_env",
+                        format!("the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"),
+                    ));
+                }
+                (HandleKey::new(secret.as_bytes()), false)
+            }
+            None => (HandleKey::random(), true),
+        };
         Ok(Self {
             server,
             presigner,
             verifier: Arc::new(verifier),
+            s3: settings.s3,
+            handles: Arc::new(handles),
+            handle_key_is_random,
+            webhooks,
             tenants,
         })
     }

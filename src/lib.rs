@@ -9,6 +9,9 @@
 //! - [`credentials`] (feature `service`): AWS credentials from the default chain, cached.
 //! - [`config`] (feature `service`): typed settings, file plus environment, validated.
 //! - [`http`] (feature `service`): the axum router, handlers and the problem+json mapping.
+//! - [`handle`] (feature `service`): signed multipart upload handles.
+//! - [`store`] (feature `service`): the S3 client for multipart uploads and object checks.
+//! - [`webhook`] (feature `service`): signed completion reports to tenants' endpoints.
 //! - [`startup`], [`telemetry`], [`cli`] (feature `service`): running it.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -24,10 +27,16 @@ pub mod config;
 #[cfg(feature = "service")]
 pub mod credentials;
 #[cfg(feature = "service")]
+pub mod handle;
+#[cfg(feature = "service")]
 pub mod http;
 #[cfg(feature = "rules")]
 pub mod policy;
 #[cfg(feature = "service")]
 pub mod startup;
 #[cfg(feature = "service")]
+pub mod store;
+#[cfg(feature = "service")]
 pub mod telemetry;
+#[cfg(feature = "service")]
+pub mod webhook;

@@ -59,12 +59,12 @@ impl Application {
             background.push(tokio::spawn(Arc::clone(jwks).run_refresh_loop()));
         }
         let timeout = config.request_timeout();
-        let app = App::new(
-            config.presigner,
-            config.verifier,
-            config.tenants,
-            credentials,
-        );
+        if config.handle_key_is_random {
+            tracing::warn!(
+                "server.handle_secret_env is not set: multipart handles are signed with a random key, so they die with this process and work on this replica only"
+            );
+        }
+        let app = App::new(&config, credentials);
         let state = AppState(Arc::new(app));
         if !state.limiters.is_empty() {
             let upkeep = state.clone();

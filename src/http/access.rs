@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -15,22 +15,13 @@ use tracing::Instrument as _;
 
 use super::REQUEST_ID;
 
-/// Every route the router serves.
-const ROUTES: &[&str] = &[
-    "/uploads",
-    "/livez",
-    "/readyz",
-    "/metrics",
-    "/openapi.yaml",
-    "/demo",
-];
-
 /// What a handler reports about a request for the access log.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     /// The caller's tenant, once known.
     pub tenant: Option<String>,
-    /// The stable outcome code: `ticket_issued`, or the error code.
+    /// The stable outcome code: `ticket_issued`, `multipart_started`, ... on success, or
+    /// the error code.
     pub code: Option<&'static str>,
     /// The key a ticket was issued for.
     pub key: Option<String>,
@@ -55,7 +46,17 @@ pub(super) fn report(response: &mut Response, outcome: Outcome) {
 pub(super) async fn log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // Routes log and count by their template: a path parameter (a multipart handle)
+    // is a capability and stays out of logs, and metric labels stay few. Unmatched
+    // paths are logged as sent, cut short.
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let path = match &matched {
+        Some(template) => template.clone(),
+        None => request.uri().path().chars().take(128).collect(),
+    };
     let id = request
         .headers()
         .get(&REQUEST_ID)
@@ -63,13 +64,7 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_owned();
     let span = tracing::info_span!("request", request_id = %id);
-    // The routes are fixed: label by path for them, and one label for all else, so a
-    // scan of random URLs cannot blow up the number of series.
-    let route = if ROUTES.contains(&path.as_str()) {
-        path.clone()
-    } else {
-        "unmatched".to_owned()
-    };
+    let route = matched.unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(request).instrument(span.clone()).await;
     let outcome = response.extensions().get::<Outcome>();
     let latency = started.elapsed();
@@ -107,6 +102,10 @@ fn record_metrics(
     match outcome.code {
         Some("ticket_issued") => {
             metrics::counter!("upload_tickets_tickets_issued_total", "tenant" => tenant)
+                .increment(1);
+        }
+        Some(code) if status < 400 => {
+            metrics::counter!("upload_tickets_operations_total", "tenant" => tenant, "operation" => code)
                 .increment(1);
         }
         Some(code) => {

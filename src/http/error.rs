@@ -21,7 +21,10 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// 413 `payload_too_large`.
-    #[error("the request body is over {} bytes", super::MAX_BODY_BYTES)]
+    #[error(
+        "the request body is over the limit ({} bytes; 1 MiB for a completion)",
+        super::MAX_BODY_BYTES
+    )]
     PayloadTooLarge,
     /// 401 `invalid_token`.
     #[error("the bearer token is missing or invalid")]
@@ -53,6 +56,21 @@ pub enum ApiError {
     /// 405 `method_not_allowed`.
     #[error("method not allowed on this resource")]
     MethodNotAllowed,
+    /// 404 `upload_not_found`: the handle is forged, expired or for an aborted upload.
+    #[error("no such multipart upload, or its handle has expired")]
+    UploadNotFound,
+    /// 403 `not_owner`: a valid handle or key, but of another subject or tenant.
+    #[error("this upload belongs to someone else")]
+    NotOwner,
+    /// 404 `object_not_found`.
+    #[error("no object under this key")]
+    ObjectNotFound,
+    /// 422 `parts_invalid`: the part list does not complete the upload.
+    #[error("{0}")]
+    PartsInvalid(String),
+    /// 502 `store_error`: the object store failed; the cause is logged.
+    #[error("the object store did not complete the operation; retry shortly")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// 500 `internal`: the cause is logged, the client learns nothing of it.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -84,10 +102,10 @@ impl ApiError {
             Self::Policy(P::ContentTypeRequired(_) | P::ContentTypeNotAllowed { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "content_type_not_allowed")
             }
-            Self::Policy(P::ContentTypeInvalid(_) | P::InvalidExpiry) => {
+            Self::Policy(P::ContentTypeInvalid(_) | P::InvalidExpiry | P::SizeRequired(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")
             }
-            Self::Policy(P::FileTooLarge { .. }) => {
+            Self::Policy(P::FileTooLarge { .. } | P::NeedsMultipart { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "file_too_large")
             }
             Self::Policy(P::FileTooSmall { .. }) => {
@@ -103,6 +121,11 @@ impl ApiError {
             Self::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::UploadNotFound => (StatusCode::NOT_FOUND, "upload_not_found"),
+            Self::NotOwner => (StatusCode::FORBIDDEN, "not_owner"),
+            Self::ObjectNotFound => (StatusCode::NOT_FOUND, "object_not_found"),
+            Self::PartsInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "parts_invalid"),
+            Self::Store(_) => (StatusCode::BAD_GATEWAY, "store_error"),
             Self::Policy(P::Presign(_)) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -132,7 +155,7 @@ impl IntoResponse for ApiError {
         let detail = if status.is_server_error() {
             if matches!(
                 self,
-                Self::Internal(_) | Self::Policy(PolicyError::Presign(_))
+                Self::Internal(_) | Self::Store(_) | Self::Policy(PolicyError::Presign(_))
             ) {
                 tracing::error!(code, error = %DisplayChain(&self), "request failed");
             } else {

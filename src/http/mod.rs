@@ -4,6 +4,7 @@ mod access;
 pub mod error;
 mod extract;
 mod health;
+mod multipart;
 mod uploads;
 
 use std::collections::HashMap;
@@ -22,9 +23,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::auth::Verifier;
+use crate::config::Config;
 use crate::credentials::CredentialsCache;
+use crate::handle::HandleKey;
 use crate::policy::TenantRules;
 use crate::presign::Presigner;
+use crate::webhook::Webhook;
 pub use access::Outcome;
 pub use error::ApiError;
 
@@ -59,6 +63,14 @@ pub struct App {
     pub credentials: Arc<CredentialsCache>,
     /// Per-tenant limiters keyed by subject, for tenants with a rate limit.
     pub limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
+    /// The store, for multipart uploads and completion checks.
+    pub store: aws_sdk_s3::Client,
+    /// Signs multipart handles.
+    pub handles: Arc<HandleKey>,
+    /// Completion webhooks by tenant id.
+    pub webhooks: HashMap<String, Arc<Webhook>>,
+    /// Delivers webhooks.
+    pub http: reqwest::Client,
 }
 
 impl std::fmt::Debug for App {
@@ -70,13 +82,10 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The state for these parts; builds the rate limiters.
-    pub fn new(
-        presigner: Arc<Presigner>,
-        verifier: Arc<Verifier>,
-        tenants: HashMap<String, Arc<TenantRules>>,
-        credentials: Arc<CredentialsCache>,
-    ) -> Self {
+    /// The state for `config`, signing with `credentials`; builds the rate limiters and
+    /// the store client.
+    pub fn new(config: &Config, credentials: Arc<CredentialsCache>) -> Self {
+        let tenants = config.tenants.clone();
         let limiters = tenants
             .values()
             .filter_map(|t| {
@@ -85,11 +94,19 @@ impl App {
             })
             .collect();
         Self {
-            presigner,
-            verifier,
+            presigner: Arc::clone(&config.presigner),
+            verifier: Arc::clone(&config.verifier),
+            store: crate::store::client(&config.s3, Arc::clone(&credentials)),
             tenants,
             credentials,
             limiters,
+            handles: Arc::clone(&config.handles),
+            webhooks: config.webhooks.clone(),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
         }
     }
 }
@@ -106,7 +123,7 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
         .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
@@ -121,6 +138,7 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
     };
     Router::new()
         .merge(uploads::router())
+        .merge(multipart::router())
         .merge(health::router())
         .route("/demo", axum::routing::get(demo_page))
         .fallback(|| async { ApiError::NotFound })

@@ -1,5 +1,6 @@
 //! `POST /uploads`: a verified caller asks for a ticket.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
@@ -15,19 +16,33 @@ use time::format_description::well_known::Rfc3339;
 use super::extract::AppJson;
 use super::{ApiError, AppState};
 use crate::auth::Caller;
-use crate::policy::{self, TenantRules, UploadRequest};
+use crate::credentials::LoadedCredentials;
+use crate::policy::{self, TenantRules, UploadMethod, UploadRequest};
 use crate::presign::PresignedPost;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/uploads", post(create_upload))
 }
 
-/// The ticket.
+/// A POST ticket.
 #[derive(Debug, Serialize)]
 struct Ticket {
     method: &'static str,
     #[serde(flatten)]
     post: PresignedPost,
+    key: String,
+    bucket: String,
+    expires_at: String,
+    min_size: u64,
+    max_size: u64,
+}
+
+/// A PUT ticket: the URL and the headers to send with exactly these values.
+#[derive(Debug, Serialize)]
+struct PutTicket {
+    method: &'static str,
+    url: String,
+    headers: BTreeMap<String, String>,
     key: String,
     bucket: String,
     expires_at: String,
@@ -74,27 +89,46 @@ async fn issue(
         .ok_or(ApiError::CredentialsUnavailable)?;
 
     let uuid = uuid::Uuid::new_v4().to_string();
+    if rules.upload_method == UploadMethod::Put {
+        let mut plan = policy::put_plan(rules, &caller.subject, &body, now, &uuid)?;
+        let validity = usable_validity(plan.request.validity(), &credentials, now, None)?;
+        plan.request = plan
+            .request
+            .expires_in(validity)
+            .map_err(|_| ApiError::CredentialsUnavailable)?;
+        let signed = state
+            .presigner
+            .presign_url(&credentials.credentials, &plan.request, now)
+            .map_err(ApiError::internal)?;
+        let key = plan.object.key.clone();
+        let ticket = PutTicket {
+            method: signed.method,
+            url: signed.url,
+            headers: signed.headers.into_iter().collect(),
+            key: plan.object.key,
+            bucket: rules.bucket.to_string(),
+            expires_at: rfc3339(signed.expires_at)?,
+            min_size: plan.object.min_size,
+            max_size: plan.object.max_size,
+        };
+        return Ok((
+            no_store((StatusCode::CREATED, Json(ticket)).into_response()),
+            key,
+        ));
+    }
     let mut plan = policy::plan(rules, &caller.subject, &body, now, &uuid)?;
-    // A ticket signed with temporary credentials dies with them: never promise longer.
-    if let Some(expiry) = credentials.expires_at {
-        let left = expiry
-            .duration_since(now)
-            .unwrap_or_default()
-            .saturating_sub(Duration::from_secs(5));
-        if plan.request.validity() > left {
-            plan.request = plan
-                .request
-                .expires_in(left)
-                .map_err(|_| ApiError::CredentialsUnavailable)?;
-        }
+    let validity = usable_validity(plan.request.validity(), &credentials, now, None)?;
+    if validity < plan.request.validity() {
+        plan.request = plan
+            .request
+            .expires_in(validity)
+            .map_err(|_| ApiError::CredentialsUnavailable)?;
     }
     let post = state
         .presigner
         .presign(&credentials.credentials, &plan.request, now)
         .map_err(ApiError::internal)?;
-    let expires_at = OffsetDateTime::from(post.expires_at())
-        .format(&Rfc3339)
-        .map_err(ApiError::internal)?;
+    let expires_at = rfc3339(post.expires_at())?;
 
     let key = plan.key.clone();
     let ticket = Ticket {
@@ -106,15 +140,57 @@ async fn issue(
         max_size: plan.max_size,
         post,
     };
-    let mut response = (StatusCode::CREATED, Json(ticket)).into_response();
-    // A ticket is a credential for one upload: no cache may keep it.
+    Ok((
+        no_store((StatusCode::CREATED, Json(ticket)).into_response()),
+        key,
+    ))
+}
+
+/// A ticket is a credential for one upload: no cache may keep it.
+pub(super) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok((response, key))
+    response
 }
 
-fn check_rate(state: &AppState, rules: &TenantRules, caller: &Caller) -> Result<(), ApiError> {
+/// RFC 3339 in UTC, as the API writes times.
+pub(super) fn rfc3339(time: SystemTime) -> Result<String, ApiError> {
+    OffsetDateTime::from(time)
+        .format(&Rfc3339)
+        .map_err(ApiError::internal)
+}
+
+/// `wanted`, shortened so that a signature never outlives what signs it: temporary
+/// credentials (less a margin) and, for parts, the upload's deadline.
+pub(super) fn usable_validity(
+    wanted: Duration,
+    credentials: &LoadedCredentials,
+    now: SystemTime,
+    deadline: Option<SystemTime>,
+) -> Result<Duration, ApiError> {
+    let mut validity = wanted;
+    if let Some(expiry) = credentials.expires_at {
+        let left = expiry
+            .duration_since(now)
+            .unwrap_or_default()
+            .saturating_sub(Duration::from_secs(5));
+        validity = validity.min(left);
+    }
+    if let Some(deadline) = deadline {
+        validity = validity.min(deadline.duration_since(now).unwrap_or_default());
+    }
+    if validity < Duration::from_secs(1) {
+        return Err(ApiError::CredentialsUnavailable);
+    }
+    Ok(validity)
+}
+
+pub(super) fn check_rate(
+    state: &AppState,
+    rules: &TenantRules,
+    caller: &Caller,
+) -> Result<(), ApiError> {
     let Some(limiter) = state.limiters.get(&rules.id) else {
         return Ok(());
     };

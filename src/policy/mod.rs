@@ -21,7 +21,7 @@ use mime::Mime;
 
 use crate::presign::{
     BucketName, Condition, MAX_EXPIRES_IN, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
-    PresignError, UtcSecond,
+    PresignError, UrlRequest, UtcSecond,
 };
 use template::{KeyTemplate, Placeholder, TemplateValues};
 
@@ -30,6 +30,28 @@ pub const MAX_TENANT_ID_LEN: usize = 64;
 
 /// S3's limit for all user metadata of an object (keys and values), in bytes.
 pub const MAX_METADATA_BYTES: usize = 2048;
+
+/// S3's largest object: 5 TiB, reachable only by multipart upload.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+
+/// S3's smallest part (all but the last), and the largest.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// S3's largest part.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// S3's most parts in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// How a tenant's single-request tickets upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadMethod {
+    /// A browser form POST with a signed policy (a size range, conditions).
+    #[default]
+    Post,
+    /// A presigned PUT URL (exact size and type), for stores without POST uploads.
+    Put,
+}
 
 /// A tenant's rules, parsed and checked from its `[tenants.<id>]` settings.
 #[derive(Debug, Clone)]
@@ -42,7 +64,7 @@ pub struct TenantRules {
     pub template: KeyTemplate,
     /// Smallest upload in bytes.
     pub min_size: u64,
-    /// Largest upload in bytes (at most 5 GiB).
+    /// Largest upload in bytes (at most 5 TiB; single-request tickets stop at 5 GiB).
     pub max_size: u64,
     /// Allowed content types; empty allows any (and then none is required).
     pub content_types: Vec<ContentTypePattern>,
@@ -60,6 +82,14 @@ pub struct TenantRules {
     pub fixed_fields: Vec<(String, String)>,
     /// Tickets per minute per subject, if limited.
     pub rate_limit_per_minute: Option<NonZeroU32>,
+    /// POST forms or PUT URLs for `POST /uploads`.
+    pub upload_method: UploadMethod,
+    /// Smallest part size of multipart uploads (raised for files that need it).
+    pub part_size: u64,
+    /// How long a multipart upload may take, from start to completion.
+    pub multipart_expires_in: Duration,
+    /// Object tags, as given.
+    pub tags: Vec<(String, String)>,
     prefix: String,
 }
 
@@ -77,7 +107,7 @@ pub struct TenantSettings {
     /// Smallest upload in bytes; default 0.
     #[serde(default)]
     pub min_size: u64,
-    /// Largest upload in bytes, at most 5 GiB. Required.
+    /// Largest upload in bytes, at most 5 TiB (over 5 GiB: multipart only). Required.
     pub max_size: u64,
     /// Allowed media types (`image/*`, `application/pdf`); empty: any.
     #[serde(default)]
@@ -113,6 +143,19 @@ pub struct TenantSettings {
     pub success_action_status: Option<u16>,
     /// Tickets per minute per subject; default unlimited.
     pub rate_limit_per_minute: Option<u32>,
+    /// `post` (default) or `put`: what `POST /uploads` hands out.
+    #[serde(default)]
+    pub upload_method: UploadMethod,
+    /// Multipart part size in bytes; default 16 MiB, 5 MiB to 5 GiB.
+    #[serde(default = "default_part_size")]
+    pub multipart_part_size: u64,
+    /// Seconds a multipart upload may take to complete; default 86400, at most 604800.
+    #[serde(default = "default_multipart_expires_in")]
+    pub multipart_expires_in: u64,
+    /// Where completion reports are POSTed (https, or http on a loopback host).
+    pub completion_webhook_url: Option<String>,
+    /// The variable holding the webhook's HMAC secret (at least 32 bytes).
+    pub completion_webhook_secret_env: Option<String>,
 }
 
 fn default_key_template() -> String {
@@ -126,6 +169,12 @@ fn max_expires_in() -> u64 {
 }
 fn metadata_value_max_bytes() -> usize {
     256
+}
+fn default_part_size() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_multipart_expires_in() -> u64 {
+    86_400
 }
 
 const CANNED_ACLS: &[&str] = &[
@@ -157,10 +206,30 @@ impl TenantRules {
         let template =
             KeyTemplate::parse(&t.key_template).map_err(|e| ("key_template", e.to_string()))?;
         let (min_size, max_size) = (t.min_size, t.max_size);
-        if max_size > MAX_POST_OBJECT_SIZE {
+        if max_size > MAX_OBJECT_SIZE {
             return Err((
                 "max_size",
-                format!("{max_size} is over the 5 GiB ({MAX_POST_OBJECT_SIZE} bytes) POST limit"),
+                format!("{max_size} is over S3's 5 TiB ({MAX_OBJECT_SIZE} bytes) object limit"),
+            ));
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&t.multipart_part_size) {
+            return Err((
+                "multipart_part_size",
+                format!(
+                    "{}: must be 5 MiB ({MIN_PART_SIZE}) to 5 GiB ({MAX_PART_SIZE})",
+                    t.multipart_part_size
+                ),
+            ));
+        }
+        if t.multipart_expires_in == 0
+            || Duration::from_secs(t.multipart_expires_in) > MAX_EXPIRES_IN
+        {
+            return Err((
+                "multipart_expires_in",
+                format!(
+                    "{} s: must be 1 s to 7 days (604800 s)",
+                    t.multipart_expires_in
+                ),
             ));
         }
         if min_size > max_size {
@@ -242,12 +311,29 @@ impl TenantRules {
             content_disposition: t.content_disposition.clone(),
             fixed_fields: fixed_fields(t)?,
             rate_limit_per_minute: t.rate_limit_per_minute.and_then(NonZeroU32::new),
+            upload_method: t.upload_method,
+            part_size: t.multipart_part_size,
+            multipart_expires_in: Duration::from_secs(t.multipart_expires_in),
+            tags: t
+                .tagging
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         })
     }
 
     /// The part every key of this tenant starts with.
     pub fn key_prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The part every key of `subject` starts with: up to the last `/` before the
+    /// first per-upload placeholder. It names the subject when the template puts
+    /// `{sub}` in a whole segment before `{uuid}`, `{date}` and `{filename}` (the
+    /// default does); otherwise it is the tenant's prefix, and only the tenant binds.
+    pub fn owner_prefix(&self, subject: &str) -> Result<String, PolicyError> {
+        let sub = sanitize::escape_subject(subject).ok_or(PolicyError::UnusableSubject)?;
+        Ok(self.template.owner_prefix(&self.id, &sub))
     }
 }
 
@@ -450,6 +536,17 @@ pub enum PolicyError {
     /// `invalid_request`: `expires_in` of zero.
     #[error("expires_in must be at least 1 second")]
     InvalidExpiry,
+    /// `invalid_request`: this kind of ticket needs the exact size.
+    #[error("size is required for {0}")]
+    SizeRequired(&'static str),
+    /// `file_too_large`: over what one request can upload.
+    #[error(
+        "{size} bytes is over the 5 GiB a single upload can carry; use POST /uploads/multipart"
+    )]
+    NeedsMultipart {
+        /// Declared size.
+        size: u64,
+    },
     /// `invalid_token`: the subject cannot name a key segment.
     #[error("the token's subject is empty or too long")]
     UnusableSubject,
@@ -458,27 +555,84 @@ pub enum PolicyError {
     Presign(#[from] PresignError),
 }
 
-/// A ticket to sign, and what the response reports about it.
-#[derive(Debug, Clone)]
-pub struct TicketPlan {
-    /// What the presign core signs.
-    pub request: PostRequest,
+/// What the rules decided for one object, whatever the upload method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectPlan {
     /// The object key.
     pub key: String,
-    /// Smallest size the policy allows.
+    /// The exact content type to store, if any.
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` values by lower-case name.
+    pub metadata: BTreeMap<String, String>,
+    /// `Content-Disposition`, if the tenant sets one.
+    pub content_disposition: Option<String>,
+    /// Smallest size allowed.
     pub min_size: u64,
-    /// Largest size the policy allows.
+    /// Largest size allowed.
     pub max_size: u64,
+    /// Validity of the ticket.
+    pub expires_in: Duration,
 }
 
-/// Applies `rules` to `request` from `subject`, as of `now`, with `uuid` for `{uuid}`.
-pub fn plan(
+impl ObjectPlan {
+    /// The headers a PUT or `CreateMultipartUpload` sets to store the object as a POST
+    /// ticket would: type, disposition, metadata and the tenant's fixed settings.
+    pub fn headers(&self, rules: &TenantRules) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if let Some(content_type) = &self.content_type {
+            headers.push(("content-type".to_owned(), content_type.clone()));
+        }
+        if let Some(disposition) = &self.content_disposition {
+            headers.push(("content-disposition".to_owned(), disposition.clone()));
+        }
+        for (name, value) in &self.metadata {
+            headers.push((format!("x-amz-meta-{name}"), value.clone()));
+        }
+        for (name, value) in &rules.fixed_fields {
+            match name.as_str() {
+                "acl" => headers.push(("x-amz-acl".to_owned(), value.clone())),
+                "tagging" => headers.push(("x-amz-tagging".to_owned(), tagging_query(&rules.tags))),
+                // A form-only field: S3's answer to the browser's POST.
+                "success_action_status" => {}
+                other => headers.push((other.to_ascii_lowercase(), value.clone())),
+            }
+        }
+        headers
+    }
+}
+
+/// Tags as the `x-amz-tagging` header wants them: a URL query string.
+fn tagging_query(tags: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in tags {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        percent_encode_into(&mut out, k);
+        out.push('=');
+        percent_encode_into(&mut out, v);
+    }
+    out
+}
+
+fn percent_encode_into(out: &mut String, text: &str) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Applies the rules shared by every upload method.
+pub fn resolve(
     rules: &TenantRules,
     subject: &str,
     request: &UploadRequest,
     now: SystemTime,
     uuid: &str,
-) -> Result<TicketPlan, PolicyError> {
+) -> Result<ObjectPlan, PolicyError> {
     let sub = sanitize::escape_subject(subject).ok_or(PolicyError::UnusableSubject)?;
     let filename =
         sanitize::sanitize_filename(&request.filename).ok_or(PolicyError::InvalidFilename)?;
@@ -510,30 +664,172 @@ pub fn plan(
     if !key.starts_with(rules.key_prefix()) {
         return Err(PolicyError::InvalidFilename);
     }
+    let content_disposition = rules
+        .content_disposition
+        .as_deref()
+        .map(|disposition| content_disposition(disposition, &filename));
+    Ok(ObjectPlan {
+        key,
+        content_type,
+        metadata,
+        content_disposition,
+        min_size,
+        max_size,
+        expires_in,
+    })
+}
 
-    let mut post = PostRequest::new(rules.bucket.clone(), ObjectKey::new(key.as_str())?)
-        .condition(Condition::content_length_range(min_size, max_size)?)
-        .expires_in(expires_in)?;
-    if let Some(content_type) = &content_type {
+/// A ticket to sign, and what the response reports about it.
+#[derive(Debug, Clone)]
+pub struct TicketPlan {
+    /// What the presign core signs.
+    pub request: PostRequest,
+    /// The object key.
+    pub key: String,
+    /// Smallest size the policy allows.
+    pub min_size: u64,
+    /// Largest size the policy allows.
+    pub max_size: u64,
+}
+
+/// Applies `rules` to `request` from `subject`, as of `now`, with `uuid` for `{uuid}`:
+/// a POST ticket.
+pub fn plan(
+    rules: &TenantRules,
+    subject: &str,
+    request: &UploadRequest,
+    now: SystemTime,
+    uuid: &str,
+) -> Result<TicketPlan, PolicyError> {
+    let object = single_request(rules, subject, request, now, uuid)?;
+    let mut post = PostRequest::new(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)
+        .condition(Condition::content_length_range(
+            object.min_size,
+            object.max_size,
+        )?)
+        .expires_in(object.expires_in)?;
+    if let Some(content_type) = &object.content_type {
         post = post.field("Content-Type", content_type.as_str())?;
     }
-    for (name, value) in &metadata {
+    for (name, value) in &object.metadata {
         post = post.field(&format!("x-amz-meta-{name}"), value.as_str())?;
     }
-    if let Some(disposition) = &rules.content_disposition {
-        post = post.field(
-            "Content-Disposition",
-            content_disposition(disposition, &filename),
-        )?;
+    if let Some(disposition) = &object.content_disposition {
+        post = post.field("Content-Disposition", disposition.as_str())?;
     }
     for (name, value) in &rules.fixed_fields {
         post = post.field(name, value.as_str())?;
     }
     Ok(TicketPlan {
         request: post,
-        key,
-        min_size,
-        max_size,
+        key: object.key,
+        min_size: object.min_size,
+        max_size: object.max_size,
+    })
+}
+
+/// The rules for a single-request upload (POST or PUT): at most 5 GiB.
+fn single_request(
+    rules: &TenantRules,
+    subject: &str,
+    request: &UploadRequest,
+    now: SystemTime,
+    uuid: &str,
+) -> Result<ObjectPlan, PolicyError> {
+    if let Some(size) = request.size
+        && size > MAX_POST_OBJECT_SIZE
+        && size <= rules.max_size
+    {
+        return Err(PolicyError::NeedsMultipart { size });
+    }
+    let mut object = resolve(rules, subject, request, now, uuid)?;
+    if object.min_size > MAX_POST_OBJECT_SIZE {
+        return Err(PolicyError::NeedsMultipart {
+            size: object.min_size,
+        });
+    }
+    object.max_size = object.max_size.min(MAX_POST_OBJECT_SIZE);
+    Ok(object)
+}
+
+/// A PUT ticket to sign.
+#[derive(Debug, Clone)]
+pub struct PutPlan {
+    /// What the presign core signs.
+    pub request: UrlRequest,
+    /// The object.
+    pub object: ObjectPlan,
+}
+
+/// A PUT ticket: the exact size is required, since a URL pins one `Content-Length`.
+pub fn put_plan(
+    rules: &TenantRules,
+    subject: &str,
+    request: &UploadRequest,
+    now: SystemTime,
+    uuid: &str,
+) -> Result<PutPlan, PolicyError> {
+    let size = request.size.ok_or(PolicyError::SizeRequired(
+        "PUT tickets (a URL signs one exact length)",
+    ))?;
+    let object = single_request(rules, subject, request, now, uuid)?;
+    let mut put =
+        UrlRequest::put_object(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)?
+            .expires_in(object.expires_in)?
+            .header("content-length", size.to_string())?;
+    for (name, value) in object.headers(rules) {
+        put = put.header(&name, value)?;
+    }
+    Ok(PutPlan {
+        request: put,
+        object,
+    })
+}
+
+/// A multipart upload to start.
+#[derive(Debug, Clone)]
+pub struct MultipartPlan {
+    /// The object.
+    pub object: ObjectPlan,
+    /// Its exact size.
+    pub size: u64,
+    /// Every part but the last has this size.
+    pub part_size: u64,
+    /// How many parts.
+    pub part_count: u16,
+}
+
+/// A multipart upload: the exact size is required (it fixes the part count, and the
+/// completion checks it).
+pub fn multipart_plan(
+    rules: &TenantRules,
+    subject: &str,
+    request: &UploadRequest,
+    now: SystemTime,
+    uuid: &str,
+) -> Result<MultipartPlan, PolicyError> {
+    let size = request
+        .size
+        .ok_or(PolicyError::SizeRequired("multipart uploads"))?;
+    let mut object = resolve(rules, subject, request, now, uuid)?;
+    if size == 0 {
+        return Err(PolicyError::FileTooSmall { size, min: 1 });
+    }
+    object.expires_in = object.expires_in.min(rules.multipart_expires_in);
+    // The tenant's part size, or the smallest whole MiB that fits in 10 000 parts.
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    let part_size = rules.part_size.max(needed);
+    let part_count =
+        u16::try_from(size.div_ceil(part_size)).map_err(|_| PolicyError::FileTooLarge {
+            size,
+            max: rules.max_size,
+        })?;
+    Ok(MultipartPlan {
+        object,
+        size,
+        part_size,
+        part_count,
     })
 }
 

@@ -195,6 +195,30 @@ impl KeyTemplate {
         prefix
     }
 
+    /// The part every key of one subject starts with (`sub` already escaped): the
+    /// rendering up to the first per-upload placeholder, cut after its last `/`.
+    /// Escaped subjects never hold a `/`, so when `{sub}` lies before that cut the
+    /// prefix names exactly one subject; otherwise it is the tenant's.
+    pub fn owner_prefix(&self, tenant: &str, sub: &str) -> String {
+        let mut prefix = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => prefix.push_str(text),
+                Part::Placeholder(Placeholder::Tenant) => prefix.push_str(tenant),
+                Part::Placeholder(Placeholder::Sub) => prefix.push_str(sub),
+                Part::Placeholder(_) => break,
+            }
+        }
+        match prefix.rfind('/') {
+            Some(at) => prefix.truncate(at + 1),
+            None => prefix.clear(),
+        }
+        if prefix.len() < self.tenant_prefix(tenant).len() {
+            return self.tenant_prefix(tenant);
+        }
+        prefix
+    }
+
     /// Whether the template uses `p`.
     pub fn uses(&self, p: Placeholder) -> bool {
         self.parts.contains(&Part::Placeholder(p))

@@ -254,7 +254,20 @@ fn bad_settings_name_the_setting() {
         let (name, why) = TenantRules::from_settings("acme", &s).unwrap_err();
         assert_eq!(name, field, "{why}");
     };
-    check(&|s| s.max_size = MAX_POST_OBJECT_SIZE + 1, "max_size");
+    check(&|s| s.max_size = MAX_OBJECT_SIZE + 1, "max_size");
+    check(
+        &|s| s.multipart_part_size = MIN_PART_SIZE - 1,
+        "multipart_part_size",
+    );
+    check(
+        &|s| s.multipart_part_size = MAX_PART_SIZE + 1,
+        "multipart_part_size",
+    );
+    check(&|s| s.multipart_expires_in = 0, "multipart_expires_in");
+    check(
+        &|s| s.multipart_expires_in = 604_801,
+        "multipart_expires_in",
+    );
     check(&|s| s.min_size = s.max_size + 1, "min_size");
     check(
         &|s| s.key_template = "{tenant}/{nope}".to_owned(),
@@ -285,4 +298,149 @@ fn bad_settings_name_the_setting() {
         "metadata_keys",
     );
     assert!(TenantRules::from_settings("Acme", &settings()).is_err());
+}
+
+fn big_rules() -> TenantRules {
+    let mut s = settings();
+    s.max_size = MAX_OBJECT_SIZE;
+    s.metadata_keys = vec!["album".to_owned()];
+    TenantRules::from_settings("acme", &s).unwrap()
+}
+
+fn sized(size: u64) -> UploadRequest {
+    UploadRequest {
+        size: Some(size),
+        ..request()
+    }
+}
+
+#[test]
+fn multipart_plans_fit_s3s_part_limits() {
+    let rules = big_rules();
+    let plan_of = |size| multipart_plan(&rules, "u", &sized(size), now(), UUID);
+    const MIB: u64 = 1024 * 1024;
+    // Small files: the tenant's part size (16 MiB by default).
+    let p = plan_of(40 * MIB).unwrap();
+    assert_eq!((p.part_size, p.part_count), (16 * MIB, 3));
+    assert_eq!(plan_of(1).unwrap().part_count, 1);
+    assert_eq!(plan_of(16 * MIB).unwrap().part_count, 1);
+    assert_eq!(plan_of(16 * MIB + 1).unwrap().part_count, 2);
+    // Large files: parts grow (whole MiB) so that no upload needs over 10 000 parts.
+    for size in [200 * 1024 * MIB, MAX_OBJECT_SIZE - 1, MAX_OBJECT_SIZE] {
+        let p = plan_of(size).unwrap();
+        assert!(u64::from(p.part_count) <= MAX_PARTS, "{size}");
+        assert!(
+            p.part_size <= MAX_PART_SIZE && p.part_size % MIB == 0,
+            "{size}"
+        );
+        assert!(u64::from(p.part_count) * p.part_size >= size);
+        assert!(u64::from(p.part_count - 1) * p.part_size < size);
+    }
+    assert!(matches!(
+        plan_of(MAX_OBJECT_SIZE + 1),
+        Err(PolicyError::FileTooLarge { .. })
+    ));
+    assert!(matches!(plan_of(0), Err(PolicyError::FileTooSmall { .. })));
+    assert!(matches!(
+        multipart_plan(&rules, "u", &request(), now(), UUID),
+        Err(PolicyError::SizeRequired(_))
+    ));
+    // The multipart deadline caps the part URLs' validity.
+    let mut s = settings();
+    s.multipart_expires_in = 60;
+    let short = TenantRules::from_settings("acme", &s).unwrap();
+    let p = multipart_plan(&short, "u", &sized(10), now(), UUID).unwrap();
+    assert_eq!(p.object.expires_in, Duration::from_secs(60));
+}
+
+#[test]
+fn single_requests_stop_at_5_gib_and_point_to_multipart() {
+    let big = big_rules();
+    assert_eq!(
+        plan(&big, "u", &sized(MAX_POST_OBJECT_SIZE + 1), now(), UUID).unwrap_err(),
+        PolicyError::NeedsMultipart {
+            size: MAX_POST_OBJECT_SIZE + 1
+        }
+    );
+    // Without a size, the POST range stops at 5 GiB even for a 5 TiB tenant.
+    let p = plan(&big, "u", &request(), now(), UUID).unwrap();
+    assert_eq!(p.max_size, MAX_POST_OBJECT_SIZE);
+    // Over the tenant's own maximum it is simply too large.
+    assert!(matches!(
+        plan(&rules(), "u", &sized(MAX_POST_OBJECT_SIZE + 1), now(), UUID),
+        Err(PolicyError::FileTooLarge { .. })
+    ));
+}
+
+#[test]
+fn put_plans_sign_the_exact_length_and_every_fixed_setting_as_headers() {
+    let request = UploadRequest {
+        metadata: BTreeMap::from([("Album".to_owned(), "2026".to_owned())]),
+        ..sized(2048)
+    };
+    let plan = put_plan(&rules(), "u", &request, now(), UUID).unwrap();
+    let headers = plan.object.headers(&rules());
+    assert_eq!(
+        headers,
+        vec![
+            ("content-type".to_owned(), "image/jpeg".to_owned()),
+            (
+                "content-disposition".to_owned(),
+                "attachment; filename=\"holiday_photo.jpg\"; filename*=UTF-8''holiday_photo.jpg"
+                    .to_owned()
+            ),
+            ("x-amz-meta-album".to_owned(), "2026".to_owned()),
+            ("x-amz-acl".to_owned(), "private".to_owned()),
+            ("x-amz-tagging".to_owned(), "project=a%26b".to_owned()),
+        ]
+    );
+    assert_eq!(plan.object.key, format!("acme/u/{UUID}/holiday_photo.jpg"));
+    assert!(matches!(
+        put_plan(&rules(), "u", &request_without_size(), now(), UUID),
+        Err(PolicyError::SizeRequired(_))
+    ));
+}
+
+fn request_without_size() -> UploadRequest {
+    request()
+}
+
+#[test]
+fn owner_prefixes_name_one_subject_when_the_template_allows() {
+    let rules = rules();
+    assert_eq!(rules.owner_prefix("alice").unwrap(), "acme/alice/");
+    // Escaping keeps subjects apart: "alice/x" never shares alice's prefix.
+    assert_eq!(rules.owner_prefix("alice/x").unwrap(), "acme/alice=2Fx/");
+    assert!(matches!(
+        rules.owner_prefix(""),
+        Err(PolicyError::UnusableSubject)
+    ));
+    let with = |template: &str| {
+        let mut s = settings();
+        s.key_template = template.to_owned();
+        TenantRules::from_settings("acme", &s)
+            .unwrap()
+            .owner_prefix("alice")
+            .unwrap()
+    };
+    assert_eq!(with("u/{tenant}/x{sub}/{uuid}"), "u/acme/xalice/");
+    // {sub} not a whole segment, or after a per-upload part: only the tenant binds.
+    assert_eq!(with("{tenant}/{sub}-{uuid}"), "acme/");
+    assert_eq!(with("{tenant}/{date}/{sub}/{uuid}"), "acme/");
+    assert_eq!(with("up-{tenant}{uuid}"), "up-acme");
+    // Every key a subject gets starts with its owner prefix.
+    for template in [
+        "{tenant}/{sub}/{uuid}/{filename}",
+        "{tenant}/{sub}-{uuid}",
+        "u/{tenant}/x{sub}/{uuid}",
+    ] {
+        let mut s = settings();
+        s.key_template = template.to_owned();
+        let rules = TenantRules::from_settings("acme", &s).unwrap();
+        let key = plan(&rules, "alice", &request(), now(), UUID).unwrap().key;
+        assert!(
+            key.starts_with(&rules.owner_prefix("alice").unwrap()),
+            "{template}"
+        );
+    }
 }

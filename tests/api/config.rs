@@ -38,12 +38,33 @@ fn check_config(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// The secrets `config/example.toml` names.
+const EXAMPLE_SECRETS: [(&str, &str); 2] = [
+    (
+        "UPLOAD_TICKETS_HANDLE_SECRET",
+        "a-handle-key-of-at-least-32-bytes-long",
+    ),
+    (
+        "ACME_WEBHOOK_SECRET",
+        "a-webhook-secret-of-at-least-32-bytes",
+    ),
+];
+
 #[test]
 fn the_shipped_configurations_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (ok, text) = check_config(&root.join("config/example.toml"), &[]);
+    let (ok, text) = check_config(&root.join("config/example.toml"), &EXAMPLE_SECRETS);
     assert!(ok, "{text}");
-    assert!(text.contains("2 tenant(s)"), "{text}");
+    assert!(text.contains("3 tenant(s)"), "{text}");
+    // Each secret it names is required.
+    for missing in EXAMPLE_SECRETS {
+        let others: Vec<_> = EXAMPLE_SECRETS
+            .into_iter()
+            .filter(|s| *s != missing)
+            .collect();
+        let (ok, text) = check_config(&root.join("config/example.toml"), &others);
+        assert!(!ok && text.contains(missing.0), "{text}");
+    }
     let (ok, text) = check_config(
         &root.join("config/default.toml"),
         &[(
@@ -59,12 +80,20 @@ fn environment_overrides_win_and_are_checked_too() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (ok, text) = check_config(
         &root.join("config/example.toml"),
-        &[("UPLOAD_TICKETS__SERVER__LISTEN", "127.0.0.1:9999")],
+        &[
+            EXAMPLE_SECRETS[0],
+            EXAMPLE_SECRETS[1],
+            ("UPLOAD_TICKETS__SERVER__LISTEN", "127.0.0.1:9999"),
+        ],
     );
     assert!(ok && text.contains("127.0.0.1:9999"), "{text}");
     let (ok, text) = check_config(
         &root.join("config/example.toml"),
-        &[("UPLOAD_TICKETS__TENANTS__ACME__MAX_SIZE", "6000000000")],
+        &[
+            EXAMPLE_SECRETS[0],
+            EXAMPLE_SECRETS[1],
+            ("UPLOAD_TICKETS__TENANTS__ACME__MAX_SIZE", "6000000000000"),
+        ],
     );
     assert!(!ok && text.contains("tenants.acme.max_size"), "{text}");
 }
@@ -93,8 +122,43 @@ fn every_bad_setting_is_named() {
         "server.max_header_bytes",
     );
     refused_naming(
-        &base.replace("max_size = 1048576", "max_size = 5368709121"),
+        &base.replace("max_size = 1048576", "max_size = 5497558138881"),
         "tenants.acme.max_size",
+    );
+    refused_naming(
+        &base.replace(
+            "[server]\n",
+            "[server]\nhandle_secret_env = \"NOT_SET_ANYWHERE\"\n",
+        ),
+        "server.handle_secret_env",
+    );
+    refused_naming(
+        &base.replace(
+            "max_size = 1048576",
+            "max_size = 1048576\ncompletion_webhook_url = \"https://hooks.example.com/x\"",
+        ),
+        "tenants.acme.completion_webhook_url",
+    );
+    refused_naming(
+        &base.replace(
+            "max_size = 1048576",
+            "max_size = 1048576\ncompletion_webhook_url = \"http://hooks.example.com/x\"\ncompletion_webhook_secret_env = \"TEST_JWT_SECRET\"",
+        ),
+        "tenants.acme.completion_webhook_url",
+    );
+    refused_naming(
+        &base.replace(
+            "max_size = 1048576",
+            "max_size = 1048576\ncompletion_webhook_url = \"https://hooks.example.com/x\"\ncompletion_webhook_secret_env = \"NOT_SET_ANYWHERE\"",
+        ),
+        "tenants.acme.completion_webhook_secret_env",
+    );
+    refused_naming(
+        &base.replace(
+            "max_size = 1048576",
+            "max_size = 1048576\nupload_method = \"patch\"",
+        ),
+        "upload_method",
     );
     refused_naming(
         &base.replace("min_size = 1\n", "min_size = 2000000\n"),

@@ -93,6 +93,7 @@ async fn metrics_count_a_scripted_sequence() {
 #[test]
 fn no_log_line_holds_a_token_or_a_secret() {
     let session_token = "FwoGZXIvYXdzSESSIONTOKENsecretvalue0123456789";
+    let handle = "eyJhbGciOiJIUzI1NiJ9.HANDLEsecretvalue.c2lnbmF0dXJl";
     let aws_secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY";
     let server = Binary::start(
         &base_config(),
@@ -145,6 +146,14 @@ fn no_log_line_holds_a_token_or_a_secret() {
             .json()
             .await
             .unwrap();
+        // A multipart handle is a capability: its routes log their template, not it.
+        let _ = client
+            .post(format!("http://{address}/uploads/multipart/{handle}/parts"))
+            .bearer_auth(&good)
+            .json(&json!({"part_numbers": [1]}))
+            .send()
+            .await
+            .unwrap();
         // The ticket itself carries the session token: that is its job.
         assert_eq!(ticket["fields"]["X-Amz-Security-Token"], session_token);
     });
@@ -170,6 +179,7 @@ fn no_log_line_holds_a_token_or_a_secret() {
             ("the HMAC secret", SECRET),
             ("the AWS secret key", aws_secret),
             ("the session token", session_token),
+            ("a multipart handle", handle),
         ] {
             assert!(!line.contains(secret), "{what} is in a log line: {line}");
         }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn spec() -> Value {
+pub fn spec() -> Value {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     serde_norway::from_str(&text).expect("openapi.yaml is YAML")
@@ -28,7 +28,7 @@ fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
 }
 
 /// Asserts a real response is declared and valid; returns nothing, panics with context.
-fn assert_declared(
+pub fn assert_declared(
     spec: &Value,
     method: &str,
     path: &str,
@@ -269,6 +269,13 @@ fn every_error_code_the_server_can_emit_is_in_the_spec() {
         ApiError::NotFound,
         ApiError::MethodNotAllowed,
         ApiError::Internal("x".into()),
+        ApiError::Policy(PolicyError::SizeRequired("x")),
+        ApiError::Policy(PolicyError::NeedsMultipart { size: 1 }),
+        ApiError::UploadNotFound,
+        ApiError::NotOwner,
+        ApiError::ObjectNotFound,
+        ApiError::PartsInvalid(String::new()),
+        ApiError::Store("x".into()),
     ];
     for error in &every {
         let (status, code) = error.status_and_code();
@@ -276,10 +283,15 @@ fn every_error_code_the_server_can_emit_is_in_the_spec() {
             codes.contains(&code),
             "{code} is not in the spec's Problem.code enum"
         );
-        let declared = &spec["paths"]["/uploads"]["post"]["responses"][status.as_str()];
+        let declared = spec["paths"].as_object().unwrap().values().any(|path| {
+            path.as_object()
+                .unwrap()
+                .values()
+                .any(|operation| operation["responses"][status.as_str()].is_object())
+        });
         assert!(
-            declared.is_object() || code == "not_found",
-            "{code}: status {status} is not declared for POST /uploads"
+            declared || code == "not_found",
+            "{code}: status {status} is declared for no operation"
         );
     }
 }

@@ -5,20 +5,41 @@
 //!
 //! One check is off, `positive_data_acceptance`: tenant rules refuse some schema-valid
 //! requests on purpose (a size under the tenant's minimum, a type it does not allow) with
-//! 422, which no schema of a multi-tenant API can express.
+//! 422, which no schema of a multi-tenant API can express. The service talks to a real
+//! store (s3s-fs) so that multipart and completion calls reach it.
 
 use std::process::Command;
 
+use std::sync::Arc;
+
+use upload_tickets::credentials::StaticSource;
+use upload_tickets::presign::Credentials;
+
 use crate::helpers::*;
+use crate::store::S3Server;
 
 #[tokio::test]
 async fn schemathesis_finds_no_failure() {
-    let app = spawn_app().await;
+    let store = S3Server::start().await;
+    for bucket in ["shared-uploads", "metered-uploads", "limited-uploads"] {
+        store.create_bucket(bucket).await;
+    }
+    let app = spawn_app_with(
+        &base_config().replace("http://127.0.0.1:9000", &store.endpoint),
+        Arc::new(StaticSource(
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        )),
+    )
+    .await;
     let binary = tool("schemathesis-venv/bin/schemathesis");
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/schemathesis.toml");
     let (base, token) = (app.base.clone(), token("acme", "user-42"));
     // Off the test's runtime: the server under test runs on it.
     let output = tokio::task::spawn_blocking(move || {
         Command::new(binary)
+            .arg("--config-file")
+            .arg(config)
             .args(["run", &format!("{base}/openapi.yaml"), "--url", &base])
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .args([

@@ -1,0 +1,705 @@
+//! Large files and verified uploads against a real store (s3s-fs): multipart uploads
+//! bound to their owner, PUT tickets, and the completion check with its webhook.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use serde_json::{Value, json};
+use upload_tickets::credentials::StaticSource;
+use upload_tickets::presign::Credentials;
+use upload_tickets::webhook::Webhook;
+
+use crate::helpers::*;
+use crate::store::S3Server;
+
+const MIB: usize = 1024 * 1024;
+
+/// Deliveries a stand-in webhook endpoint received: headers and body.
+type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
+
+struct Setup {
+    store: S3Server,
+    app: TestApp,
+    hooks: Received,
+    hook_url: String,
+    _hook_server: tokio::task::JoinHandle<()>,
+}
+
+async fn setup() -> Setup {
+    let store = S3Server::start().await;
+    for bucket in ["shared-uploads", "big-uploads", "put-uploads"] {
+        store.create_bucket(bucket).await;
+    }
+    let hooks: Received = Arc::default();
+    let router = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(hooks): State<Received>, headers: HeaderMap, body: String| async move {
+                    hooks.lock().unwrap().push((headers, body));
+                    "ok"
+                },
+            ),
+        )
+        .with_state(Arc::clone(&hooks));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let hook_server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let config = format!(
+        r#"{}
+[tenants.big]
+bucket = "big-uploads"
+max_size = 5497558138880
+multipart_part_size = 5242880
+content_types = ["application/octet-stream", "video/*"]
+metadata_keys = ["album"]
+completion_webhook_url = "{hook_url}"
+completion_webhook_secret_env = "{SECRET_ENV}"
+
+[tenants.putter]
+bucket = "put-uploads"
+upload_method = "put"
+max_size = 1000
+content_types = ["text/plain"]
+metadata_keys = ["album"]
+"#,
+        base_config().replace("http://127.0.0.1:9000", &store.endpoint)
+    );
+    let app = spawn_app_with(
+        &config,
+        Arc::new(StaticSource(
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        )),
+    )
+    .await;
+    Setup {
+        store,
+        app,
+        hooks,
+        hook_url,
+        _hook_server: hook_server,
+    }
+}
+
+/// `POST path` with a token and a JSON body.
+async fn call(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("the server answers")
+}
+
+/// The JSON of a response with `status`, checked against the spec for `method` and the
+/// path `template`.
+async fn json_of(response: reqwest::Response, status: u16, method: &str, template: &str) -> Value {
+    let code = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    assert_eq!(code, status, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    crate::openapi::assert_declared(
+        &crate::openapi::spec(),
+        method,
+        template,
+        code,
+        &content_type,
+        &body,
+    );
+    body
+}
+
+/// PUTs `bytes` to a presigned part URL and returns the part's ETag.
+async fn put_part(url: &str, bytes: Vec<u8>) -> String {
+    let response = reqwest::Client::new()
+        .put(url)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(status.is_success(), "{}", response.text().await.unwrap());
+    etag.expect("an ETag")
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 253) as u8).collect()
+}
+
+#[tokio::test]
+async fn a_multipart_upload_completes_reads_back_identical_and_is_reported() {
+    let Setup {
+        store,
+        app,
+        hooks,
+        hook_url,
+        ..
+    } = setup().await;
+    let alice = token("big", "alice");
+    let bytes = data(11 * MIB);
+    let started = json_of(
+        call(
+            &app,
+            &alice,
+            "/uploads/multipart",
+            &json!({"filename": "film.mp4", "content_type": "video/mp4", "size": bytes.len(), "metadata": {"album": "2026"}}),
+        )
+        .await,
+        201, "post", "/uploads/multipart",
+    )
+    .await;
+    assert_eq!(started["part_size"], 5 * MIB);
+    assert_eq!(started["part_count"], 3);
+    assert_eq!(started["parts"].as_array().unwrap().len(), 3);
+    let key = started["key"].as_str().unwrap().to_owned();
+    assert!(
+        key.starts_with("big/alice/") && key.ends_with("/film.mp4"),
+        "{key}"
+    );
+    let handle = started["handle"].as_str().unwrap().to_owned();
+
+    let mut etags = Vec::new();
+    for (i, chunk) in bytes.chunks(5 * MIB).enumerate().take(2) {
+        let url = started["parts"][i]["url"].as_str().unwrap();
+        etags.push(put_part(url, chunk.to_vec()).await);
+    }
+    // The last part's URL again, from the batch endpoint (as after a resume).
+    let signed = json_of(
+        call(
+            &app,
+            &alice,
+            &format!("/uploads/multipart/{handle}/parts"),
+            &json!({"part_numbers": [3]}),
+        )
+        .await,
+        200,
+        "post",
+        "/uploads/multipart/{handle}/parts",
+    )
+    .await;
+    assert_eq!(signed["parts"][0]["part_number"], 3);
+    etags.push(
+        put_part(
+            signed["parts"][0]["url"].as_str().unwrap(),
+            bytes[10 * MIB..].to_vec(),
+        )
+        .await,
+    );
+
+    let parts: Vec<Value> = etags
+        .iter()
+        .enumerate()
+        .map(|(i, etag)| json!({"part_number": i + 1, "etag": etag}))
+        .collect();
+    let done = json_of(
+        call(
+            &app,
+            &alice,
+            &format!("/uploads/multipart/{handle}/complete"),
+            &json!({"parts": parts}),
+        )
+        .await,
+        200,
+        "post",
+        "/uploads/multipart/{handle}/complete",
+    )
+    .await;
+    assert_eq!(done["key"], key.as_str());
+    assert_eq!(done["size"], bytes.len());
+
+    let object = store
+        .client
+        .get_object()
+        .bucket("big-uploads")
+        .key(&key)
+        .send()
+        .await
+        .expect("the object exists");
+    assert_eq!(object.content_type(), Some("video/mp4"));
+    assert_eq!(
+        object
+            .metadata()
+            .and_then(|m| m.get("album"))
+            .map(String::as_str),
+        Some("2026")
+    );
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert!(stored.as_ref() == bytes.as_slice(), "the bytes differ");
+
+    // The completion check: a match, and a signed webhook delivery of the same report.
+    let report = json_of(
+        call(
+            &app,
+            &alice,
+            "/uploads/complete",
+            &json!({"key": key, "size": bytes.len(), "content_type": "video/mp4"}),
+        )
+        .await,
+        200,
+        "post",
+        "/uploads/complete",
+    )
+    .await;
+    assert_eq!(report["matches"], true, "{report}");
+    assert_eq!(report["size"], bytes.len());
+    assert_eq!(report["metadata"]["album"], "2026");
+    assert_eq!(report["webhook"]["delivered"], true);
+    let (headers, body) = hooks.lock().unwrap().pop().expect("a delivery");
+    let timestamp: u64 = headers["upload-tickets-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let expected = Webhook::new(&hook_url, SECRET.as_bytes())
+        .unwrap()
+        .signature(timestamp, body.as_bytes())
+        .unwrap();
+    assert_eq!(
+        headers["upload-tickets-signature"].to_str().unwrap(),
+        expected
+    );
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["event"], "upload.checked");
+    assert_eq!(event["tenant"], "big");
+    assert_eq!(event["subject"], "alice");
+    assert_eq!(event["key"], key.as_str());
+    assert_eq!(event["matches"], true);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for series in [
+        r#"upload_tickets_operations_total{tenant="big",operation="multipart_started"}"#,
+        r#"upload_tickets_operations_total{tenant="big",operation="parts_signed"}"#,
+        r#"upload_tickets_operations_total{tenant="big",operation="multipart_completed"}"#,
+        r#"upload_tickets_completion_checks_total{tenant="big",result="match"}"#,
+        r#"upload_tickets_webhook_deliveries_total{tenant="big",result="delivered"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} is not in /metrics");
+    }
+}
+
+#[tokio::test]
+async fn nobody_else_can_sign_parts_complete_abort_or_check_an_upload() {
+    let Setup { store, app, .. } = setup().await;
+    let alice = token("big", "alice");
+    let started = json_of(
+        call(
+            &app,
+            &alice,
+            "/uploads/multipart",
+            &json!({"filename": "a.bin", "content_type": "application/octet-stream", "size": 6 * MIB}),
+        )
+        .await,
+        201, "post", "/uploads/multipart",
+    )
+    .await;
+    let handle = started["handle"].as_str().unwrap().to_owned();
+    let key = started["key"].as_str().unwrap().to_owned();
+    let etag = put_part(started["parts"][0]["url"].as_str().unwrap(), data(5 * MIB)).await;
+
+    let parts = format!("/uploads/multipart/{handle}/parts");
+    let complete = format!("/uploads/multipart/{handle}/complete");
+    let delete = |t: &str| {
+        app.client
+            .delete(app.url(&format!("/uploads/multipart/{handle}")))
+            .bearer_auth(t.to_owned())
+            .send()
+    };
+    let parts_body = json!({"part_numbers": [1]});
+    let complete_body =
+        json!({"parts": [{"part_number": 1, "etag": etag}, {"part_number": 2, "etag": "\"x\""}]});
+    // Another subject of the same tenant, a subject of the same name in another tenant,
+    // and a subject whose escaped name starts like alice's.
+    for other in [
+        token("big", "bob"),
+        token("acme", "alice"),
+        token("big", "alice/x"),
+    ] {
+        problem(
+            call(&app, &other, &parts, &parts_body).await,
+            403,
+            "not_owner",
+        )
+        .await;
+        problem(
+            call(&app, &other, &complete, &complete_body).await,
+            403,
+            "not_owner",
+        )
+        .await;
+        problem(delete(&other).await.unwrap(), 403, "not_owner").await;
+        problem(
+            call(&app, &other, "/uploads/complete", &json!({"key": key})).await,
+            403,
+            "not_owner",
+        )
+        .await;
+    }
+    // A forged or tampered handle is no handle.
+    let mut tampered = handle.clone();
+    tampered.replace_range(tampered.len() - 3.., "AAA");
+    for bad in [tampered.as_str(), "not-a-handle"] {
+        problem(
+            call(
+                &app,
+                &alice,
+                &format!("/uploads/multipart/{bad}/parts"),
+                &parts_body,
+            )
+            .await,
+            404,
+            "upload_not_found",
+        )
+        .await;
+    }
+    // Part numbers beyond the upload are refused.
+    problem(
+        call(&app, &alice, &parts, &json!({"part_numbers": [3]})).await,
+        422,
+        "parts_invalid",
+    )
+    .await;
+
+    // The owner aborts: gone from the store, nothing stored.
+    let response = delete(&alice).await.unwrap();
+    assert_eq!(response.status(), 204);
+    let response = call(&app, &alice, &complete, &complete_body).await;
+    assert!(response.status().is_client_error() || response.status().is_server_error());
+    assert!(!store.exists("big-uploads", &key).await);
+}
+
+#[tokio::test]
+async fn the_declared_size_is_held_at_completion() {
+    let Setup { store, app, .. } = setup().await;
+    let alice = token("big", "alice");
+    let size = 5 * MIB + 10;
+    let started = json_of(
+        call(
+            &app,
+            &alice,
+            "/uploads/multipart",
+            &json!({"filename": "a.bin", "content_type": "application/octet-stream", "size": size}),
+        )
+        .await,
+        201,
+        "post",
+        "/uploads/multipart",
+    )
+    .await;
+    let handle = started["handle"].as_str().unwrap();
+    let first = put_part(started["parts"][0]["url"].as_str().unwrap(), data(5 * MIB)).await;
+    // The last part carries 20 bytes instead of 10.
+    let second = put_part(started["parts"][1]["url"].as_str().unwrap(), data(20)).await;
+    let body = problem(
+        call(
+            &app,
+            &alice,
+            &format!("/uploads/multipart/{handle}/complete"),
+            &json!({"parts": [{"part_number": 1, "etag": first}, {"part_number": 2, "etag": second}]}),
+        )
+        .await,
+        422,
+        "parts_invalid",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains(&size.to_string()),
+        "{body}"
+    );
+    assert!(
+        !store
+            .exists("big-uploads", started["key"].as_str().unwrap())
+            .await
+    );
+
+    // Missing parts or parts out of order are refused before the store is asked.
+    problem(
+        call(
+            &app,
+            &alice,
+            &format!("/uploads/multipart/{handle}/complete"),
+            &json!({"parts": [{"part_number": 2, "etag": second}, {"part_number": 1, "etag": first}]}),
+        )
+        .await,
+        422,
+        "parts_invalid",
+    )
+    .await;
+    // A size is required, and held to the tenant's rules.
+    problem(
+        call(
+            &app,
+            &alice,
+            "/uploads/multipart",
+            &json!({"filename": "a.bin", "content_type": "video/mp4"}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    problem(
+        call(
+            &app,
+            &alice,
+            "/uploads/multipart",
+            &json!({"filename": "a.exe", "content_type": "application/x-msdownload", "size": 10}),
+        )
+        .await,
+        422,
+        "content_type_not_allowed",
+    )
+    .await;
+    problem(
+        call(&app, &alice, "/uploads/multipart", &json!({"filename": "a.bin", "content_type": "video/mp4", "size": 5_497_558_138_881u64})).await,
+        422,
+        "file_too_large",
+    )
+    .await;
+    // Over 5 GiB a single-request ticket is refused with the way out in the detail.
+    let body = problem(
+        app.upload(
+            &alice,
+            &json!({"filename": "a.mp4", "content_type": "video/mp4", "size": 6u64 << 30}),
+        )
+        .await,
+        422,
+        "file_too_large",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/uploads/multipart"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn put_tickets_upload_and_the_store_refuses_another_length_or_type() {
+    let Setup { store, app, .. } = setup().await;
+    let user = token("putter", "u1");
+    let text = b"hello world".to_vec();
+    let ticket = |size: usize| {
+        let user = user.clone();
+        let app = &app;
+        async move {
+            json_of(
+                app.upload(&user, &json!({"filename": "note.txt", "content_type": "text/plain", "size": size, "metadata": {"album": "x"}}))
+                    .await,
+                201, "post", "/uploads",
+            )
+            .await
+        }
+    };
+    let put = |ticket: &Value, body: Vec<u8>, content_type: &str| {
+        let mut request = reqwest::Client::new()
+            .put(ticket["url"].as_str().unwrap())
+            .body(body);
+        for (name, value) in ticket["headers"].as_object().unwrap() {
+            // The length comes from the body; the type is the one under test.
+            if name != "content-length" && name != "content-type" {
+                request = request.header(name, value.as_str().unwrap());
+            }
+        }
+        request
+            .header("content-type", content_type.to_owned())
+            .send()
+    };
+
+    let good = ticket(text.len()).await;
+    assert_eq!(good["method"], "PUT");
+    assert_eq!(good["headers"]["content-length"], "11");
+    assert_eq!(good["headers"]["content-type"], "text/plain");
+    assert_eq!(good["headers"]["x-amz-meta-album"], "x");
+    let response = put(&good, text.clone(), "text/plain").await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let object = store
+        .client
+        .get_object()
+        .bucket("put-uploads")
+        .key(good["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(object.content_type(), Some("text/plain"));
+    assert_eq!(
+        object.body.collect().await.unwrap().into_bytes().as_ref(),
+        text.as_slice()
+    );
+
+    // One byte more than signed: refused by the store, nothing stored.
+    let other = ticket(text.len()).await;
+    let response = put(&other, b"hello world!".to_vec(), "text/plain")
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let response = put(&other, text.clone(), "text/html").await.unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+    assert!(
+        !store
+            .exists("put-uploads", other["key"].as_str().unwrap())
+            .await
+    );
+
+    // A PUT ticket needs the size, and the tenant's rules still apply.
+    problem(
+        app.upload(
+            &user,
+            &json!({"filename": "note.txt", "content_type": "text/plain"}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    problem(
+        app.upload(
+            &user,
+            &json!({"filename": "note.txt", "content_type": "text/plain", "size": 1001}),
+        )
+        .await,
+        422,
+        "file_too_large",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_completion_check_reports_objects_that_break_the_rules() {
+    let Setup { store, app, .. } = setup().await;
+    let alice = token("acme", "alice");
+    // Something put there by other means: too big, a forbidden type, odd metadata.
+    let key = "acme/alice/planted/a.exe";
+    store
+        .client
+        .put_object()
+        .bucket("shared-uploads")
+        .key(key)
+        .content_type("application/x-msdownload")
+        .metadata("evil", "1")
+        .body(data(2 * MIB).into())
+        .send()
+        .await
+        .unwrap();
+    let report = json_of(
+        call(
+            &app,
+            &alice,
+            "/uploads/complete",
+            &json!({"key": key, "size": 10}),
+        )
+        .await,
+        200,
+        "post",
+        "/uploads/complete",
+    )
+    .await;
+    assert_eq!(report["matches"], false);
+    let mismatches = report["mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 4, "{report}");
+    assert!(report["webhook"].is_null());
+
+    problem(
+        call(
+            &app,
+            &alice,
+            "/uploads/complete",
+            &json!({"key": "acme/alice/none/a.pdf"}),
+        )
+        .await,
+        404,
+        "object_not_found",
+    )
+    .await;
+    for outside in [
+        "acme/bob/x/a.pdf",
+        "globex/alice/x",
+        "acme/alice",
+        "acme/alice/../bob/a",
+    ] {
+        let response = call(&app, &alice, "/uploads/complete", &json!({"key": outside})).await;
+        assert!(
+            [403, 404].contains(&response.status().as_u16()),
+            "{outside}: {}",
+            response.status()
+        );
+        if response.status() == 404 {
+            // Inside the prefix as text, but no such object: still nothing revealed.
+            assert!(outside.starts_with("acme/alice/"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_service_reaches_the_store_at_its_own_endpoint_and_tickets_name_the_public_one() {
+    let store = S3Server::start().await;
+    store.create_bucket("shared-uploads").await;
+    // Browsers would use http://localhost:9 (nothing listens there); the service uses
+    // the store's real address.
+    let config = base_config()
+        .replace("http://127.0.0.1:9000", "http://localhost:9")
+        .replace(
+            "force_path_style = true",
+            &format!(
+                "force_path_style = true\nservice_endpoint = \"{}\"",
+                store.endpoint
+            ),
+        );
+    let app = spawn_app_with(
+        &config,
+        Arc::new(StaticSource(
+            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+        )),
+    )
+    .await;
+    let alice = token("acme", "alice");
+    let started = json_of(
+        call(
+            &app,
+            &alice,
+            "/uploads/multipart",
+            &json!({"filename": "a.pdf", "content_type": "application/pdf", "size": 1000}),
+        )
+        .await,
+        201,
+        "post",
+        "/uploads/multipart",
+    )
+    .await;
+    let url = started["parts"][0]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("http://localhost:9/shared-uploads/acme/alice/"),
+        "{url}"
+    );
+    let response = app
+        .client
+        .delete(app.url(&format!(
+            "/uploads/multipart/{}",
+            started["handle"].as_str().unwrap()
+        )))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+}

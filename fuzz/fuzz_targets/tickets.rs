@@ -2,12 +2,14 @@
 //! presign core, on arbitrary input. Input: the token's subject, a newline, the body.
 //!
 //! Invariants: nothing panics; a refusal is a typed error; a ticket's key lies inside
-//! the tenant's prefix, with exactly the template's segments and no `.` or `..`; every
-//! returned field is pinned by an exact condition of the signed policy.
+//! the tenant's prefix and the subject's owner prefix, with exactly the template's
+//! segments and no `.` or `..`; every returned field is pinned by an exact condition of
+//! the signed policy; a PUT URL signs every header it hands out (and the length); a
+//! multipart layout covers the size in at most 10 000 parts.
 #![no_main]
 
 use std::sync::LazyLock;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -57,26 +59,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let now = UNIX_EPOCH + Duration::from_secs(1_795_608_000);
+    check_put(subject, &request, now);
+    check_multipart(subject, &request, now);
     let Ok(plan) = policy::plan(&RULES, subject, &request, now, UUID) else {
         return;
     };
-
-    let segments: Vec<&str> = plan.key.split('/').collect();
-    assert!(
-        plan.key.starts_with(RULES.key_prefix()),
-        "key {:?} left the prefix",
-        plan.key
-    );
-    assert_eq!(segments.len(), 4, "key {:?}", plan.key);
-    assert_eq!(segments[0], "acme");
-    assert_eq!(segments[2], UUID);
-    assert!(
-        segments
-            .iter()
-            .all(|s| !s.is_empty() && *s != "." && *s != ".."),
-        "key {:?}",
-        plan.key
-    );
+    check_key(subject, &plan.key);
 
     let post = match PRESIGNER.presign(&CREDENTIALS, &plan.request, now) {
         Ok(post) => post,
@@ -95,3 +83,56 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 });
+
+/// The key stays in the tenant's and the subject's prefix, with the template's segments.
+fn check_key(subject: &str, key: &str) {
+    let owner = RULES
+        .owner_prefix(subject)
+        .expect("a planned subject is usable");
+    assert!(key.starts_with(&owner), "key {key:?} left the owner prefix {owner:?}");
+    assert!(key.starts_with(RULES.key_prefix()), "key {key:?} left the prefix");
+    let segments: Vec<&str> = key.split('/').collect();
+    assert_eq!(segments.len(), 4, "key {key:?}");
+    assert_eq!(segments[0], "acme");
+    assert_eq!(segments[2], UUID);
+    assert!(
+        segments
+            .iter()
+            .all(|s| !s.is_empty() && *s != "." && *s != ".."),
+        "key {key:?}"
+    );
+}
+
+/// A PUT ticket signs the length and every header it hands out.
+fn check_put(subject: &str, request: &UploadRequest, now: SystemTime) {
+    let Ok(plan) = policy::put_plan(&RULES, subject, request, now, UUID) else {
+        return;
+    };
+    check_key(subject, &plan.object.key);
+    let Ok(signed) = PRESIGNER.presign_url(&CREDENTIALS, &plan.request, now) else {
+        return;
+    };
+    let (_, query) = signed.url.split_once('?').expect("a query");
+    let signed_headers = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))
+        .expect("SignedHeaders")
+        .replace("%3B", ";");
+    let names: Vec<&str> = signed_headers.split(';').collect();
+    assert!(names.contains(&"content-length") && names.contains(&"host"));
+    for (name, _) in &signed.headers {
+        assert!(names.contains(&name.as_str()), "header {name} is not signed");
+    }
+}
+
+/// A multipart layout covers the declared size in 1 to 10 000 parts.
+fn check_multipart(subject: &str, request: &UploadRequest, now: SystemTime) {
+    let Ok(plan) = policy::multipart_plan(&RULES, subject, request, now, UUID) else {
+        return;
+    };
+    check_key(subject, &plan.object.key);
+    let (size, part_size, count) = (plan.size, plan.part_size, u64::from(plan.part_count));
+    assert!((1..=10_000).contains(&count), "{count} parts");
+    assert!(count * part_size >= size && (count - 1) * part_size < size);
+    assert!(size >= RULES.min_size && size <= RULES.max_size);
+}

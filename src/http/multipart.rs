@@ -27,6 +27,7 @@ use super::extract::AppJson;
 use super::uploads::{check_rate, no_store, rfc3339, usable_validity};
 use super::{ApiError, AppState, Outcome};
 use crate::auth::Caller;
+use crate::credentials::LoadedCredentials;
 use crate::handle::Upload;
 use crate::policy::{self, ContentTypePattern, TenantRules, UploadRequest};
 use crate::presign::{BucketName, ObjectKey, UrlRequest};
@@ -159,7 +160,38 @@ async fn start_upload(
         .filter(|id| !id.is_empty())
         .ok_or_else(|| ApiError::Store("the store returned no upload id".into()))?
         .to_owned();
+    let answer = started_answer(
+        state,
+        rules,
+        caller,
+        &plan,
+        &credentials,
+        upload_id.clone(),
+        now,
+    );
+    if answer.is_err() {
+        // Nobody will ever hold a handle for it: do not leave its parts behind.
+        let _ = state
+            .store
+            .abort_multipart_upload()
+            .bucket(rules.bucket.as_str())
+            .key(&plan.object.key)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+    }
+    answer
+}
 
+fn started_answer(
+    state: &AppState,
+    rules: &TenantRules,
+    caller: &Caller,
+    plan: &policy::MultipartPlan,
+    credentials: &LoadedCredentials,
+    upload_id: String,
+    now: SystemTime,
+) -> Result<(Response, String), ApiError> {
     let upload = Upload {
         tenant: rules.id.clone(),
         sub: caller.subject.clone(),
@@ -177,7 +209,7 @@ async fn start_upload(
         .sign(&upload, deadline)
         .map_err(ApiError::internal)?;
     let first: Vec<u16> = (1..=plan.part_count.min(PART_BATCH)).collect();
-    let validity = usable_validity(plan.object.expires_in, &credentials, now, Some(deadline))?;
+    let validity = usable_validity(plan.object.expires_in, credentials, now, Some(deadline))?;
     let (parts, parts_expire_at) = part_urls(
         state,
         &credentials.credentials,
@@ -535,7 +567,13 @@ async fn check(
         .get(&caller.tenant)
         .ok_or(ApiError::TenantUnknown)?;
     ObjectKey::new(body.key.as_str()).map_err(|e| ApiError::InvalidRequest(format!("key: {e}")))?;
-    if !body.key.starts_with(&rules.owner_prefix(&caller.subject)?) {
+    // Keys this service makes never have empty, `.` or `..` segments; a store that maps
+    // keys to files might resolve them out of the caller's prefix.
+    let odd_segment = body
+        .key
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..");
+    if odd_segment || !body.key.starts_with(&rules.owner_prefix(&caller.subject)?) {
         return Err(ApiError::NotOwner);
     }
     let head = state

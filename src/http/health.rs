@@ -46,6 +46,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus text format.
 async fn metrics() -> impl IntoResponse {
+    metrics::counter!("upload_tickets_log_lines_dropped_total")
+        .absolute(crate::telemetry::dropped_log_lines());
     (
         [(
             header::CONTENT_TYPE,

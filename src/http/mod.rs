@@ -63,14 +63,17 @@ pub struct App {
     pub credentials: Arc<CredentialsCache>,
     /// Per-tenant limiters keyed by subject, for tenants with a rate limit.
     pub limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
-    /// The store, for multipart uploads and completion checks.
-    pub store: aws_sdk_s3::Client,
+    /// `[s3]`, for the store client.
+    s3: crate::config::S3Settings,
+    /// The store client, made on first use: a service that only issues tickets never
+    /// pays for it (its HTTP and TLS setup cost memory).
+    store: std::sync::OnceLock<aws_sdk_s3::Client>,
     /// Signs multipart handles.
     pub handles: Arc<HandleKey>,
     /// Completion webhooks by tenant id.
     pub webhooks: HashMap<String, Arc<Webhook>>,
-    /// Delivers webhooks.
-    pub http: reqwest::Client,
+    /// Delivers webhooks; only when a tenant has one.
+    pub http: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for App {
@@ -96,18 +99,32 @@ impl App {
         Self {
             presigner: Arc::clone(&config.presigner),
             verifier: Arc::clone(&config.verifier),
-            store: crate::store::client(&config.s3, Arc::clone(&credentials)),
+            s3: config.s3.clone(),
+            store: std::sync::OnceLock::new(),
             tenants,
             credentials,
             limiters,
             handles: Arc::clone(&config.handles),
             webhooks: config.webhooks.clone(),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
+            http: (!config.webhooks.is_empty())
+                .then(|| {
+                    reqwest::Client::builder()
+                        .connect_timeout(Duration::from_secs(3))
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .inspect_err(|error| {
+                            tracing::error!(%error, "no HTTP client for webhooks: deliveries will fail");
+                        })
+                        .ok()
+                })
+                .flatten(),
         }
+    }
+
+    /// The store client.
+    pub fn store(&self) -> &aws_sdk_s3::Client {
+        self.store
+            .get_or_init(|| crate::store::client(&self.s3, Arc::clone(&self.credentials)))
     }
 }
 

@@ -77,6 +77,10 @@ async fn metrics_count_a_scripted_sequence() {
     );
     assert!(after.contains(r#"route="/uploads""#));
     assert!(
+        after.contains("upload_tickets_log_lines_dropped_total "),
+        "{after}"
+    );
+    assert!(
         sample(
             &after,
             r#"upload_tickets_credential_refreshes_total{result="ok"}"#

@@ -189,3 +189,55 @@ async fn sigterm_under_load_finishes_in_flight_requests_refuses_new_ones_and_exi
         unexpected.lock().unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_store_that_is_down_or_hangs_costs_a_bounded_error_and_tickets_still_work() {
+    // Down: nothing listens. Hanging: accepts connections and never answers.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_url = format!("http://{}", hanging.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = hanging.accept().await {
+            open.push(stream);
+        }
+    });
+    for (endpoint, statuses) in [(down, &[502][..]), (hanging_url, &[502, 503][..])] {
+        let app = spawn_app_with(
+            &base_config().replace("http://127.0.0.1:9000", &endpoint),
+            Arc::new(StaticSource(
+                Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+            )),
+        )
+        .await;
+        let t = token("acme", "alice");
+        for (path, body) in [
+            (
+                "/uploads/multipart",
+                json!({"filename": "a.pdf", "content_type": "application/pdf", "size": 100}),
+            ),
+            ("/uploads/complete", json!({"key": "acme/alice/x/a.pdf"})),
+        ] {
+            let response = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&t)
+                .json(&body)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .expect("an answer, not a hang");
+            let status = response.status().as_u16();
+            assert!(statuses.contains(&status), "{endpoint} {path}: {status}");
+            let code = if status == 502 { "store_error" } else { "timeout" };
+            let body = problem(response, status, code).await;
+            // The cause is logged, not returned.
+            assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"), "{body}");
+        }
+        // Tickets are signed offline: the store's state does not matter to them.
+        let response = app
+            .upload(&t, &json!({"filename": "a.pdf", "content_type": "application/pdf"}))
+            .await;
+        assert_eq!(response.status(), 201);
+    }
+}

@@ -229,14 +229,24 @@ async fn a_store_that_is_down_or_hangs_costs_a_bounded_error_and_tickets_still_w
                 .expect("an answer, not a hang");
             let status = response.status().as_u16();
             assert!(statuses.contains(&status), "{endpoint} {path}: {status}");
-            let code = if status == 502 { "store_error" } else { "timeout" };
+            let code = if status == 502 {
+                "store_error"
+            } else {
+                "timeout"
+            };
             let body = problem(response, status, code).await;
             // The cause is logged, not returned.
-            assert!(!body["detail"].as_str().unwrap().contains("127.0.0.1"), "{body}");
+            assert!(
+                !body["detail"].as_str().unwrap().contains("127.0.0.1"),
+                "{body}"
+            );
         }
         // Tickets are signed offline: the store's state does not matter to them.
         let response = app
-            .upload(&t, &json!({"filename": "a.pdf", "content_type": "application/pdf"}))
+            .upload(
+                &t,
+                &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+            )
             .await;
         assert_eq!(response.status(), 201);
     }

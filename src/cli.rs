@@ -130,8 +130,13 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Presign(args) => presign(args).await,
         Command::CheckConfig { config } => {
             let config = Config::from_settings(Settings::from_file(&config)?)?;
+            let note = if config.handle_key_is_random {
+                "\nnote: server.handle_secret_env is not set: multipart handles will be signed with a random key per process (set it when running more than one replica)"
+            } else {
+                ""
+            };
             Ok(format!(
-                "configuration OK: {} tenant(s), listening on {}",
+                "configuration OK: {} tenant(s), listening on {}{note}",
                 config.tenants.len(),
                 config.server.listen
             ))

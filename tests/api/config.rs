@@ -56,6 +56,7 @@ fn the_shipped_configurations_are_valid() {
     let (ok, text) = check_config(&root.join("config/example.toml"), &EXAMPLE_SECRETS);
     assert!(ok, "{text}");
     assert!(text.contains("3 tenant(s)"), "{text}");
+    assert!(!text.contains("handle_secret_env"), "{text}");
     // Each secret it names is required.
     for missing in EXAMPLE_SECRETS {
         let others: Vec<_> = EXAMPLE_SECRETS
@@ -73,6 +74,8 @@ fn the_shipped_configurations_are_valid() {
         )],
     );
     assert!(ok, "{text}");
+    // The dev default has no handle key: check-config says what that means.
+    assert!(text.contains("server.handle_secret_env is not set"), "{text}");
 }
 
 #[test]

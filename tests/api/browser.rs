@@ -61,7 +61,9 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         .replace(
             "[tenants.limited]",
             &format!(
-                "[tenants.browser]\nbucket = \"{BUCKET}\"\nmax_size = 4096\n\n[tenants.limited]"
+                "[tenants.browser]\nbucket = \"{BUCKET}\"\nmax_size = 4096\n\n\
+                 [tenants.browserput]\nbucket = \"{BUCKET}\"\nmax_size = 4096\nupload_method = \"put\"\n\n\
+                 [tenants.limited]"
             ),
         );
     let app = spawn_app_with(
@@ -126,6 +128,31 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         .await
         .unwrap();
     assert_eq!(listed.contents().len(), 1, "only the good upload is stored");
+
+    // A tenant with PUT tickets: the same page sends the file with the signed headers.
+    let put_token = crate::helpers::token("browserput", "user-7");
+    let shown = drive_demo(&app.url("/demo"), &put_token, &good, true).await;
+    assert_eq!(shown["outcome"], "ok", "{shown}");
+    let key = shown["status"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Uploaded: ")
+        .expect("the page shows the key")
+        .to_owned();
+    assert!(key.starts_with("browserput/user-7/"), "{key}");
+    let object = garage
+        .client
+        .get_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect("the PUT object exists");
+    assert_eq!(object.content_type(), Some("text/plain"));
+    assert_eq!(
+        object.body.collect().await.unwrap().into_bytes().as_ref(),
+        data.as_slice()
+    );
 
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -75,7 +75,10 @@ fn the_shipped_configurations_are_valid() {
     );
     assert!(ok, "{text}");
     // The dev default has no handle key: check-config says what that means.
-    assert!(text.contains("server.handle_secret_env is not set"), "{text}");
+    assert!(
+        text.contains("server.handle_secret_env is not set"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -181,11 +181,12 @@ impl Garage {
         panic!("garage did not come up with bucket {BUCKET}");
     }
 
-    /// CORS on the bucket made at start: browsers of `origin` may POST to it.
+    /// CORS on the bucket made at start: browsers of `origin` may POST and PUT to it.
     pub async fn allow_origin(&self, origin: &str) {
         let rule = CorsRule::builder()
             .allowed_origins(origin)
             .allowed_methods("POST")
+            .allowed_methods("PUT")
             .allowed_methods("GET")
             .allowed_headers("*")
             .expose_headers("ETag")

@@ -54,5 +54,9 @@ async fn the_demo_page_is_served_only_when_enabled() {
             .starts_with("text/html")
     );
     let page = response.text().await.unwrap();
-    assert!(page.contains("fetch(\"/uploads\"") && page.contains("form.append(\"file\", file)"));
+    assert!(page.contains("fetch(\"/uploads\"") && page.contains("body.append(\"file\", file)"));
+    assert!(
+        page.contains("xhr.open(\"PUT\", ticket.url)"),
+        "PUT tickets too"
+    );
 }

@@ -17,16 +17,8 @@ connections="${2:-64}"
 threads=2
 ours_port=18080 ceiling_port=18081 node_port=18082
 
-bash scripts/install-test-deps.sh
-if ! command -v wrk >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq wrk
-fi
-peer=bench/node-peer
-if [ ! -f "$peer/node_modules/.package-lock.json" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules/.package-lock.json" ]; then
-  (cd "$peer" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-echo "== building (release)" >&2
-cargo build --release --bin upload-tickets >&2
+source bench/common.sh
+bench_prepare
 cargo build --release --manifest-path bench/ceiling/Cargo.toml --target-dir target >&2
 
 work=$(mktemp -d)
@@ -38,11 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export BENCH_JWT_SECRET="bench-hmac-secret-of-at-least-32-bytes-long"
-TOKEN=$(cd "$peer" && node -e '
-  const jwt = require("jsonwebtoken");
-  console.log(jwt.sign({ sub: "user-42", tenant: "bench", scope: "uploads:write" }, process.env.BENCH_JWT_SECRET,
-    { algorithm: "HS256", issuer: "https://id.bench/", audience: "upload-tickets", expiresIn: "1h" }));')
+TOKEN=$(bench_token uploads:write 3600)
 export TOKEN
 
 wait_for_port() {

@@ -15,16 +15,8 @@ windows="${3:-6}"
 window=$(( duration / windows ))
 port=18080
 
-bash scripts/install-test-deps.sh
-if ! command -v wrk >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq wrk
-fi
-peer=bench/node-peer
-if [ ! -f "$peer/node_modules/.package-lock.json" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules/.package-lock.json" ]; then
-  (cd "$peer" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-echo "== building (release)" >&2
-cargo build --release --bin upload-tickets >&2
+source bench/common.sh
+bench_prepare
 
 work=$(mktemp -d)
 pid=
@@ -34,20 +26,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export BENCH_JWT_SECRET="bench-hmac-secret-of-at-least-32-bytes-long"
-token() { # token SCOPE EXPIRES_IN
-  (cd "$peer" && node -e '
-    const jwt = require("jsonwebtoken");
-    const [scope, expiresIn] = process.argv.slice(1);
-    const claims = { sub: "user-42", tenant: "bench", scope };
-    if (Number(expiresIn) < 0) claims.exp = Math.floor(Date.now() / 1000) + Number(expiresIn);
-    console.log(jwt.sign(claims, process.env.BENCH_JWT_SECRET, Object.assign(
-      { algorithm: "HS256", issuer: "https://id.bench/", audience: "upload-tickets" },
-      Number(expiresIn) < 0 ? {} : { expiresIn: Number(expiresIn) })));' "$1" "$2")
-}
-TOKEN=$(token uploads:write 7200)
-EXPIRED_TOKEN=$(token uploads:write -3600)
-NO_SCOPE_TOKEN=$(token profile 7200)
+TOKEN=$(bench_token uploads:write 7200)
+EXPIRED_TOKEN=$(bench_token uploads:write -3600)
+NO_SCOPE_TOKEN=$(bench_token profile 7200)
 export TOKEN EXPIRED_TOKEN NO_SCOPE_TOKEN
 
 env AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY \

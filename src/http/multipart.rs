@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::AppJson;
 use super::uploads::{check_rate, no_store, rfc3339, usable_validity};
-use super::{ApiError, AppState, Outcome};
+use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::credentials::LoadedCredentials;
 use crate::handle::Upload;
@@ -52,28 +52,6 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/uploads/multipart/{handle}", axum::routing::delete(abort))
         .route("/uploads/complete", post(check_object))
-}
-
-/// Reports the outcome for the access log and metrics, whichever way it went.
-fn finish(
-    tenant: String,
-    code: &'static str,
-    result: Result<(Response, String), ApiError>,
-) -> Response {
-    let (mut response, key) = match result {
-        Ok((response, key)) => (response, Some(key)),
-        Err(error) => (error.into_response(), None),
-    };
-    let code = key.is_some().then_some(code);
-    super::access::report(
-        &mut response,
-        Outcome {
-            tenant: Some(tenant),
-            code,
-            key,
-        },
-    );
-    response
 }
 
 /// One signed part URL.
@@ -106,7 +84,7 @@ async fn start(
     AppJson(body): AppJson<UploadRequest>,
 ) -> Response {
     let tenant = caller.tenant.clone();
-    finish(
+    super::access::finish(
         tenant,
         "multipart_started",
         start_upload(&state, &caller, &body).await,
@@ -356,7 +334,7 @@ async fn sign_parts(
         };
         Ok((no_store(Json(signed).into_response()), upload.key))
     })();
-    finish(tenant, "parts_signed", result)
+    super::access::finish(tenant, "parts_signed", result)
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,7 +366,7 @@ async fn complete(
 ) -> Response {
     let tenant = caller.tenant.clone();
     let result = complete_upload(&state, &caller, &handle, body).await;
-    finish(tenant, "multipart_completed", result)
+    super::access::finish(tenant, "multipart_completed", result)
 }
 
 async fn complete_upload(
@@ -495,7 +473,7 @@ async fn abort(
         Ok((StatusCode::NO_CONTENT.into_response(), upload.key))
     }
     .await;
-    finish(tenant, "multipart_aborted", result)
+    super::access::finish(tenant, "multipart_aborted", result)
 }
 
 /// Maps the store's refusals to API errors; anything unexpected is a 502.
@@ -554,7 +532,7 @@ async fn check_object(
 ) -> Response {
     let tenant = caller.tenant.clone();
     let result = check(&state, &caller, body).await;
-    finish(tenant, "upload_checked", result)
+    super::access::finish(tenant, "upload_checked", result)
 }
 
 async fn check(

@@ -56,20 +56,7 @@ async fn create_upload(
     AppJson(body): AppJson<UploadRequest>,
 ) -> Response {
     let tenant = caller.tenant.clone();
-    let (mut response, key) = match issue(&state, caller, body).await {
-        Ok((response, key)) => (response, Some(key)),
-        Err(error) => (error.into_response(), None),
-    };
-    let code = key.is_some().then_some("ticket_issued");
-    super::access::report(
-        &mut response,
-        super::Outcome {
-            tenant: Some(tenant),
-            code,
-            key,
-        },
-    );
-    response
+    super::access::finish(tenant, "ticket_issued", issue(&state, caller, body).await)
 }
 
 async fn issue(

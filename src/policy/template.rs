@@ -213,8 +213,9 @@ impl KeyTemplate {
             Some(at) => prefix.truncate(at + 1),
             None => prefix.clear(),
         }
-        if prefix.len() < self.tenant_prefix(tenant).len() {
-            return self.tenant_prefix(tenant);
+        let tenant_prefix = self.tenant_prefix(tenant);
+        if prefix.len() < tenant_prefix.len() {
+            return tenant_prefix;
         }
         prefix
     }

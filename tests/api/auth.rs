@@ -12,8 +12,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use upload_tickets::credentials::StaticSource;
-use upload_tickets::presign::Credentials;
 
 use crate::helpers::*;
 
@@ -244,13 +242,7 @@ fn rs_config(key_source: &str, algorithms: &str) -> String {
 }
 
 async fn spawn(config: &str) -> TestApp {
-    spawn_app_with(
-        config,
-        Arc::new(StaticSource(
-            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-        )),
-    )
-    .await
+    spawn_app_on(config).await
 }
 
 #[tokio::test]

@@ -4,11 +4,8 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::Value;
-use upload_tickets::credentials::StaticSource;
-use upload_tickets::presign::Credentials;
 
 use crate::helpers::*;
 use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Garage};
@@ -66,13 +63,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
                  [tenants.limited]"
             ),
         );
-    let app = spawn_app_with(
-        &config,
-        Arc::new(StaticSource(
-            Credentials::new(GARAGE_KEY, GARAGE_SECRET, None).unwrap(),
-        )),
-    )
-    .await;
+    let app = spawn_app_keyed(&config, GARAGE_KEY, GARAGE_SECRET).await;
     garage.allow_origin(&app.base).await;
     let token = token("browser", "user-42");
     let dir = std::env::temp_dir().join(format!("upload-tickets-browser-{}", uuid::Uuid::new_v4()));

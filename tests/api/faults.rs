@@ -8,8 +8,6 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use upload_tickets::credentials::StaticSource;
-use upload_tickets::presign::Credentials;
 
 use crate::helpers::*;
 
@@ -37,13 +35,7 @@ async fn slow_clients_are_cut_off_and_starve_nobody() {
         "request_timeout_seconds = 5",
         "request_timeout_seconds = 2\nheader_read_timeout_seconds = 1",
     );
-    let app = spawn_app_with(
-        &config,
-        Arc::new(StaticSource(
-            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-        )),
-    )
-    .await;
+    let app = spawn_app_on(&config).await;
     let address = app.base.trim_start_matches("http://").to_owned();
     let t = token("acme", "u");
     let body = json!({"filename": "a.pdf", "content_type": "application/pdf"}).to_string();
@@ -203,13 +195,7 @@ async fn a_store_that_is_down_or_hangs_costs_a_bounded_error_and_tickets_still_w
         }
     });
     for (endpoint, statuses) in [(down, &[502][..]), (hanging_url, &[502, 503][..])] {
-        let app = spawn_app_with(
-            &base_config().replace("http://127.0.0.1:9000", &endpoint),
-            Arc::new(StaticSource(
-                Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-            )),
-        )
-        .await;
+        let app = spawn_app_on(&base_config().replace("http://127.0.0.1:9000", &endpoint)).await;
         let t = token("acme", "alice");
         for (path, body) in [
             (

@@ -195,13 +195,18 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(
-        &base_config(),
-        Arc::new(StaticSource(
-            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-        )),
-    )
-    .await
+    spawn_app_on(&base_config()).await
+}
+
+/// A server for `toml`, signing with the test key.
+pub async fn spawn_app_on(toml: &str) -> TestApp {
+    spawn_app_keyed(toml, ACCESS_KEY, SECRET_KEY).await
+}
+
+/// A server for `toml`, signing with a store's own key pair.
+pub async fn spawn_app_keyed(toml: &str, access_key: &str, secret_key: &str) -> TestApp {
+    let credentials = Credentials::new(access_key, secret_key, None).unwrap();
+    spawn_app_with(toml, Arc::new(StaticSource(credentials))).await
 }
 
 pub async fn spawn_app_with(toml: &str, source: Arc<dyn CredentialSource>) -> TestApp {

@@ -8,8 +8,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
-use upload_tickets::credentials::StaticSource;
-use upload_tickets::presign::Credentials;
 use upload_tickets::webhook::Webhook;
 
 use crate::helpers::*;
@@ -70,13 +68,7 @@ metadata_keys = ["album"]
 "#,
         base_config().replace("http://127.0.0.1:9000", &store.endpoint)
     );
-    let app = spawn_app_with(
-        &config,
-        Arc::new(StaticSource(
-            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-        )),
-    )
-    .await;
+    let app = spawn_app_on(&config).await;
     Setup {
         store,
         app,
@@ -662,13 +654,7 @@ async fn the_service_reaches_the_store_at_its_own_endpoint_and_tickets_name_the_
                 store.endpoint
             ),
         );
-    let app = spawn_app_with(
-        &config,
-        Arc::new(StaticSource(
-            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-        )),
-    )
-    .await;
+    let app = spawn_app_on(&config).await;
     let alice = token("acme", "alice");
     let started = json_of(
         call(
@@ -722,13 +708,7 @@ multipart_part_size = 5242880
 "#,
         base_config().replace("http://127.0.0.1:9000", &garage.endpoint)
     );
-    let app = spawn_app_with(
-        &config,
-        Arc::new(StaticSource(
-            Credentials::new(GARAGE_KEY, GARAGE_SECRET, None).unwrap(),
-        )),
-    )
-    .await;
+    let app = spawn_app_keyed(&config, GARAGE_KEY, GARAGE_SECRET).await;
     let read = |key: String| {
         let client = garage.client.clone();
         async move {

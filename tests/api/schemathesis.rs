@@ -10,11 +10,6 @@
 
 use std::process::Command;
 
-use std::sync::Arc;
-
-use upload_tickets::credentials::StaticSource;
-use upload_tickets::presign::Credentials;
-
 use crate::helpers::*;
 use crate::store::S3Server;
 
@@ -24,13 +19,7 @@ async fn schemathesis_finds_no_failure() {
     for bucket in ["shared-uploads", "metered-uploads", "limited-uploads"] {
         store.create_bucket(bucket).await;
     }
-    let app = spawn_app_with(
-        &base_config().replace("http://127.0.0.1:9000", &store.endpoint),
-        Arc::new(StaticSource(
-            Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
-        )),
-    )
-    .await;
+    let app = spawn_app_on(&base_config().replace("http://127.0.0.1:9000", &store.endpoint)).await;
     let binary = tool("schemathesis-venv/bin/schemathesis");
     let config =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/schemathesis.toml");

@@ -143,7 +143,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Serve { config } => {
             let settings = Settings::from_file(&config)?;
-            let _logs = telemetry::init(settings.server.log_format);
+            let _logs = telemetry::init(settings.server.log_format)?;
             let config = Config::from_settings(settings)?;
             let source = Arc::new(DefaultChain::new().await);
             serve(config, source).await
@@ -166,7 +166,7 @@ const DEV_SECRET_KEY: &str = "minioadmin";
 
 async fn dev() -> Result<String, CliError> {
     let settings = Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned()))?;
-    let _logs = telemetry::init(settings.server.log_format);
+    let _logs = telemetry::init(settings.server.log_format)?;
     let secret_var = settings.auth.hmac_secret_env.clone().unwrap_or_default();
     // A fresh key each run: tokens from an earlier run stop working, as they should.
     let secret = std::env::var(&secret_var)

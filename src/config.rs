@@ -76,6 +76,10 @@ pub struct ServerSettings {
     /// bytes). Unset: a random key, so handles die with the process and work on this
     /// replica only.
     pub handle_secret_env: Option<String>,
+    /// Threads serving connections, each with its own event loop; default one per CPU.
+    /// Connections stay on the thread that accepted them, so no request ever crosses
+    /// threads (measured in `bench/RESULTS.md`).
+    pub workers: Option<usize>,
 }
 
 impl Default for ServerSettings {
@@ -90,6 +94,7 @@ impl Default for ServerSettings {
             header_read_timeout_seconds: default_header_read_timeout(),
             max_header_bytes: default_max_header_bytes(),
             handle_secret_env: None,
+            workers: None,
         }
     }
 }
@@ -250,6 +255,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "server.header_read_timeout_seconds",
                 "must be 1 to 300",
+            ));
+        }
+        if server.workers.is_some_and(|n| !(1..=256).contains(&n)) {
+            return Err(ConfigError::invalid(
+                "server.workers",
+                "must be 1 to 256 (or unset: one per CPU)",
             ));
         }
         if !(16 * 1024..=16 * 1024 * 1024).contains(&server.max_header_bytes) {

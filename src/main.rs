@@ -6,8 +6,10 @@ use clap::Parser as _;
 use upload_tickets::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    // A worker thread per core: the service is CPU-bound (JWT, signing, JSON).
+    // Start-up and background work (credentials, JWKS, metrics upkeep). Requests are
+    // served by threads of their own: see `Application::run_until`.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::ConfigError;
 use jwks::JwksCache;
@@ -291,37 +291,49 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| AuthError::Invalid(format!("header: {}", reason(e.kind()))))?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(AuthError::Invalid(format!(
-                "algorithm {:?} is not allowed",
-                header.alg
-            )));
-        }
         let key = match &self.keys {
             Keys::Static(key) => std::borrow::Cow::Borrowed(key),
-            Keys::Jwks(cache) => std::borrow::Cow::Owned(
-                cache.key_for(header.kid.as_deref()).await?.as_ref().clone(),
-            ),
+            Keys::Jwks(cache) => {
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|e| AuthError::Invalid(format!("header: {}", reason(e.kind()))))?;
+                if !self.validation.algorithms.contains(&header.alg) {
+                    return Err(AuthError::Invalid(format!(
+                        "algorithm {:?} is not allowed",
+                        header.alg
+                    )));
+                }
+                std::borrow::Cow::Owned(
+                    cache.key_for(header.kid.as_deref()).await?.as_ref().clone(),
+                )
+            }
         };
-        let data = jsonwebtoken::decode::<UniqueClaims>(token, &key, &self.validation)
+        // Signature, algorithm and registered claims; the claims are read below, once
+        // they are known to be signed, into only what the service uses.
+        jsonwebtoken::decode::<serde::de::IgnoredAny>(token, &key, &self.validation)
             .map_err(|e| AuthError::Invalid(reason(e.kind())))?;
-        self.caller(&data.claims.0)
+        let payload = token
+            .split('.')
+            .nth(1)
+            .ok_or_else(|| AuthError::Invalid(reason(&ErrorKind::InvalidToken)))?;
+        let payload = base64_simd::URL_SAFE_NO_PAD
+            .decode_to_vec(payload)
+            .map_err(|_| AuthError::Invalid(reason(&ErrorKind::InvalidToken)))?;
+        let claims = read_claims(&payload, &self.tenant_claim)?;
+        self.caller(claims)
     }
 
-    fn caller(&self, claims: &Map<String, Value>) -> Result<Caller, AuthError> {
-        let string = |name: &str| match claims.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+    fn caller(&self, claims: Claims) -> Result<Caller, AuthError> {
+        let string = |name: &str, value: Option<Value>| match value {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
             Some(_) => Err(AuthError::Invalid(format!(
                 "claim {name:?} is not a non-empty string"
             ))),
             None => Err(AuthError::Invalid(format!("claim {name:?} is missing"))),
         };
-        let subject = string("sub")?;
-        let tenant = string(&self.tenant_claim)?;
+        let subject = string("sub", claims.sub)?;
+        let tenant = string(&self.tenant_claim, claims.tenant)?;
         let mut scopes: Vec<String> = Vec::new();
-        match claims.get("scope") {
+        match claims.scope {
             Some(Value::String(s)) => scopes.extend(s.split_whitespace().map(str::to_owned)),
             Some(_) => {
                 return Err(AuthError::Invalid(
@@ -330,12 +342,12 @@ impl Verifier {
             }
             None => {}
         }
-        match claims.get("scp") {
+        match claims.scp {
             Some(Value::String(s)) => scopes.extend(s.split_whitespace().map(str::to_owned)),
             Some(Value::Array(items)) => {
                 for item in items {
                     match item {
-                        Value::String(s) => scopes.push(s.clone()),
+                        Value::String(s) => scopes.push(s),
                         _ => {
                             return Err(AuthError::Invalid(
                                 "claim \"scp\" has a non-string".to_owned(),
@@ -364,36 +376,114 @@ impl Verifier {
     }
 }
 
-/// Claims whose names are unique. RFC 7519 lets a parser keep the last of duplicate
-/// names; we refuse them, because a gateway whose parser keeps the first would see a
-/// different tenant than we do.
-struct UniqueClaims(Map<String, Value>);
+/// The claims the service reads. The values stay JSON so that a wrong type is refused
+/// with a reason; every other claim is skipped without being kept.
+#[derive(Debug, Default)]
+struct Claims {
+    sub: Option<Value>,
+    tenant: Option<Value>,
+    scope: Option<Value>,
+    scp: Option<Value>,
+}
 
-impl<'de> Deserialize<'de> for UniqueClaims {
+/// Reads [`Claims`] from a verified payload, refusing duplicate names. RFC 7519 lets a
+/// parser keep the last of duplicate names; we refuse them, because a gateway whose
+/// parser keeps the first would see a different tenant than we do.
+fn read_claims(payload: &[u8], tenant_claim: &str) -> Result<Claims, AuthError> {
+    let mut json = serde_json::Deserializer::from_slice(payload);
+    let claims = serde::de::DeserializeSeed::deserialize(ClaimsSeed { tenant_claim }, &mut json)
+        .and_then(|claims| json.end().map(|()| claims))
+        .map_err(|e| {
+            AuthError::Invalid(if e.is_data() {
+                // A duplicate name; values are not secret once the signature holds.
+                e.to_string()
+            } else {
+                "not JSON".to_owned()
+            })
+        })?;
+    Ok(claims)
+}
+
+struct ClaimsSeed<'a> {
+    tenant_claim: &'a str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Claims;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Claims, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Claims;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Claims, A::Error> {
+        let mut claims = Claims::default();
+        // Names are borrowed from the payload unless they hold escapes. A token is at
+        // most MAX_TOKEN_BYTES and signed: the quadratic check stays small.
+        let mut seen: Vec<Name<'de>> = Vec::new();
+        while let Some(name) = map.next_key::<Name<'de>>()? {
+            if seen.iter().any(|n| n.0 == name.0) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate claim {:?}",
+                    name.0
+                )));
+            }
+            let wanted = [
+                name.0 == "sub",
+                name.0 == self.tenant_claim,
+                name.0 == "scope",
+                name.0 == "scp",
+            ];
+            if wanted.contains(&true) {
+                let value: Value = map.next_value()?;
+                for (slot, want) in [
+                    &mut claims.sub,
+                    &mut claims.tenant,
+                    &mut claims.scope,
+                    &mut claims.scp,
+                ]
+                .into_iter()
+                .zip(wanted)
+                {
+                    if want {
+                        *slot = Some(value.clone());
+                    }
+                }
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            seen.push(name);
+        }
+        Ok(claims)
+    }
+}
+
+/// A claim name, borrowed when it can be.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = UniqueClaims;
+            type Value = Name<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object of claims")
+                f.write_str("a claim name")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<UniqueClaims, A::Error> {
-                let mut claims = Map::new();
-                while let Some((name, value)) = map.next_entry::<String, Value>()? {
-                    if claims.contains_key(&name) {
-                        return Err(serde::de::Error::custom(format!(
-                            "duplicate claim {name:?}"
-                        )));
-                    }
-                    claims.insert(name, value);
-                }
-                Ok(UniqueClaims(claims))
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(name.to_owned())))
             }
         }
-        deserializer.deserialize_map(Visitor)
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -464,6 +554,40 @@ mod tests {
         assert_eq!(bearer_token(Some("Basic abc")), Err(AuthError::Malformed));
         assert_eq!(bearer_token(Some("Bearer")), Err(AuthError::Malformed));
         assert_eq!(bearer_token(Some("Bearer ")), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn claims_are_read_once_and_duplicates_are_refused_however_spelled() {
+        let claims = read_claims(
+            br#"{"sub":"u","tenant":"acme","scope":"a b","scp":["c"],"other":{"x":[1,2]}}"#,
+            "tenant",
+        )
+        .unwrap();
+        assert_eq!(claims.sub, Some(Value::from("u")));
+        assert_eq!(claims.tenant, Some(Value::from("acme")));
+        assert_eq!(claims.scope, Some(Value::from("a b")));
+        assert_eq!(claims.scp, Some(serde_json::json!(["c"])));
+
+        // An escaped name is the same name: a parser keeping the first would see "a".
+        let error = read_claims(br#"{"tenant":"a","tenant":"b"}"#, "tenant").unwrap_err();
+        assert!(
+            matches!(&error, AuthError::Invalid(r) if r.contains("duplicate claim \"tenant\"")),
+            "{error:?}"
+        );
+        let error = read_claims(br#"{"x":1,"y":2,"x":3}"#, "tenant").unwrap_err();
+        assert!(
+            matches!(&error, AuthError::Invalid(r) if r.contains("duplicate")),
+            "{error:?}"
+        );
+
+        // The tenant claim may be any name, even one the service also reads.
+        let claims = read_claims(br#"{"sub":"org-1"}"#, "sub").unwrap();
+        assert_eq!(claims.tenant, Some(Value::from("org-1")));
+        assert_eq!(claims.sub, Some(Value::from("org-1")));
+
+        for not_claims in [&b"[1]"[..], b"\"s\"", b"{", b"{} {}"] {
+            assert!(read_claims(not_claims, "tenant").is_err());
+        }
     }
 
     #[test]

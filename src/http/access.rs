@@ -5,12 +5,15 @@
 //! a span's fields are re-formatted on every record, which cost more than the rest of
 //! the request (measured in `bench/RESULTS.md`).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use tracing::Instrument as _;
 
 use super::REQUEST_ID;
@@ -72,22 +75,17 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
     // Routes log and count by their template: a path parameter (a multipart handle)
     // is a capability and stays out of logs, and metric labels stay few. Unmatched
     // paths are logged as sent, cut short.
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
-    let path = match &matched {
-        Some(template) => template.clone(),
-        None => request.uri().path().chars().take(128).collect(),
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let path: Cow<'_, str> = match &matched {
+        Some(template) => Cow::Borrowed(template.as_str()),
+        None => Cow::Owned(request.uri().path().chars().take(128).collect()),
     };
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    let span = tracing::info_span!("request", request_id = %id);
-    let route = matched.unwrap_or_else(|| "unmatched".to_owned());
+    let id = request.headers().get(&REQUEST_ID).cloned();
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
+    );
     let response = next.run(request).instrument(span.clone()).await;
     let outcome = response.extensions().get::<Outcome>();
     let latency = started.elapsed();
@@ -95,7 +93,7 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
     let _entered = span.enter();
     tracing::info!(
         %method,
-        path,
+        path = &*path,
         status = response.status().as_u16(),
         latency_us = latency.as_micros() as u64,
         tenant = outcome.and_then(|o| o.tenant.as_deref()),
@@ -108,33 +106,96 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
 
 fn record_metrics(
     method: &Method,
-    route: String,
+    route: &str,
     status: u16,
     latency: Duration,
     outcome: Option<&Outcome>,
 ) {
-    metrics::histogram!(
-        "upload_tickets_http_request_duration_seconds",
-        "method" => method.to_string(),
-        "route" => route,
-        "status" => status.to_string(),
-    )
-    .record(latency.as_secs_f64());
-    let Some(outcome) = outcome else { return };
-    let tenant = outcome.tenant.clone().unwrap_or_else(|| "none".to_owned());
-    match outcome.code {
-        Some("ticket_issued") => {
-            metrics::counter!("upload_tickets_tickets_issued_total", "tenant" => tenant)
-                .increment(1);
+    HANDLES.with_borrow_mut(|handles| {
+        handles.record_duration(method, route, status, latency.as_secs_f64());
+        let Some(outcome) = outcome else { return };
+        let tenant = outcome.tenant.as_deref().unwrap_or("none");
+        let kind = match outcome.code {
+            Some("ticket_issued") => Kind::Issued,
+            Some(code) if status < 400 => Kind::Operation(code),
+            Some(code) => Kind::Refusal(code),
+            None => return,
+        };
+        handles.count(tenant, kind);
+    });
+}
+
+/// What a counted outcome counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Issued,
+    Operation(&'static str),
+    Refusal(&'static str),
+}
+
+thread_local! {
+    static HANDLES: std::cell::RefCell<Handles> = std::cell::RefCell::default();
+}
+
+/// Metric handles by label values, per thread. Registering a labelled metric builds its
+/// key (an allocation per label) and looks it up in the shared registry: more than the
+/// rest of the access log path. Label values are few (routes are templates, tenants come
+/// from verified tokens), and so are the handles kept here.
+#[derive(Default)]
+struct Handles {
+    durations: HashMap<String, Vec<(Method, u16, Histogram)>>,
+    counters: HashMap<String, Vec<(Kind, Counter)>>,
+}
+
+impl Handles {
+    fn record_duration(&mut self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let known = self
+            .durations
+            .get(route)
+            .and_then(|entries| entries.iter().find(|(m, s, _)| *s == status && m == method));
+        if let Some((_, _, histogram)) = known {
+            histogram.record(seconds);
+            return;
         }
-        Some(code) if status < 400 => {
-            metrics::counter!("upload_tickets_operations_total", "tenant" => tenant, "operation" => code)
-                .increment(1);
+        let histogram = metrics::histogram!(
+            "upload_tickets_http_request_duration_seconds",
+            "method" => method.to_string(),
+            "route" => route.to_owned(),
+            "status" => status.to_string(),
+        );
+        histogram.record(seconds);
+        self.durations.entry(route.to_owned()).or_default().push((
+            method.clone(),
+            status,
+            histogram,
+        ));
+    }
+
+    fn count(&mut self, tenant: &str, kind: Kind) {
+        let known = self
+            .counters
+            .get(tenant)
+            .and_then(|entries| entries.iter().find(|(k, _)| *k == kind));
+        if let Some((_, counter)) = known {
+            counter.increment(1);
+            return;
         }
-        Some(code) => {
-            metrics::counter!("upload_tickets_refusals_total", "tenant" => tenant, "code" => code)
-                .increment(1);
-        }
-        None => {}
+        let label = tenant.to_owned();
+        let counter = match kind {
+            Kind::Issued => {
+                metrics::counter!("upload_tickets_tickets_issued_total", "tenant" => label)
+            }
+            Kind::Operation(code) => {
+                metrics::counter!("upload_tickets_operations_total", "tenant" => label, "operation" => code)
+            }
+            Kind::Refusal(code) => {
+                metrics::counter!("upload_tickets_refusals_total", "tenant" => label, "code" => code)
+            }
+        };
+        counter.increment(1);
+        self.counters
+            .entry(tenant.to_owned())
+            .or_default()
+            .push((kind, counter));
     }
 }

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::extract::AppJson;
-use super::uploads::{check_rate, no_store, rfc3339, usable_validity};
+use super::uploads::{check_rate, rfc3339, ticket_response, usable_validity};
 use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::credentials::LoadedCredentials;
@@ -208,10 +208,7 @@ fn started_answer(
         parts,
         parts_expire_at: rfc3339(parts_expire_at)?,
     };
-    Ok((
-        no_store((StatusCode::CREATED, Json(started)).into_response()),
-        upload.key,
-    ))
+    Ok((ticket_response(StatusCode::CREATED, &started)?, upload.key))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -332,7 +329,7 @@ async fn sign_parts(
             parts,
             expires_at: rfc3339(expires_at)?,
         };
-        Ok((no_store(Json(signed).into_response()), upload.key))
+        Ok((ticket_response(StatusCode::OK, &signed)?, upload.key))
     })();
     super::access::finish(tenant, "parts_signed", result)
 }

@@ -127,6 +127,12 @@ fn every_bad_setting_is_named() {
         &base.replace("[server]\n", "[server]\nmax_header_bytes = 1024\n"),
         "server.max_header_bytes",
     );
+    for workers in [0, 257] {
+        refused_naming(
+            &base.replace("[server]\n", &format!("[server]\nworkers = {workers}\n")),
+            "server.workers",
+        );
+    }
     refused_naming(
         &base.replace("max_size = 1048576", "max_size = 5497558138881"),
         "tenants.acme.max_size",

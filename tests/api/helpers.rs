@@ -236,9 +236,10 @@ pub async fn spawn_app_with(toml: &str, source: Arc<dyn CredentialSource>) -> Te
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         // Tests run to the end of the process: the writer may live as long.
-        std::mem::forget(upload_tickets::telemetry::init(
-            upload_tickets::config::LogFormat::Pretty,
-        ));
+        std::mem::forget(
+            upload_tickets::telemetry::init(upload_tickets::config::LogFormat::Pretty)
+                .expect("the log writer starts"),
+        );
     }
 }
 
@@ -401,13 +402,15 @@ impl Binary {
         }
     }
 
-    /// Kills the process and returns every log line it wrote.
+    /// Stops the process as a supervisor does (SIGTERM, then waiting for it: the log
+    /// writer flushes on the way out) and returns every log line it wrote.
     pub fn stop_and_collect(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.terminate();
+        self.wait(std::time::Duration::from_secs(30));
+        // The reader thread ends at EOF, which closes the channel.
         while let Ok(line) = self
             .incoming
-            .recv_timeout(std::time::Duration::from_millis(500))
+            .recv_timeout(std::time::Duration::from_secs(10))
         {
             self.lines.push(line);
         }

@@ -448,8 +448,45 @@ async fn request_ids_are_echoed_or_made() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "abc-123");
-    let response = app.get("/livez").await;
-    assert_eq!(response.headers()["x-request-id"].len(), 36);
+    let made: Vec<uuid::Uuid> = [app.get("/livez").await, app.get("/livez").await]
+        .iter()
+        .map(|r| uuid::Uuid::parse_str(r.headers()["x-request-id"].to_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(made[0].get_version_num(), 4);
+    assert_ne!(made[0], made[1]);
+}
+
+#[tokio::test]
+async fn every_connection_is_served_whichever_worker_takes_it() {
+    let app = spawn_app_on(&base_config().replace("[server]\n", "[server]\nworkers = 3\n")).await;
+    let token = token("acme", "user-42");
+    // More connections than workers, each kept open for several requests.
+    let clients: Vec<reqwest::Client> = (0..8)
+        .map(|_| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let body = json!({"filename": "a.pdf", "content_type": "application/pdf"});
+    let statuses = futures_util::future::join_all(clients.iter().map(|client| async {
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            let response = client
+                .post(app.url("/uploads"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    }))
+    .await;
+    assert!(statuses.iter().flatten().all(|&s| s == 201), "{statuses:?}");
+    app.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -13,52 +13,46 @@
 //!   `upload_tickets_webhook_deliveries_total{tenant,result}`
 //! - `upload_tickets_log_lines_dropped_total` (the log writer fell behind)
 
+mod json;
+mod writer;
+
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+pub use json::{JsonFields, JsonLines};
+pub use writer::{BatchWriter, WriterGuard};
 
 /// Installs the global subscriber; a second call does nothing. Lines are written by a
-/// background thread so that request threads never wait on stderr; keep the returned
-/// guard alive until exit, it flushes what is left.
-#[must_use = "dropping the guard stops the log writer"]
-pub fn init(format: LogFormat) -> WorkerGuard {
+/// background thread in batches so that request threads never wait on stderr; keep the
+/// returned guard alive until exit, it writes what is left.
+pub fn init(format: LogFormat) -> std::io::Result<WriterGuard> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // The default buffer (128 000 lines) is a ring of slots that a busy server touches
-    // in full over time: ~4 MiB of memory. 16 384 lines absorb any stall of the writer
-    // shorter than a few hundred milliseconds at full load.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(16_384)
-        .finish(std::io::stderr());
-    // Lines dropped when the buffer is full show in /metrics, not silently nowhere.
-    let _ = DROPPED_LINES.set(writer.error_counter());
+    let (writer, guard) = BatchWriter::spawn(std::io::stderr())?;
+    // Lines dropped when too much is pending show in /metrics, not silently nowhere.
+    let _ = WRITER.set(writer.clone());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
-    guard
+    Ok(guard)
 }
 
-static DROPPED_LINES: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+static WRITER: OnceLock<BatchWriter> = OnceLock::new();
 
 /// Log lines dropped so far because the writer fell behind (0 before logging starts).
 pub fn dropped_log_lines() -> u64 {
-    DROPPED_LINES
-        .get()
-        .map_or(0, |counter| counter.dropped_lines() as u64)
+    WRITER.get().map_or(0, BatchWriter::dropped_lines)
 }
 
 /// Latency buckets, in seconds: a ticket takes well under a millisecond to make.

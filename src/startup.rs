@@ -11,6 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -176,15 +177,9 @@ impl Application {
             let Ok(stream) = stream.into_std() else {
                 continue;
             };
-            let least_loaded = workers
-                .iter()
-                .min_by_key(|(_, load)| load.load(Ordering::Relaxed));
-            if let Some((handoff, load)) = least_loaded {
-                load.fetch_add(1, Ordering::Relaxed);
-                if handoff.send(stream).is_err() {
-                    load.fetch_sub(1, Ordering::Relaxed);
-                    tracing::error!("a serving thread is gone; connection dropped");
-                }
+            if !hand_off(&mut workers, stream) {
+                tracing::error!("every serving thread is gone; stopping");
+                break;
             }
         }
         drop(self.listener);
@@ -199,6 +194,30 @@ impl Application {
             task.abort();
         }
         Ok(())
+    }
+}
+
+/// Gives `stream` to the worker serving the fewest connections. A worker that is gone
+/// (its thread panicked) is forgotten and the next one tried; false when none is left.
+fn hand_off(
+    workers: &mut Vec<(UnboundedSender<std::net::TcpStream>, Arc<AtomicUsize>)>,
+    mut stream: std::net::TcpStream,
+) -> bool {
+    loop {
+        let Some(at) = (0..workers.len()).min_by_key(|&i| workers[i].1.load(Ordering::Relaxed))
+        else {
+            return false;
+        };
+        let (handoff, load) = &workers[at];
+        load.fetch_add(1, Ordering::Relaxed);
+        match handoff.send(stream) {
+            Ok(()) => return true,
+            Err(returned) => {
+                tracing::error!("a serving thread is gone");
+                stream = returned.0;
+                workers.swap_remove(at);
+            }
+        }
     }
 }
 
@@ -314,5 +333,37 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> (std::net::TcpStream, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        (stream, listener)
+    }
+
+    #[test]
+    fn connections_go_to_the_least_loaded_worker_that_is_still_there() {
+        let (a, mut a_streams) = tokio::sync::mpsc::unbounded_channel();
+        let (b, b_streams) = tokio::sync::mpsc::unbounded_channel();
+        let (a_load, b_load) = (Arc::new(AtomicUsize::new(3)), Arc::new(AtomicUsize::new(1)));
+        let mut workers = vec![(a, Arc::clone(&a_load)), (b, Arc::clone(&b_load))];
+        let (one, _l1) = stream();
+        let (two, _l2) = stream();
+
+        // b serves fewer, but its thread is gone: a gets the connection, b is forgotten.
+        drop(b_streams);
+        assert!(hand_off(&mut workers, one));
+        assert_eq!(workers.len(), 1);
+        assert!(a_streams.try_recv().is_ok());
+        assert_eq!(a_load.load(Ordering::Relaxed), 4);
+
+        drop(a_streams);
+        assert!(!hand_off(&mut workers, two), "no worker left");
+        assert!(workers.is_empty());
     }
 }

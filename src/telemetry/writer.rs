@@ -40,6 +40,8 @@ pub struct BatchWriter {
 pub struct WriterGuard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Says the thread has written everything and is ending.
+    done: std::sync::mpsc::Receiver<()>,
 }
 
 #[derive(Debug)]
@@ -74,15 +76,20 @@ impl BatchWriter {
             wake: Condvar::new(),
             dropped: AtomicU64::new(0),
         });
+        let (finished, done) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("log-writer".to_owned())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || run(&shared, out)
+                move || {
+                    run(&shared, out);
+                    let _ = finished.send(());
+                }
             })?;
         let guard = WriterGuard {
             shared: Arc::clone(&shared),
             thread: Some(thread),
+            done,
         };
         Ok((Self { shared }, guard))
     }
@@ -174,11 +181,17 @@ fn run<W: Write>(shared: &Shared, mut out: W) {
     let _ = out.flush();
 }
 
+/// How long exiting waits for the last lines to be written: stderr may be a pipe that
+/// nobody reads any more, and a process must not hang on its way out for a log.
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
 impl Drop for WriterGuard {
     fn drop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
+        if self.done.recv_timeout(EXIT_WAIT).is_ok()
+            && let Some(thread) = self.thread.take()
+        {
             let _ = thread.join();
         }
     }
@@ -287,8 +300,18 @@ mod tests {
         }
         assert!(writer.dropped_lines() > 0);
         assert!(writer.shared.lock().pending.len() <= MAX_PENDING_BYTES);
+
+        // Exiting does not hang on a reader that never comes back.
+        let (dropped, was_dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            let _ = dropped.send(());
+        });
+        assert!(
+            was_dropped.recv_timeout(Duration::from_secs(30)).is_ok(),
+            "dropping the guard hung on a stalled writer"
+        );
         *gate.0.lock().unwrap() = true;
         gate.1.notify_all();
-        drop(guard);
     }
 }

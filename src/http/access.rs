@@ -125,6 +125,26 @@ fn record_metrics(
     });
 }
 
+/// The method as a label: a client can send any token as a method, and each would be a
+/// new time series kept for ever.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
+
 /// What a counted outcome counts as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -143,32 +163,33 @@ thread_local! {
 /// from verified tokens), and so are the handles kept here.
 #[derive(Default)]
 struct Handles {
-    durations: HashMap<String, Vec<(Method, u16, Histogram)>>,
+    durations: HashMap<String, Vec<(&'static str, u16, Histogram)>>,
     counters: HashMap<String, Vec<(Kind, Counter)>>,
 }
 
 impl Handles {
     fn record_duration(&mut self, method: &Method, route: &str, status: u16, seconds: f64) {
-        let known = self
-            .durations
-            .get(route)
-            .and_then(|entries| entries.iter().find(|(m, s, _)| *s == status && m == method));
+        let method = method_label(method);
+        let known = self.durations.get(route).and_then(|entries| {
+            entries
+                .iter()
+                .find(|(m, s, _)| *s == status && *m == method)
+        });
         if let Some((_, _, histogram)) = known {
             histogram.record(seconds);
             return;
         }
         let histogram = metrics::histogram!(
             "upload_tickets_http_request_duration_seconds",
-            "method" => method.to_string(),
+            "method" => method,
             "route" => route.to_owned(),
             "status" => status.to_string(),
         );
         histogram.record(seconds);
-        self.durations.entry(route.to_owned()).or_default().push((
-            method.clone(),
-            status,
-            histogram,
-        ));
+        self.durations
+            .entry(route.to_owned())
+            .or_default()
+            .push((method, status, histogram));
     }
 
     fn count(&mut self, tenant: &str, kind: Kind) {

@@ -76,6 +76,25 @@ async fn metrics_count_a_scripted_sequence() {
         "{after}"
     );
     assert!(after.contains(r#"route="/uploads""#));
+    // Made-up methods share one label: each would otherwise be a series kept for ever.
+    for method in ["BREW", "WHEN"] {
+        let response = app
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url("/uploads"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
+    let text = scrape().await;
+    assert!(
+        text.contains(r#"method="other",route="/uploads",status="405""#),
+        "{text}"
+    );
+    assert!(!text.contains("BREW") && !text.contains("WHEN"), "{text}");
     assert!(
         after.contains("upload_tickets_log_lines_dropped_total "),
         "{after}"

@@ -207,15 +207,20 @@ pub(crate) fn write_operator(out: &mut String, op: &str, field: &str, value: &st
 /// where `JSON.stringify` escapes more.
 pub(crate) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
+    // Writing to a `String` cannot fail.
+    let _ = write_json_escaped(out, s);
+    out.push('"');
+}
+
+/// The inside of [`push_json_string`]'s string, to any writer (the log lines use it too).
+pub(crate) fn write_json_escaped<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
     let bytes = s.as_bytes();
     // Most values need no escaping; this test has no early exit, so it vectorises.
     let needs_escape = bytes.iter().fold(false, |any, &b| {
         any | (b < 0x20) | (b == b'"') | (b == b'\\')
     });
     if !needs_escape {
-        out.push_str(s);
-        out.push('"');
-        return;
+        return out.write_str(s);
     }
     let mut done = 0;
     // Scanning bytes is safe: every byte of a multi-byte UTF-8 sequence is >= 0x80, so
@@ -232,19 +237,18 @@ pub(crate) fn push_json_string(out: &mut String, s: &str) {
             0x00..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[done..at]);
+        out.write_str(&s[done..at])?;
         if escape.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+            out.write_str("\\u00")?;
+            out.write_char(char::from(HEX[usize::from(b >> 4)]))?;
+            out.write_char(char::from(HEX[usize::from(b & 0xf)]))?;
         } else {
-            out.push_str(escape);
+            out.write_str(escape)?;
         }
         done = at + 1;
     }
-    out.push_str(&s[done..]);
-    out.push('"');
+    out.write_str(&s[done..])
 }
 
 impl fmt::Display for Condition {

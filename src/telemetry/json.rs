@@ -10,6 +10,8 @@
 use std::fmt::{self, Write as _};
 
 use time::OffsetDateTime;
+
+use crate::presign::condition::write_json_escaped;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
@@ -176,34 +178,14 @@ fn write_string(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
     w.write_char('"')
 }
 
-/// Escapes what passes through for the inside of a JSON string: `"`, `\` and control
-/// characters (so a value can neither end the string nor smuggle in a line break or a
-/// terminal escape).
+/// Escapes what passes through for the inside of a JSON string, as the policy documents
+/// are escaped: `"`, `\` and control characters, so a value can neither end the string
+/// nor smuggle in a line break or a terminal escape.
 struct Escaped<W>(W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut done = 0;
-        // Scanning bytes is safe: bytes of multi-byte UTF-8 sequences are all >= 0x80.
-        for (at, &b) in s.as_bytes().iter().enumerate() {
-            let short = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x00..=0x1f | 0x7f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[done..at])?;
-            if short.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(short)?;
-            }
-            done = at + 1;
-        }
-        self.0.write_str(&s[done..])
+        write_json_escaped(&mut self.0, s)
     }
 }
 

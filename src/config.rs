@@ -18,6 +18,7 @@ use crate::auth::{AuthSettings, Verifier};
 use crate::handle::{HandleKey, MIN_HANDLE_KEY_BYTES};
 use crate::policy::{TenantRules, TenantSettings};
 use crate::presign::{Addressing, Endpoint, Presigner, Region};
+use crate::setting::InvalidSetting;
 use crate::webhook::Webhook;
 
 /// The embedded development configuration (`config/default.toml`).
@@ -158,22 +159,15 @@ pub enum ConfigError {
     /// The file cannot be read or parsed, or a value has the wrong type.
     #[error("configuration: {0}")]
     Load(#[from] Box<figment::Error>),
-    /// A value is out of range or inconsistent.
-    #[error("configuration: {setting}: {reason}")]
-    Invalid {
-        /// The setting's path, e.g. `tenants.acme.max_size`.
-        setting: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// A value is out of range or inconsistent; the setting is named by its path in
+    /// the file, e.g. `tenants.acme.max_size`.
+    #[error("configuration: {0}")]
+    Invalid(#[from] InvalidSetting),
 }
 
 impl ConfigError {
     pub(crate) fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            setting: setting.into(),
-            reason: reason.into(),
-        }
+        Self::Invalid(InvalidSetting::new(setting, reason))
     }
 }
 
@@ -289,21 +283,16 @@ impl Config {
             Endpoint::parse(url)
                 .map_err(|e| ConfigError::invalid("s3.service_endpoint", e.to_string()))?;
         }
-        let verifier = Verifier::from_settings(&settings.auth, env)?;
+        let verifier =
+            Verifier::from_settings(&settings.auth, env).map_err(|e| e.in_section("auth"))?;
 
         if settings.tenants.is_empty() {
             return Err(ConfigError::invalid("tenants", "no tenant is configured"));
         }
         let mut tenants = HashMap::new();
         for (id, tenant) in &settings.tenants {
-            let rules = TenantRules::from_settings(id, tenant).map_err(|(field, reason)| {
-                let setting = if field.is_empty() {
-                    format!("tenants.{id}")
-                } else {
-                    format!("tenants.{id}.{field}")
-                };
-                ConfigError::invalid(setting, reason)
-            })?;
+            let rules = TenantRules::from_settings(id, tenant)
+                .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
             presigner
                 .addressing()
                 .url(presigner.region(), &rules.bucket)
@@ -326,9 +315,8 @@ impl Config {
                             format!("environment variable {var} is not set"),
                         )
                     })?;
-                    let hook = Webhook::new(url, secret.as_bytes()).map_err(|reason| {
-                        ConfigError::invalid(setting("completion_webhook_url"), reason)
-                    })?;
+                    let hook = Webhook::new(url, secret.as_bytes())
+                        .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
                     webhooks.insert(id.clone(), Arc::new(hook));
                 }
                 (None, None) => {}

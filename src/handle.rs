@@ -9,8 +9,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
+
+use crate::auth::jws::{self, Expected, HmacKey};
 
 /// The audience that keeps handles from passing as anything else signed with the key.
 const AUDIENCE: &str = "upload-tickets:multipart";
@@ -49,11 +51,12 @@ struct Claims {
     upload: Upload,
 }
 
-/// Signs and verifies handles.
+/// Signs and verifies handles. Verification is the bearer tokens' own JWS code
+/// (`auth::jws`), with the HMAC key prepared once.
 pub struct HandleKey {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    verifying: HmacKey,
+    expected: Expected,
 }
 
 impl std::fmt::Debug for HandleKey {
@@ -76,14 +79,15 @@ pub enum HandleError {
 impl HandleKey {
     /// A key from secret bytes (at least [`MIN_HANDLE_KEY_BYTES`]; the caller checks).
     pub fn new(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "aud"]);
-        validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            verifying: HmacKey::hs256(secret),
+            // `exp` and `aud` required; no leeway: the service is its own clock.
+            expected: Expected {
+                issuer: None,
+                audience: AUDIENCE.to_owned(),
+                leeway: 0,
+            },
         }
     }
 
@@ -108,15 +112,21 @@ impl HandleKey {
             .map_err(|_| HandleError::Invalid)
     }
 
-    /// The upload a handle names, if it verifies and has not expired.
-    pub fn verify(&self, handle: &str) -> Result<(Upload, SystemTime), HandleError> {
+    /// The upload a handle names, if it verifies and has not expired at `now`.
+    pub fn verify(
+        &self,
+        handle: &str,
+        now: SystemTime,
+    ) -> Result<(Upload, SystemTime), HandleError> {
         if handle.len() > 8 * 1024 {
             return Err(HandleError::Invalid);
         }
-        let data = jsonwebtoken::decode::<Claims>(handle, &self.decoding, &self.validation)
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let payload = jws::verify_hmac(handle, &self.verifying, &self.expected, now)
             .map_err(|_| HandleError::Invalid)?;
-        let expires_at = UNIX_EPOCH + Duration::from_secs(data.claims.exp);
-        Ok((data.claims.upload, expires_at))
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| HandleError::Invalid)?;
+        let expires_at = UNIX_EPOCH + Duration::from_secs(claims.exp);
+        Ok((claims.upload, expires_at))
     }
 }
 
@@ -143,15 +153,15 @@ mod tests {
         let key = HandleKey::new(&[7; 32]);
         let later = SystemTime::now() + Duration::from_secs(60);
         let handle = key.sign(&upload(), later).unwrap();
-        assert_eq!(key.verify(&handle).unwrap().0, upload());
+        assert_eq!(key.verify(&handle, SystemTime::now()).unwrap().0, upload());
 
         assert_eq!(
-            HandleKey::new(&[8; 32]).verify(&handle),
+            HandleKey::new(&[8; 32]).verify(&handle, SystemTime::now()),
             Err(HandleError::Invalid)
         );
         let past = SystemTime::now() - Duration::from_secs(1);
         assert_eq!(
-            key.verify(&key.sign(&upload(), past).unwrap()),
+            key.verify(&key.sign(&upload(), past).unwrap(), SystemTime::now()),
             Err(HandleError::Invalid)
         );
         // A changed claim breaks the signature.
@@ -163,9 +173,13 @@ mod tests {
             .unwrap()
             .replace("alice", "mallory");
         parts[1] = base64_simd::URL_SAFE_NO_PAD.encode_to_string(tampered.as_bytes());
-        assert_eq!(key.verify(&parts.join(".")), Err(HandleError::Invalid));
-        assert_eq!(key.verify("not a handle"), Err(HandleError::Invalid));
-        assert_eq!(key.verify(&"a".repeat(10_000)), Err(HandleError::Invalid));
+        let now = SystemTime::now();
+        assert_eq!(key.verify(&parts.join("."), now), Err(HandleError::Invalid));
+        assert_eq!(key.verify("not a handle", now), Err(HandleError::Invalid));
+        assert_eq!(
+            key.verify(&"a".repeat(10_000), now),
+            Err(HandleError::Invalid)
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! - [`config`] (feature `service`): typed settings, file plus environment, validated.
 //! - [`http`] (feature `service`): the axum router, handlers and the problem+json mapping.
 //! - [`handle`] (feature `service`): signed multipart upload handles.
-//! - [`store`] (feature `service`): the S3 client for multipart uploads and object checks.
+//! - [`store`] (feature `service`): the one place that talks to the object store: a
+//!   trait, its `aws-sdk-s3` implementation and an in-memory one for tests.
+//! - [`clock`] (feature `service`): the time handlers read, injectable in tests.
+//! - [`setting`] (feature `rules`): the one refusal type of start-up checks.
 //! - [`webhook`] (feature `service`): signed completion reports to tenants' endpoints.
 //! - [`startup`], [`telemetry`], [`cli`] (feature `service`): running it.
 
@@ -23,6 +26,8 @@ pub mod auth;
 #[cfg(feature = "service")]
 pub mod cli;
 #[cfg(feature = "service")]
+pub mod clock;
+#[cfg(feature = "service")]
 pub mod config;
 #[cfg(feature = "service")]
 pub mod credentials;
@@ -32,6 +37,8 @@ pub mod handle;
 pub mod http;
 #[cfg(feature = "rules")]
 pub mod policy;
+#[cfg(feature = "rules")]
+pub mod setting;
 #[cfg(feature = "service")]
 pub mod startup;
 #[cfg(feature = "service")]

@@ -12,6 +12,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::setting::InvalidSetting;
+
 /// The shortest acceptable webhook secret.
 pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
 
@@ -39,18 +44,21 @@ pub struct Delivery {
 }
 
 impl Webhook {
-    /// Checks `url` (https, or http on a loopback host) and the secret's length.
-    pub fn new(url: &str, secret: &[u8]) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
+    /// Checks `url` (https, or http on a loopback host) and the secret's length; a
+    /// refusal names the tenant setting at fault.
+    pub fn new(url: &str, secret: &[u8]) -> Result<Self, InvalidSetting> {
+        let refuse = |reason: String| InvalidSetting::new("completion_webhook_url", reason);
+        let parsed = url::Url::parse(url).map_err(|_| refuse(format!("{url:?} is not a URL")))?;
         let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
         if !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback) {
-            return Err(format!(
+            return Err(refuse(format!(
                 "{url:?}: use https (http only for a loopback host)"
-            ));
+            )));
         }
         if secret.len() < MIN_WEBHOOK_SECRET_BYTES {
-            return Err(format!(
-                "the secret is shorter than {MIN_WEBHOOK_SECRET_BYTES} bytes"
+            return Err(InvalidSetting::new(
+                "completion_webhook_secret_env",
+                format!("the secret is shorter than {MIN_WEBHOOK_SECRET_BYTES} bytes"),
             ));
         }
         Ok(Self {
@@ -67,6 +75,46 @@ impl Webhook {
         mac.update(b".");
         mac.update(body);
         Some(format!("v1={}", hex::encode(mac.finalize().into_bytes())))
+    }
+
+    /// Tells the endpoint that `caller` checked an upload and what the check found
+    /// (`report`, flattened into `{"event": "upload.checked", "tenant", "subject", …}`),
+    /// and counts the delivery. `client` is `None` when none could be made at start-up.
+    pub async fn report(
+        &self,
+        client: Option<&reqwest::Client>,
+        caller: &Caller,
+        report: &impl Serialize,
+    ) -> Delivery {
+        #[derive(Serialize)]
+        struct Event<'a, R> {
+            event: &'static str,
+            tenant: &'a str,
+            subject: &'a str,
+            #[serde(flatten)]
+            report: &'a R,
+        }
+        let event = Event {
+            event: "upload.checked",
+            tenant: &caller.tenant,
+            subject: &caller.subject,
+            report,
+        };
+        let delivery = match (client, serde_json::to_vec(&event)) {
+            (Some(client), Ok(body)) => self.deliver(client, body).await,
+            _ => Delivery {
+                delivered: false,
+                status: None,
+            },
+        };
+        let label = if delivery.delivered {
+            "delivered"
+        } else {
+            "failed"
+        };
+        metrics::counter!("upload_tickets_webhook_deliveries_total", "tenant" => caller.tenant.clone(), "result" => label)
+            .increment(1);
+        delivery
     }
 
     /// POSTs `body` (JSON), bounded by a 5 s timeout; never fails the caller's request.

@@ -8,71 +8,24 @@
 //! public key file or a JWKS URL; `jku` and `x5u` headers are ignored, never fetched.
 
 pub mod jwks;
-mod jws;
+pub(crate) mod jws;
+mod settings;
 
 use std::fmt;
-use std::path::PathBuf;
-use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, errors::ErrorKind};
-use serde::Deserialize;
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::config::ConfigError;
 use jwks::JwksCache;
+pub use settings::AuthSettings;
 
 /// Longest token accepted, in bytes: a bound on work done before any signature check.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Shortest HMAC secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
-
-/// `[auth]` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    /// Required `iss`.
-    pub issuer: String,
-    /// Required `aud` (the token's `aud` may be a list containing it).
-    pub audience: String,
-    /// Allowed algorithms, e.g. `["RS256"]`; all HMAC or all public-key.
-    pub algorithms: Vec<String>,
-    /// JWKS endpoint of the identity provider.
-    pub jwks_url: Option<String>,
-    /// A PEM public key (RSA, EC or Ed25519).
-    pub public_key_pem_file: Option<PathBuf>,
-    /// Name of the environment variable holding the HMAC secret.
-    pub hmac_secret_env: Option<String>,
-    /// Claim naming the caller's tenant; default `tenant`.
-    #[serde(default = "default_tenant_claim")]
-    pub tenant_claim: String,
-    /// Scope required in `scope` (space-separated) or `scp`; default none.
-    pub required_scope: Option<String>,
-    /// Clock skew allowed for `exp` and `nbf`, in seconds; default 30.
-    #[serde(default = "default_leeway")]
-    pub leeway_seconds: u64,
-    /// How often the JWKS is refreshed in the background, in seconds; default 300.
-    #[serde(default = "default_jwks_refresh")]
-    pub jwks_refresh_seconds: u64,
-    /// Least time between two refreshes caused by unknown `kid`s, in seconds; default 60.
-    #[serde(default = "default_jwks_min_interval")]
-    pub jwks_min_refresh_interval_seconds: u64,
-}
-
-fn default_tenant_claim() -> String {
-    "tenant".to_owned()
-}
-fn default_leeway() -> u64 {
-    30
-}
-fn default_jwks_refresh() -> u64 {
-    300
-}
-fn default_jwks_min_interval() -> u64 {
-    60
-}
 
 /// Who is asking, once the token is verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,141 +100,6 @@ fn is_hmac(alg: Algorithm) -> bool {
 }
 
 impl Verifier {
-    /// Checks the settings and loads static keys (the HMAC secret from its variable, the
-    /// PEM file). A JWKS is fetched later: see [`Verifier::jwks`].
-    pub fn from_settings(
-        auth: &AuthSettings,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
-            ConfigError::invalid(setting, reason)
-        }
-        if auth.issuer.is_empty() {
-            return Err(invalid("auth.issuer", "must not be empty"));
-        }
-        if auth.audience.is_empty() {
-            return Err(invalid("auth.audience", "must not be empty"));
-        }
-        if auth.tenant_claim.is_empty() {
-            return Err(invalid("auth.tenant_claim", "must not be empty"));
-        }
-        if auth.leeway_seconds > 300 {
-            return Err(invalid("auth.leeway_seconds", "must be at most 300"));
-        }
-        let mut algorithms = Vec::new();
-        for name in &auth.algorithms {
-            if name.eq_ignore_ascii_case("none") {
-                return Err(invalid("auth.algorithms", "\"none\" is never accepted"));
-            }
-            let alg = Algorithm::from_str(name).map_err(|_| {
-                invalid(
-                    "auth.algorithms",
-                    format!("unknown algorithm {name:?} (HS256, RS256, PS256, ES256, EdDSA, ...)"),
-                )
-            })?;
-            if !algorithms.contains(&alg) {
-                algorithms.push(alg);
-            }
-        }
-        let Some(&first) = algorithms.first() else {
-            return Err(invalid("auth.algorithms", "name at least one algorithm"));
-        };
-        let hmac = is_hmac(first);
-        if algorithms.iter().any(|&a| is_hmac(a) != hmac) {
-            return Err(invalid(
-                "auth.algorithms",
-                "HMAC (HS*) and public-key algorithms cannot be mixed: that is what algorithm confusion attacks exploit",
-            ));
-        }
-
-        let sources = [
-            auth.jwks_url.is_some(),
-            auth.public_key_pem_file.is_some(),
-            auth.hmac_secret_env.is_some(),
-        ];
-        if sources.iter().filter(|&&s| s).count() != 1 {
-            return Err(invalid(
-                "auth",
-                "set exactly one of jwks_url, public_key_pem_file, hmac_secret_env",
-            ));
-        }
-        let keys = if let Some(var) = &auth.hmac_secret_env {
-            if !hmac {
-                return Err(invalid(
-                    "auth.algorithms",
-                    "hmac_secret_env needs HS256, HS384 or HS512",
-                ));
-            }
-            let secret = env(var).ok_or_else(|| {
-                invalid(
-                    "auth.hmac_secret_env",
-                    format!("environment variable {var} is not set"),
-                )
-            })?;
-            if secret.len() < MIN_HMAC_SECRET_BYTES {
-                return Err(invalid(
-                    "auth.hmac_secret_env",
-                    format!("the secret in {var} is shorter than {MIN_HMAC_SECRET_BYTES} bytes"),
-                ));
-            }
-            Keys::Hmac(
-                algorithms
-                    .iter()
-                    .filter_map(|&alg| jws::HmacKey::new(alg, secret.as_bytes()))
-                    .collect(),
-            )
-        } else if let Some(path) = &auth.public_key_pem_file {
-            if hmac {
-                return Err(invalid(
-                    "auth.algorithms",
-                    "a public key needs RS*, PS*, ES* or EdDSA algorithms",
-                ));
-            }
-            let pem = std::fs::read(path).map_err(|e| {
-                invalid(
-                    "auth.public_key_pem_file",
-                    format!("{}: {e}", path.display()),
-                )
-            })?;
-            Keys::Static(pem_key(&pem, &algorithms).map_err(|reason| {
-                invalid(
-                    "auth.public_key_pem_file",
-                    format!("{}: {reason}", path.display()),
-                )
-            })?)
-        } else {
-            if hmac {
-                return Err(invalid(
-                    "auth.algorithms",
-                    "a JWKS needs RS*, PS*, ES* or EdDSA algorithms",
-                ));
-            }
-            let url = auth.jwks_url.as_deref().unwrap_or_default();
-            let cache = JwksCache::new(
-                url,
-                Duration::from_secs(auth.jwks_min_refresh_interval_seconds),
-                Duration::from_secs(auth.jwks_refresh_seconds.max(1)),
-            )
-            .map_err(|reason| invalid("auth.jwks_url", reason))?;
-            Keys::Jwks(Arc::new(cache))
-        };
-
-        // Every check is set here on purpose: `exp` required, `nbf` checked when present,
-        // `iss`, `aud` (ours among a list) and `sub` required, and the leeway.
-        let expected = jws::Expected {
-            issuer: auth.issuer.clone(),
-            audience: auth.audience.clone(),
-            leeway: auth.leeway_seconds,
-        };
-        Ok(Self {
-            algorithms,
-            expected,
-            keys,
-            tenant_claim: auth.tenant_claim.clone(),
-            required_scope: auth.required_scope.clone(),
-        })
-    }
-
     /// The JWKS cache, when keys come from a JWKS URL.
     pub fn jwks(&self) -> Option<&Arc<JwksCache>> {
         match &self.keys {
@@ -295,8 +113,8 @@ impl Verifier {
         self.jwks().is_none_or(|cache| cache.is_loaded())
     }
 
-    /// Verifies `token` and reads the caller from its claims.
-    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    /// Verifies `token` as of `now` and reads the caller from its claims.
+    pub async fn verify(&self, token: &str, now: SystemTime) -> Result<Caller, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
@@ -330,11 +148,8 @@ impl Verifier {
         if !signed {
             return Err(AuthError::Invalid("bad signature".to_owned()));
         }
-        let claims = jws::read_claims(&jws::decode(parts.payload)?, &self.tenant_claim)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let claims = jws::read_claims(&jws::decode(parts.payload)?, Some(&self.tenant_claim))?;
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         claims.check(&self.expected, now)?;
         self.caller(claims)
     }
@@ -390,47 +205,6 @@ impl Verifier {
             subject,
             scopes,
         })
-    }
-}
-
-/// A PEM public key of the family the algorithms need.
-fn pem_key(pem: &[u8], algorithms: &[Algorithm]) -> Result<DecodingKey, String> {
-    use Algorithm::*;
-    let family = |a: &Algorithm| match a {
-        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => "RSA",
-        ES256 | ES384 => "EC",
-        EdDSA => "Ed25519",
-        _ => "HMAC",
-    };
-    let first = family(&algorithms[0]);
-    if algorithms.iter().any(|a| family(a) != first) {
-        return Err(
-            "one PEM key serves one family: RSA (RS*, PS*), EC (ES*) or Ed25519 (EdDSA)".to_owned(),
-        );
-    }
-    let key = match first {
-        "RSA" => DecodingKey::from_rsa_pem(pem),
-        "EC" => DecodingKey::from_ec_pem(pem),
-        _ => DecodingKey::from_ed_pem(pem),
-    };
-    key.map_err(|e| format!("not a {first} public key in PEM ({})", reason(e.kind())))
-}
-
-/// A short reason for logs; never the token.
-fn reason(kind: &ErrorKind) -> String {
-    match kind {
-        ErrorKind::InvalidToken => "malformed".to_owned(),
-        ErrorKind::InvalidSignature => "bad signature".to_owned(),
-        ErrorKind::ExpiredSignature => "expired".to_owned(),
-        ErrorKind::ImmatureSignature => "not yet valid (nbf)".to_owned(),
-        ErrorKind::InvalidIssuer => "wrong issuer".to_owned(),
-        ErrorKind::InvalidAudience => "wrong audience".to_owned(),
-        ErrorKind::InvalidAlgorithm => "algorithm not allowed for this key".to_owned(),
-        ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c:?}"),
-        ErrorKind::Base64(_) => "not base64url".to_owned(),
-        ErrorKind::Json(_) => "not JSON".to_owned(),
-        ErrorKind::Utf8(_) => "not UTF-8".to_owned(),
-        other => format!("{other:?}").chars().take(80).collect(),
     }
 }
 

@@ -45,29 +45,6 @@ pub(super) fn report(response: &mut Response, outcome: Outcome) {
     }
 }
 
-/// A handler's answer with its outcome reported: `code` and the key on success, the
-/// error's own code otherwise, and the caller's tenant either way.
-pub(super) fn finish(
-    tenant: String,
-    code: &'static str,
-    result: Result<(Response, String), super::ApiError>,
-) -> Response {
-    let (mut response, key) = match result {
-        Ok((response, key)) => (response, Some(key)),
-        Err(error) => (axum::response::IntoResponse::into_response(error), None),
-    };
-    let code = key.is_some().then_some(code);
-    report(
-        &mut response,
-        Outcome {
-            tenant: Some(tenant),
-            code,
-            key,
-        },
-    );
-    response
-}
-
 /// The middleware: a span with the request id around the request, then the line.
 pub(super) async fn log(request: Request, next: Next) -> Response {
     let started = Instant::now();

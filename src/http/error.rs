@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::credentials::DisplayChain;
 use crate::policy::PolicyError;
+use crate::store::StoreError;
 
 /// Every error the API answers with.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +225,17 @@ impl From<AuthError> for ApiError {
         match error {
             AuthError::InsufficientScope(scope) => Self::InsufficientScope(scope),
             other => Self::InvalidToken(other),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NoSuchUpload => Self::UploadNotFound,
+            StoreError::NoSuchObject => Self::ObjectNotFound,
+            StoreError::PartsRefused(reason) => Self::PartsInvalid(reason),
+            StoreError::Failed(cause) => Self::Store(cause),
         }
     }
 }

@@ -1,24 +1,64 @@
-//! Extractors whose rejections are problem+json: the caller and the JSON body.
+//! Extractors whose rejections are problem+json: the verified caller with their
+//! tenant's rules, and the JSON body.
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use super::reply::{Handled, Reply};
 use super::{ApiError, AppState};
-use crate::auth::{Caller, bearer_token};
+use crate::auth::{AuthError, Caller, bearer_token};
+use crate::policy::TenantRules;
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// A caller whose token verified, with the rules of their tenant and the time the
+/// request is judged at (read once, from the state's clock).
+#[derive(Debug, Clone)]
+pub(super) struct Authorized {
+    /// Who is asking.
+    pub caller: Caller,
+    /// Their tenant's rules.
+    pub rules: Arc<TenantRules>,
+    /// Now, for the token, the rules and the signatures alike.
+    pub now: SystemTime,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .map(|v| v.to_str().map_err(|_| crate::auth::AuthError::Malformed))
-            .transpose()?;
-        let token = bearer_token(header)?;
-        Ok(state.verifier.verify(token).await?)
+impl Authorized {
+    /// The handler's `result`, reported as `code` on success.
+    pub(super) fn reply(&self, code: &'static str, result: Handled) -> Reply {
+        Reply::new(&self.caller.tenant, code, result)
+    }
+}
+
+impl FromRequestParts<AppState> for Authorized {
+    /// A problem response; a known caller of an unknown tenant is logged with it.
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let now = state.clock.now();
+        let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str());
+        let verified = match header.transpose() {
+            Ok(header) => match bearer_token(header) {
+                Ok(token) => state.verifier.verify(token, now).await,
+                Err(error) => Err(error),
+            },
+            Err(_) => Err(AuthError::Malformed),
+        };
+        let caller = verified.map_err(|e| ApiError::from(e).into_response())?;
+        match state.tenants.get(&caller.tenant) {
+            Some(rules) => Ok(Self {
+                rules: Arc::clone(rules),
+                caller,
+                now,
+            }),
+            None => {
+                Err(Reply::new(&caller.tenant, "", Err(ApiError::TenantUnknown)).into_response())
+            }
+        }
     }
 }
 

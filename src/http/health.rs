@@ -1,7 +1,5 @@
 //! `GET /livez`, `GET /readyz`, `GET /metrics`, `GET /openapi.yaml`.
 
-use std::time::SystemTime;
-
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -27,7 +25,7 @@ async fn livez() -> impl IntoResponse {
 /// Ready to issue tickets: configuration loaded (it is, or the process would not run),
 /// AWS credentials at hand, token keys loaded.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let credentials = state.credentials.current(SystemTime::now()).is_some();
+    let credentials = state.credentials.current(state.clock.now()).is_some();
     let keys = state.verifier.is_ready();
     let ready = credentials && keys;
     let status = if ready {

@@ -1,10 +1,13 @@
 //! The HTTP API: router, state, layers. Handlers live in one file per resource.
 
 mod access;
+mod completion;
 pub mod error;
 mod extract;
 mod health;
 mod multipart;
+mod reply;
+mod tickets;
 mod uploads;
 
 use std::collections::HashMap;
@@ -25,11 +28,14 @@ use tower_http::request_id::{
 };
 
 use crate::auth::Verifier;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::credentials::CredentialsCache;
 use crate::handle::HandleKey;
 use crate::policy::TenantRules;
 use crate::presign::Presigner;
+use crate::store::ObjectStore;
+use crate::store::s3::S3Store;
 use crate::webhook::Webhook;
 pub use access::Outcome;
 pub use error::ApiError;
@@ -65,11 +71,10 @@ pub struct App {
     pub credentials: Arc<CredentialsCache>,
     /// Per-tenant limiters keyed by subject, for tenants with a rate limit.
     pub limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
-    /// `[s3]`, for the store client.
-    s3: crate::config::S3Settings,
-    /// The store client, made on first use: a service that only issues tickets never
-    /// pays for it (its HTTP and TLS setup cost memory).
-    store: std::sync::OnceLock<aws_sdk_s3::Client>,
+    /// The object store, for what a ticket cannot do alone.
+    pub store: Arc<dyn ObjectStore>,
+    /// What handlers take as now.
+    pub clock: Arc<dyn Clock>,
     /// Signs multipart handles.
     pub handles: Arc<HandleKey>,
     /// Completion webhooks by tenant id.
@@ -87,8 +92,8 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The state for `config`, signing with `credentials`; builds the rate limiters and
-    /// the store client.
+    /// The state for `config`, signing with `credentials`: the rate limiters, the store
+    /// `[s3]` names (its client made on first use) and the system clock.
     pub fn new(config: &Config, credentials: Arc<CredentialsCache>) -> Self {
         let tenants = config.tenants.clone();
         let limiters = tenants
@@ -101,8 +106,8 @@ impl App {
         Self {
             presigner: Arc::clone(&config.presigner),
             verifier: Arc::clone(&config.verifier),
-            s3: config.s3.clone(),
-            store: std::sync::OnceLock::new(),
+            store: Arc::new(S3Store::new(&config.s3, Arc::clone(&credentials))),
+            clock: Arc::new(SystemClock),
             tenants,
             credentials,
             limiters,
@@ -123,10 +128,14 @@ impl App {
         }
     }
 
-    /// The store client.
-    pub fn store(&self) -> &aws_sdk_s3::Client {
-        self.store
-            .get_or_init(|| crate::store::client(&self.s3, Arc::clone(&self.credentials)))
+    /// The same state with another store (tests: [`crate::store::memory::MemoryStore`]).
+    pub fn with_store(self, store: Arc<dyn ObjectStore>) -> Self {
+        Self { store, ..self }
+    }
+
+    /// The same state with another clock (tests: [`crate::clock::ManualClock`]).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 }
 
@@ -172,6 +181,7 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
     Router::new()
         .merge(uploads::router())
         .merge(multipart::router())
+        .merge(completion::router())
         .merge(health::router())
         .route("/demo", axum::routing::get(demo_page))
         .fallback(|| async { ApiError::NotFound })

@@ -251,8 +251,8 @@ fn bad_settings_name_the_setting() {
     let check = |edit: &dyn Fn(&mut TenantSettings), field: &str| {
         let mut s = settings();
         edit(&mut s);
-        let (name, why) = TenantRules::from_settings("acme", &s).unwrap_err();
-        assert_eq!(name, field, "{why}");
+        let error = TenantRules::from_settings("acme", &s).unwrap_err();
+        assert_eq!(error.setting, field, "{}", error.reason);
     };
     check(&|s| s.max_size = MAX_OBJECT_SIZE + 1, "max_size");
     check(

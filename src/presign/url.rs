@@ -7,7 +7,6 @@
 //! The canonical request is built by `aws-sigv4`, configured the way S3 wants it
 //! (single percent-encoding, no path normalisation, unsigned payload).
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials as AwsCredentials;
@@ -16,6 +15,7 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{
     BucketName, Credentials, MAX_EXPIRES_IN, ObjectKey, PresignError, Presigner, UtcSecond,
@@ -251,16 +251,25 @@ fn host_of(url: &str) -> Result<String, PresignError> {
     })
 }
 
-/// RFC 3986 percent-encoding as SigV4 wants it: unreserved characters stay, and `/`
-/// too in paths; everything else is `%XX` (upper-case hex) of its UTF-8 bytes.
+/// What SigV4 (RFC 3986) leaves unencoded: letters, digits and `-._~`. Everything
+/// else is `%XX`, upper-case hex of its UTF-8 bytes. Tag values in `x-amz-tagging`
+/// are encoded the same way.
+pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// [`UNRESERVED`] plus `/`: how object keys appear in paths.
+const UNRESERVED_PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+
 fn encode_into(out: &mut String, text: &str, keep_slash: bool) {
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    let set = if keep_slash {
+        UNRESERVED_PATH
+    } else {
+        UNRESERVED
+    };
+    out.extend(utf8_percent_encode(text, set));
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod browser;
 mod config;
 mod dev;
 mod e2e;
+mod fake_store;
 mod faults;
 mod health;
 mod helpers;

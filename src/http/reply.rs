@@ -1,0 +1,48 @@
+//! The one answer type of every handler: the response or the error, with what the
+//! access log records (tenant, outcome code, issued key) attached by itself.
+
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use super::access::{Outcome, report};
+
+/// What a handler did: a response and the key it concerns, or why not.
+pub(super) type Handled = Result<(Response, String), ApiError>;
+
+/// A handler's answer, reported for the access log when it becomes a response: on
+/// success the handler's outcome code and the key, otherwise the error's own code;
+/// the caller's tenant either way.
+#[derive(Debug)]
+pub(super) struct Reply {
+    tenant: String,
+    code: &'static str,
+    result: Handled,
+}
+
+impl Reply {
+    /// `result` of a request by `tenant` whose success is reported as `code`.
+    pub(super) fn new(tenant: &str, code: &'static str, result: Handled) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            code,
+            result,
+        }
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let (mut response, code, key) = match self.result {
+            Ok((response, key)) => (response, Some(self.code), Some(key)),
+            // The error reports its own code as it becomes a response.
+            Err(error) => (error.into_response(), None, None),
+        };
+        let outcome = Outcome {
+            tenant: Some(self.tenant),
+            code,
+            key,
+        };
+        report(&mut response, outcome);
+        response
+    }
+}

@@ -1,0 +1,84 @@
+//! What a client asks for, and why the rules refuse it.
+
+use std::collections::BTreeMap;
+
+use crate::presign::PresignError;
+
+/// What the client asks for: the body of `POST /uploads`, parsed as is. Unknown fields
+/// are refused; in particular a client cannot send a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    /// The file's name as the user has it.
+    pub filename: String,
+    /// Its media type.
+    pub content_type: Option<String>,
+    /// Its exact size in bytes, if declared.
+    pub size: Option<u64>,
+    /// `x-amz-meta-*` values by name.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Requested validity in seconds.
+    pub expires_in: Option<u64>,
+}
+
+/// Why a request is refused by the tenant's rules. Each maps to one API error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// `invalid_filename`.
+    #[error("the filename has no usable characters")]
+    InvalidFilename,
+    /// `content_type_not_allowed`: the tenant restricts types and none was given.
+    #[error("content_type is required: this tenant allows only {0}")]
+    ContentTypeRequired(String),
+    /// `invalid_request`: not a media type.
+    #[error("content_type {0:?} is not a media type (type/subtype)")]
+    ContentTypeInvalid(String),
+    /// `content_type_not_allowed`.
+    #[error("content type {given} is not allowed; allowed: {allowed}")]
+    ContentTypeNotAllowed {
+        /// The type asked for.
+        given: String,
+        /// The tenant's patterns.
+        allowed: String,
+    },
+    /// `file_too_large`.
+    #[error("{size} bytes is over this tenant's maximum of {max} bytes")]
+    FileTooLarge {
+        /// Declared size.
+        size: u64,
+        /// Tenant maximum.
+        max: u64,
+    },
+    /// `file_too_small`.
+    #[error("{size} bytes is under this tenant's minimum of {min} bytes")]
+    FileTooSmall {
+        /// Declared size.
+        size: u64,
+        /// Tenant minimum.
+        min: u64,
+    },
+    /// `metadata_not_allowed`.
+    #[error("{0}")]
+    MetadataNotAllowed(String),
+    /// `invalid_request`: `expires_in` of zero.
+    #[error("expires_in must be at least 1 second")]
+    InvalidExpiry,
+    /// `invalid_request`: this kind of ticket needs the exact size.
+    #[error("size is required for {0}")]
+    SizeRequired(&'static str),
+    /// `file_too_large`: over what one request can upload.
+    #[error(
+        "{size} bytes is over the 5 GiB a single upload can carry; use POST /uploads/multipart"
+    )]
+    NeedsMultipart {
+        /// Declared size.
+        size: u64,
+    },
+    /// `invalid_token`: the subject cannot name a key segment.
+    #[error("the token's subject is empty or too long")]
+    UnusableSubject,
+    /// The core refused the plan: a configuration the start-up checks did not catch.
+    #[error("the ticket could not be signed")]
+    Presign(#[from] PresignError),
+}

@@ -1,0 +1,362 @@
+//! A tenant's rules: its `[tenants.<id>]` settings as written, and the checked form
+//! every ticket, multipart upload and completion check applies.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use mime::Mime;
+
+use super::PolicyError;
+use super::object::{self, ObjectSetting};
+use super::sanitize;
+use super::template::KeyTemplate;
+use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_TENANT_ID_LEN, MIN_PART_SIZE};
+use crate::presign::{BucketName, MAX_EXPIRES_IN};
+use crate::setting::InvalidSetting;
+
+/// How a tenant's single-request tickets upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadMethod {
+    /// A browser form POST with a signed policy (a size range, conditions).
+    #[default]
+    Post,
+    /// A presigned PUT URL (exact size and type), for stores without POST uploads.
+    Put,
+}
+
+/// A tenant's rules, parsed and checked from its `[tenants.<id>]` settings.
+#[derive(Debug, Clone)]
+pub struct TenantRules {
+    /// The tenant id (the `[tenants.<id>]` name and the value of the tenant claim).
+    pub id: String,
+    /// Where its uploads go.
+    pub bucket: BucketName,
+    /// How its keys are made.
+    pub template: KeyTemplate,
+    /// Smallest upload in bytes.
+    pub min_size: u64,
+    /// Largest upload in bytes (at most 5 TiB; single-request tickets stop at 5 GiB).
+    pub max_size: u64,
+    /// Allowed content types; empty allows any (and then none is required).
+    pub content_types: Vec<ContentTypePattern>,
+    /// Validity when the request names none.
+    pub default_expires_in: Duration,
+    /// Longest validity a request may ask for; longer requests are capped to it.
+    pub max_expires_in: Duration,
+    /// `x-amz-meta-*` names (lower case) the client may set.
+    pub metadata_keys: Vec<String>,
+    /// Longest metadata value in bytes.
+    pub metadata_value_max_bytes: usize,
+    /// `attachment` or `inline`: adds a `Content-Disposition` with the original name.
+    pub content_disposition: Option<String>,
+    /// Settings every object of the tenant is stored with (POST fields, PUT headers).
+    pub object_settings: Vec<ObjectSetting>,
+    /// Tickets per minute per subject, if limited.
+    pub rate_limit_per_minute: Option<NonZeroU32>,
+    /// POST forms or PUT URLs for `POST /uploads`.
+    pub upload_method: UploadMethod,
+    /// Smallest part size of multipart uploads (raised for files that need it).
+    pub part_size: u64,
+    /// How long a multipart upload may take, from start to completion.
+    pub multipart_expires_in: Duration,
+    prefix: String,
+}
+
+/// A tenant's `[tenants.<id>]` settings as written in the configuration file.
+///
+/// Key names are a public contract (deployments write them); see `config/example.toml`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The bucket uploads go to.
+    pub bucket: String,
+    /// The key template; default `{tenant}/{sub}/{uuid}/{filename}`.
+    #[serde(default = "default_key_template")]
+    pub key_template: String,
+    /// Smallest upload in bytes; default 0.
+    #[serde(default)]
+    pub min_size: u64,
+    /// Largest upload in bytes, at most 5 TiB (over 5 GiB: multipart only). Required.
+    pub max_size: u64,
+    /// Allowed media types (`image/*`, `application/pdf`); empty: any.
+    #[serde(default)]
+    pub content_types: Vec<String>,
+    /// Validity in seconds when the request names none; default 300.
+    #[serde(default = "default_expires_in")]
+    pub default_expires_in: u64,
+    /// Longest validity in seconds; default 3600, at most 604800.
+    #[serde(default = "max_expires_in")]
+    pub max_expires_in: u64,
+    /// `x-amz-meta-*` names the client may set; default none.
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
+    /// Longest metadata value in bytes; default 256.
+    #[serde(default = "metadata_value_max_bytes")]
+    pub metadata_value_max_bytes: usize,
+    /// `attachment` or `inline`: a `Content-Disposition` with the original filename.
+    pub content_disposition: Option<String>,
+    /// Canned ACL (`private`, `public-read`, ...).
+    pub acl: Option<String>,
+    /// `Cache-Control` of stored objects.
+    pub cache_control: Option<String>,
+    /// `x-amz-storage-class` (`STANDARD`, `STANDARD_IA`, ...).
+    pub storage_class: Option<String>,
+    /// `AES256`, `aws:kms` or `aws:kms:dsse`.
+    pub server_side_encryption: Option<String>,
+    /// KMS key id or ARN, with `server_side_encryption = "aws:kms"`.
+    pub sse_kms_key_id: Option<String>,
+    /// Object tags (at most 10).
+    #[serde(default)]
+    pub tagging: BTreeMap<String, String>,
+    /// `success_action_status`: 200, 201 or 204 (S3's default is 204).
+    pub success_action_status: Option<u16>,
+    /// Tickets per minute per subject; default unlimited.
+    pub rate_limit_per_minute: Option<u32>,
+    /// `post` (default) or `put`: what `POST /uploads` hands out.
+    #[serde(default)]
+    pub upload_method: UploadMethod,
+    /// Multipart part size in bytes; default 16 MiB, 5 MiB to 5 GiB.
+    #[serde(default = "default_part_size")]
+    pub multipart_part_size: u64,
+    /// Seconds a multipart upload may take to complete; default 86400, at most 604800.
+    #[serde(default = "default_multipart_expires_in")]
+    pub multipart_expires_in: u64,
+    /// Where completion reports are POSTed (https, or http on a loopback host).
+    pub completion_webhook_url: Option<String>,
+    /// The variable holding the webhook's HMAC secret (at least 32 bytes).
+    pub completion_webhook_secret_env: Option<String>,
+}
+
+fn default_key_template() -> String {
+    "{tenant}/{sub}/{uuid}/{filename}".to_owned()
+}
+fn default_expires_in() -> u64 {
+    300
+}
+fn max_expires_in() -> u64 {
+    3600
+}
+fn metadata_value_max_bytes() -> usize {
+    256
+}
+fn default_part_size() -> u64 {
+    16 * 1024 * 1024
+}
+fn default_multipart_expires_in() -> u64 {
+    86_400
+}
+
+impl TenantRules {
+    /// Checks every rule of tenant `id`; the error names the offending setting
+    /// (relative to `[tenants.<id>]`; empty for the id itself) and says what is wrong.
+    pub fn from_settings(id: &str, t: &TenantSettings) -> Result<Self, InvalidSetting> {
+        if id.is_empty()
+            || id.len() > MAX_TENANT_ID_LEN
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(InvalidSetting::new(
+                "",
+                format!("tenant id {id:?}: 1 to 64 lower-case letters, digits, '-' or '_'"),
+            ));
+        }
+        let bucket = BucketName::new(t.bucket.as_str())
+            .map_err(|e| InvalidSetting::new("bucket", e.to_string()))?;
+        let template = KeyTemplate::parse(&t.key_template)
+            .map_err(|e| InvalidSetting::new("key_template", e.to_string()))?;
+        let (min_size, max_size) = (t.min_size, t.max_size);
+        if max_size > MAX_OBJECT_SIZE {
+            return Err(InvalidSetting::new(
+                "max_size",
+                format!("{max_size} is over S3's 5 TiB ({MAX_OBJECT_SIZE} bytes) object limit"),
+            ));
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&t.multipart_part_size) {
+            return Err(InvalidSetting::new(
+                "multipart_part_size",
+                format!(
+                    "{}: must be 5 MiB ({MIN_PART_SIZE}) to 5 GiB ({MAX_PART_SIZE})",
+                    t.multipart_part_size
+                ),
+            ));
+        }
+        if t.multipart_expires_in == 0
+            || Duration::from_secs(t.multipart_expires_in) > MAX_EXPIRES_IN
+        {
+            return Err(InvalidSetting::new(
+                "multipart_expires_in",
+                format!(
+                    "{} s: must be 1 s to 7 days (604800 s)",
+                    t.multipart_expires_in
+                ),
+            ));
+        }
+        if min_size > max_size {
+            return Err(InvalidSetting::new(
+                "min_size",
+                format!("{min_size} is above max_size {max_size}"),
+            ));
+        }
+        let content_types = t
+            .content_types
+            .iter()
+            .map(|p| {
+                ContentTypePattern::parse(p).ok_or_else(|| {
+                    InvalidSetting::new(
+                        "content_types",
+                        format!("{p:?} is not a type/subtype pattern"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_expires = Duration::from_secs(t.max_expires_in);
+        let default_expires = Duration::from_secs(t.default_expires_in);
+        if t.max_expires_in == 0 || max_expires > MAX_EXPIRES_IN {
+            return Err(InvalidSetting::new(
+                "max_expires_in",
+                format!("{} s: must be 1 s to 7 days (604800 s)", t.max_expires_in),
+            ));
+        }
+        if t.default_expires_in == 0 || default_expires > max_expires {
+            return Err(InvalidSetting::new(
+                "default_expires_in",
+                format!(
+                    "{} s: must be 1 s to max_expires_in ({} s)",
+                    t.default_expires_in, t.max_expires_in
+                ),
+            ));
+        }
+        let mut keys = Vec::with_capacity(t.metadata_keys.len());
+        for key in &t.metadata_keys {
+            let lower = key.to_ascii_lowercase();
+            if lower.is_empty()
+                || lower.len() > 128
+                || !lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(InvalidSetting::new(
+                    "metadata_keys",
+                    format!("{key:?}: use letters, digits, '-' and '_'"),
+                ));
+            }
+            keys.push(lower);
+        }
+        if t.metadata_value_max_bytes == 0 || t.metadata_value_max_bytes > MAX_METADATA_BYTES {
+            return Err(InvalidSetting::new(
+                "metadata_value_max_bytes",
+                format!("{}: must be 1 to 2048", t.metadata_value_max_bytes),
+            ));
+        }
+        if let Some(d) = &t.content_disposition
+            && d != "attachment"
+            && d != "inline"
+        {
+            return Err(InvalidSetting::new(
+                "content_disposition",
+                format!("{d:?}: use \"attachment\" or \"inline\""),
+            ));
+        }
+        Ok(Self {
+            prefix: template.tenant_prefix(id),
+            id: id.to_owned(),
+            bucket,
+            template,
+            min_size,
+            max_size,
+            content_types,
+            default_expires_in: default_expires,
+            max_expires_in: max_expires,
+            metadata_keys: keys,
+            metadata_value_max_bytes: t.metadata_value_max_bytes,
+            content_disposition: t.content_disposition.clone(),
+            object_settings: object::object_settings(t)?,
+            rate_limit_per_minute: t.rate_limit_per_minute.and_then(NonZeroU32::new),
+            upload_method: t.upload_method,
+            part_size: t.multipart_part_size,
+            multipart_expires_in: Duration::from_secs(t.multipart_expires_in),
+        })
+    }
+
+    /// Whether `size` is within the tenant's range: the rule a ticket pins and the
+    /// completion check audits.
+    pub fn check_size(&self, size: u64) -> Result<(), PolicyError> {
+        if size > self.max_size {
+            return Err(PolicyError::FileTooLarge {
+                size,
+                max: self.max_size,
+            });
+        }
+        if size < self.min_size {
+            return Err(PolicyError::FileTooSmall {
+                size,
+                min: self.min_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the tenant allows `mime` (its type and subtype): any when it lists none.
+    pub fn allows_type(&self, mime: &Mime) -> bool {
+        self.content_types.is_empty() || self.content_types.iter().any(|p| p.matches(mime))
+    }
+
+    /// Whether `name` (lower case) is a metadata key the tenant lets clients set.
+    pub fn allows_metadata_key(&self, name: &str) -> bool {
+        self.metadata_keys.iter().any(|key| key == name)
+    }
+
+    /// The part every key of this tenant starts with.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The part every key of `subject` starts with: up to the last `/` before the
+    /// first per-upload placeholder. It names the subject when the template puts
+    /// `{sub}` in a whole segment before `{uuid}`, `{date}` and `{filename}` (the
+    /// default does); otherwise it is the tenant's prefix, and only the tenant binds.
+    pub fn owner_prefix(&self, subject: &str) -> Result<String, PolicyError> {
+        let sub = sanitize::escape_subject(subject).ok_or(PolicyError::UnusableSubject)?;
+        Ok(self.template.owner_prefix(&self.id, &sub))
+    }
+}
+
+/// An allowed content type: `type/subtype`, `type/*` or `*/*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentTypePattern {
+    /// `*/*`.
+    Any,
+    /// `type/*`.
+    AnySubtype(String),
+    /// `type/subtype`.
+    Exact(String, String),
+}
+
+impl ContentTypePattern {
+    /// Parses a pattern (parameters are not allowed in patterns).
+    pub fn parse(pattern: &str) -> Option<Self> {
+        let mime: Mime = pattern.parse().ok()?;
+        if mime.params().next().is_some() {
+            return None;
+        }
+        let (ty, sub) = (mime.type_().as_str(), mime.subtype().as_str());
+        Some(match (ty, sub) {
+            ("*", "*") => Self::Any,
+            ("*", _) => return None,
+            (ty, "*") => Self::AnySubtype(ty.to_owned()),
+            (ty, sub) => Self::Exact(ty.to_owned(), sub.to_owned()),
+        })
+    }
+
+    /// Whether `mime` (its type and subtype; parameters do not matter) is allowed.
+    pub fn matches(&self, mime: &Mime) -> bool {
+        match self {
+            Self::Any => true,
+            Self::AnySubtype(ty) => mime.type_() == ty.as_str(),
+            Self::Exact(ty, sub) => mime.type_() == ty.as_str() && mime.subtype() == sub.as_str(),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! An object store in memory, for in-process tests: it keeps uploads, parts and
+//! objects the way S3 does, refuses what S3 refuses (an unknown upload, a part list
+//! that names a part it does not hold or with another ETag), and can be told to fail
+//! or to stall, so every error path of the handlers runs without a real store.
+//!
+//! Parts arrive through [`MemoryStore::put_part`], standing in for the client's PUT to
+//! a part URL; objects planted by other means through [`MemoryStore::put_object`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use super::{ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture, StoredPart, UploadRef};
+use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
+
+/// How the store misbehaves, when told to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every call fails at once, as a store that is down.
+    Down,
+    /// Every call waits this long first, as a store that hangs.
+    Slow(Duration),
+}
+
+/// An upload the store has started.
+#[derive(Debug, Clone)]
+struct Upload {
+    bucket: String,
+    key: String,
+    object: StoredObject,
+    /// ETag and size by part number.
+    parts: BTreeMap<u16, (String, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_id: u64,
+    uploads: HashMap<String, Upload>,
+    objects: HashMap<(String, String), ObjectHead>,
+    fault: Option<Fault>,
+    calls: usize,
+}
+
+/// The in-memory store. Cheap to make; share it with `Arc`.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// An empty store that behaves.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock leaves consistent data behind.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// From now on, misbehave as `fault` says (or behave again, with `None`).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state().fault = fault;
+    }
+
+    /// How many store calls the service has made so far.
+    pub fn calls(&self) -> usize {
+        self.state().calls
+    }
+
+    /// Stores part `number` of `upload_id` with `size` bytes, as a client's PUT to its
+    /// URL would; answers its ETag, or `None` for an unknown upload.
+    pub fn put_part(&self, upload_id: &str, number: u16, size: u64) -> Option<String> {
+        let mut state = self.state();
+        let upload = state.uploads.get_mut(upload_id)?;
+        let etag = format!("\"{upload_id}-{number}-{size}\"");
+        upload.parts.insert(number, (etag.clone(), size));
+        Some(etag)
+    }
+
+    /// Plants `object` under `key`, as if uploaded by other means.
+    pub fn put_object(&self, bucket: &str, key: &str, object: StoredObject) {
+        let head = ObjectHead {
+            object,
+            etag: Some(format!("\"planted-{key}\"")),
+            last_modified: Some(SystemTime::UNIX_EPOCH),
+        };
+        self.state()
+            .objects
+            .insert((bucket.to_owned(), key.to_owned()), head);
+    }
+
+    /// The object under `key`, if any.
+    pub fn object(&self, bucket: &str, key: &str) -> Option<ObjectHead> {
+        self.state()
+            .objects
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    /// The ids of the uploads started and neither completed nor aborted.
+    pub fn open_uploads(&self) -> Vec<String> {
+        self.state().uploads.keys().cloned().collect()
+    }
+
+    /// Counts the call and plays the fault, if any.
+    async fn enter(&self) -> Result<(), StoreError> {
+        let fault = {
+            let mut state = self.state();
+            state.calls += 1;
+            state.fault
+        };
+        match fault {
+            Some(Fault::Down) => Err(StoreError::failed("the memory store is down")),
+            Some(Fault::Slow(wait)) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The upload `upload` names, checked against its bucket and key as S3 does.
+    fn upload<'s>(
+        state: &'s mut State,
+        upload: &UploadRef<'_>,
+    ) -> Result<&'s mut Upload, StoreError> {
+        state
+            .uploads
+            .get_mut(upload.upload_id)
+            .filter(|u| u.bucket == upload.bucket && u.key == upload.key)
+            .ok_or(StoreError::NoSuchUpload)
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    fn create_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        object: &'a ObjectPlan,
+        _settings: &'a [ObjectSetting],
+    ) -> StoreFuture<'a, String> {
+        Box::pin(async move {
+            self.enter().await?;
+            let mut state = self.state();
+            state.next_id += 1;
+            let id = format!("upload-{}", state.next_id);
+            let upload = Upload {
+                bucket: bucket.to_owned(),
+                key: object.key.clone(),
+                object: StoredObject {
+                    size: 0,
+                    content_type: object.content_type.clone(),
+                    metadata: object.metadata.clone(),
+                },
+                parts: BTreeMap::new(),
+            };
+            state.uploads.insert(id.clone(), upload);
+            Ok(id)
+        })
+    }
+
+    fn list_parts<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, Vec<StoredPart>> {
+        Box::pin(async move {
+            self.enter().await?;
+            let mut state = self.state();
+            let parts = &Self::upload(&mut state, &upload)?.parts;
+            Ok(parts
+                .iter()
+                .map(|(&number, &(_, size))| StoredPart { number, size })
+                .collect())
+        })
+    }
+
+    fn complete_upload<'a>(
+        &'a self,
+        upload: UploadRef<'a>,
+        parts: &'a [PartTag],
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            self.enter().await?;
+            let mut state = self.state();
+            let held = Self::upload(&mut state, &upload)?;
+            let mut size = 0;
+            for part in parts {
+                match held.parts.get(&part.number) {
+                    Some((etag, part_size)) if *etag == part.etag => size += part_size,
+                    _ => {
+                        return Err(StoreError::PartsRefused(format!(
+                            "part {} is not stored with ETag {}",
+                            part.number, part.etag
+                        )));
+                    }
+                }
+            }
+            let mut object = held.object.clone();
+            object.size = size;
+            let etag = format!("\"{}-{}\"", upload.upload_id, parts.len());
+            state.uploads.remove(upload.upload_id);
+            let head = ObjectHead {
+                object,
+                etag: Some(etag.clone()),
+                last_modified: Some(SystemTime::UNIX_EPOCH),
+            };
+            let at = (upload.bucket.to_owned(), upload.key.to_owned());
+            state.objects.insert(at, head);
+            Ok(Some(etag))
+        })
+    }
+
+    fn abort_upload<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.enter().await?;
+            let mut state = self.state();
+            Self::upload(&mut state, &upload)?;
+            state.uploads.remove(upload.upload_id);
+            Ok(())
+        })
+    }
+
+    fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead> {
+        Box::pin(async move {
+            self.enter().await?;
+            self.object(bucket, key).ok_or(StoreError::NoSuchObject)
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! The one place that talks to the object store: what a ticket cannot do alone.
+//!
+//! Tickets and part URLs are signed offline by the presign core and need no store.
+//! Starting, listing, completing and aborting multipart uploads, and looking at a
+//! finished object, do: [`ObjectStore`] names those calls in the service's own terms,
+//! [`s3::S3Store`] makes them with `aws-sdk-s3`, and [`memory::MemoryStore`] plays a
+//! store in process, so that owner checks, part lists and store faults are tested in
+//! milliseconds. Handlers see [`StoreError`], never an SDK type.
+
+pub mod memory;
+pub mod s3;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
+
+/// What a store call eventually answers.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// One multipart upload in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadRef<'a> {
+    /// Its bucket.
+    pub bucket: &'a str,
+    /// The key the object will have.
+    pub key: &'a str,
+    /// The store's id of the upload.
+    pub upload_id: &'a str,
+}
+
+/// A part the store holds for an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// 1 to 10 000.
+    pub number: u16,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A part as the client names it at completion: its number and the ETag the store
+/// answered its upload with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartTag {
+    /// 1 to 10 000.
+    pub number: u16,
+    /// The ETag, quotes included, as the store sent it.
+    pub etag: String,
+}
+
+/// What the store says about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Size, type and metadata: what the rules judge.
+    pub object: StoredObject,
+    /// Its ETag.
+    pub etag: Option<String>,
+    /// When it was last written.
+    pub last_modified: Option<SystemTime>,
+}
+
+/// Why a store call failed, in the terms the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The upload id is unknown: completed, aborted or expired.
+    #[error("no such multipart upload")]
+    NoSuchUpload,
+    /// Nothing is stored under the key.
+    #[error("no object under this key")]
+    NoSuchObject,
+    /// The store refused the part list (a missing part, a wrong ETag, a part too small).
+    #[error("{0}")]
+    PartsRefused(String),
+    /// Anything else: the store is down, slow, or answered what it should not. The
+    /// cause is for the log only.
+    #[error("the object store failed")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A failure with a cause in words.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self::Failed(reason.into().into())
+    }
+}
+
+/// The store calls the service makes. Implementations bound every call in time: a
+/// slow store must not hold a request beyond its timeout.
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// Starts a multipart upload of `object` in `bucket`, stored with `settings`;
+    /// answers the upload id.
+    fn create_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        object: &'a ObjectPlan,
+        settings: &'a [ObjectSetting],
+    ) -> StoreFuture<'a, String>;
+
+    /// Every part the store holds for `upload`, in part order.
+    fn list_parts<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, Vec<StoredPart>>;
+
+    /// Completes `upload` from `parts` (all of them, in order); answers the object's
+    /// ETag.
+    fn complete_upload<'a>(
+        &'a self,
+        upload: UploadRef<'a>,
+        parts: &'a [PartTag],
+    ) -> StoreFuture<'a, Option<String>>;
+
+    /// Aborts `upload`: the store drops its parts.
+    fn abort_upload<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, ()>;
+
+    /// Looks at the object under `key` in `bucket`.
+    fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead>;
+}

@@ -1,0 +1,275 @@
+//! [`ObjectStore`] on `aws-sdk-s3`: the real store, reached with the same credentials
+//! cache as the tickets, so a refresh serves both. The SDK's types and errors stay in
+//! this file.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{self, ProvideCredentials, future};
+use aws_sdk_s3::config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption, StorageClass,
+};
+
+use super::{ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture, StoredPart, UploadRef};
+use crate::config::S3Settings;
+use crate::credentials::CredentialsCache;
+use crate::policy::object::tagging_query;
+use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
+
+/// Hands the SDK whatever the cache holds now.
+#[derive(Debug)]
+struct CachedCredentials(Arc<CredentialsCache>);
+
+impl ProvideCredentials for CachedCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let result = match self.0.current(SystemTime::now()) {
+            Some(loaded) => Ok(aws_credential_types::Credentials::new(
+                loaded.credentials.access_key_id(),
+                loaded.credentials.secret_access_key(),
+                loaded.credentials.session_token().map(str::to_owned),
+                loaded.expires_at,
+                "upload-tickets",
+            )),
+            None => Err(provider::error::CredentialsError::not_loaded(
+                "no AWS credentials at hand yet",
+            )),
+        };
+        future::ProvideCredentials::ready(result)
+    }
+}
+
+/// A client for `[s3]` with bounded timeouts (a slow store must not hold requests
+/// beyond the request timeout) and one retry.
+fn client(s3: &S3Settings, credentials: Arc<CredentialsCache>) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(s3.region.clone()))
+        .credentials_provider(CachedCredentials(credentials))
+        .force_path_style(s3.force_path_style)
+        .use_dual_stack(s3.dual_stack)
+        .use_fips(s3.fips)
+        .accelerate(s3.accelerate)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(4))
+                .operation_timeout(Duration::from_secs(8))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2));
+    if let Some(endpoint) = s3.service_endpoint.as_ref().or(s3.endpoint.as_ref()) {
+        config = config.endpoint_url(endpoint);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// The store `[s3]` names.
+#[derive(Debug)]
+pub struct S3Store {
+    s3: S3Settings,
+    credentials: Arc<CredentialsCache>,
+    /// Made on first use: a service that only issues tickets never pays for it (its
+    /// HTTP and TLS setup cost memory).
+    client: OnceLock<aws_sdk_s3::Client>,
+}
+
+impl S3Store {
+    /// The store of `s3`, signing with `credentials`.
+    pub fn new(s3: &S3Settings, credentials: Arc<CredentialsCache>) -> Self {
+        Self {
+            s3: s3.clone(),
+            credentials,
+            client: OnceLock::new(),
+        }
+    }
+
+    fn client(&self) -> &aws_sdk_s3::Client {
+        self.client
+            .get_or_init(|| client(&self.s3, Arc::clone(&self.credentials)))
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn create_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        object: &'a ObjectPlan,
+        settings: &'a [ObjectSetting],
+    ) -> StoreFuture<'a, String> {
+        Box::pin(async move {
+            let mut create = self
+                .client()
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(&object.key)
+                .set_content_type(object.content_type.clone())
+                .set_content_disposition(object.content_disposition.clone());
+            for (name, value) in &object.metadata {
+                create = create.metadata(name, value);
+            }
+            for setting in settings {
+                create = with_setting(create, setting);
+            }
+            let created = create.send().await.map_err(store_error)?;
+            created
+                .upload_id()
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| StoreError::failed("the store returned no upload id"))
+        })
+    }
+
+    fn list_parts<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, Vec<StoredPart>> {
+        Box::pin(async move {
+            let mut parts = Vec::new();
+            let mut pages = self
+                .client()
+                .list_parts()
+                .bucket(upload.bucket)
+                .key(upload.key)
+                .upload_id(upload.upload_id)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                for part in page.map_err(store_error)?.parts() {
+                    parts.push(StoredPart {
+                        number: part
+                            .part_number()
+                            .and_then(|n| u16::try_from(n).ok())
+                            .unwrap_or(0),
+                        size: part.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    });
+                }
+            }
+            Ok(parts)
+        })
+    }
+
+    fn complete_upload<'a>(
+        &'a self,
+        upload: UploadRef<'a>,
+        parts: &'a [PartTag],
+    ) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let parts = parts.iter().map(|p| {
+                CompletedPart::builder()
+                    .part_number(i32::from(p.number))
+                    .e_tag(&p.etag)
+                    .build()
+            });
+            let done = self
+                .client()
+                .complete_multipart_upload()
+                .bucket(upload.bucket)
+                .key(upload.key)
+                .upload_id(upload.upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts.collect()))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(store_error)?;
+            Ok(done.e_tag().map(str::to_owned))
+        })
+    }
+
+    fn abort_upload<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .abort_multipart_upload()
+                .bucket(upload.bucket)
+                .key(upload.key)
+                .upload_id(upload.upload_id)
+                .send()
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead> {
+        Box::pin(async move {
+            let head = self
+                .client()
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|error| {
+                    let missing =
+                        matches!(error.as_service_error(), Some(HeadObjectError::NotFound(_)))
+                            || error.raw_response().map(|r| r.status().as_u16()) == Some(404);
+                    if missing {
+                        StoreError::NoSuchObject
+                    } else {
+                        StoreError::Failed(Box::new(error))
+                    }
+                })?;
+            let metadata = head.metadata().into_iter().flatten();
+            Ok(ObjectHead {
+                object: StoredObject {
+                    size: head
+                        .content_length()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                    content_type: head.content_type().map(str::to_owned),
+                    metadata: metadata
+                        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                        .collect(),
+                },
+                etag: head.e_tag().map(str::to_owned),
+                last_modified: head
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok()),
+            })
+        })
+    }
+}
+
+/// `setting` as a `CreateMultipartUpload` parameter: the third rendering of
+/// [`ObjectSetting`], as exhaustive as the other two.
+fn with_setting(
+    create: CreateMultipartUploadFluentBuilder,
+    setting: &ObjectSetting,
+) -> CreateMultipartUploadFluentBuilder {
+    match setting {
+        ObjectSetting::Acl(v) => create.acl(ObjectCannedAcl::from(v.as_str())),
+        ObjectSetting::CacheControl(v) => create.cache_control(v),
+        ObjectSetting::StorageClass(v) => create.storage_class(StorageClass::from(v.as_str())),
+        ObjectSetting::ServerSideEncryption(v) => {
+            create.server_side_encryption(ServerSideEncryption::from(v.as_str()))
+        }
+        ObjectSetting::SseKmsKeyId(v) => create.ssekms_key_id(v),
+        ObjectSetting::Tagging(tags) => create.tagging(tagging_query(tags)),
+        // The store's answer to a browser's form: nothing to set on an upload.
+        ObjectSetting::SuccessActionStatus(_) => create,
+    }
+}
+
+/// The store's refusals in the service's terms; anything unexpected is a failure.
+fn store_error<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match error.code() {
+        Some("NoSuchUpload") => StoreError::NoSuchUpload,
+        Some("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall") => StoreError::PartsRefused(
+            error
+                .message()
+                .unwrap_or("the store refused the part list")
+                .to_owned(),
+        ),
+        _ => StoreError::Failed(Box::new(error)),
+    }
+}

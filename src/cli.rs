@@ -104,6 +104,22 @@ pub struct PresignArgs {
     pub now: Option<String>,
 }
 
+impl Cli {
+    /// Threads for the runtime the command runs on: `server.workers` of the settings a
+    /// server runs with (read here and again by [`run`], which reports their errors),
+    /// else one per CPU; one for the commands that serve nothing.
+    pub fn worker_threads(&self) -> usize {
+        let settings = match &self.command {
+            Command::Serve { config } => Settings::from_file(config).ok(),
+            Command::Dev => Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned())).ok(),
+            _ => return 1,
+        };
+        settings.and_then(|s| s.server.workers).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {

@@ -77,9 +77,8 @@ pub struct ServerSettings {
     /// bytes). Unset: a random key, so handles die with the process and work on this
     /// replica only.
     pub handle_secret_env: Option<String>,
-    /// Threads serving connections, each with its own event loop; default one per CPU.
-    /// Connections stay on the thread that accepted them, so no request ever crosses
-    /// threads (measured in `bench/RESULTS.md`).
+    /// Threads of the runtime that serves requests (tokio's work-stealing scheduler);
+    /// default one per CPU.
     pub workers: Option<usize>,
 }
 

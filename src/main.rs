@@ -6,10 +6,11 @@ use clap::Parser as _;
 use upload_tickets::cli::{Cli, run};
 
 fn main() -> ExitCode {
-    // Start-up and background work (credentials, JWKS, metrics upkeep). Requests are
-    // served by threads of their own: see `Application::run_until`.
+    let cli = Cli::parse();
+    // Requests, start-up and background work share one runtime, sized before anything
+    // runs: `server.workers` of the configuration a server runs with.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(cli.worker_threads())
         .enable_all()
         .build()
     {
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(Cli::parse())) {
+    match runtime.block_on(run(cli)) {
         Ok(output) => {
             println!("{output}");
             ExitCode::SUCCESS

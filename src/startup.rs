@@ -3,15 +3,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -25,7 +23,6 @@ pub struct Application {
     router: axum::Router,
     grace: Duration,
     connections: auto::Builder<TokioExecutor>,
-    workers: usize,
     background: Vec<JoinHandle<()>>,
     state: AppState,
 }
@@ -95,9 +92,6 @@ impl Application {
                 Duration::from_secs(config.server.header_read_timeout_seconds),
                 config.server.max_header_bytes,
             ),
-            workers: config.server.workers.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            }),
             background,
             state,
         })
@@ -117,49 +111,15 @@ impl Application {
     /// refused), lets in-flight requests finish for at most the grace period, and stops
     /// the background tasks.
     ///
-    /// Connections are served by `server.workers` threads, each with a single-threaded
-    /// event loop: this task accepts and hands each connection to the worker serving
-    /// the fewest, and the connection and its requests stay there. With tokio's
-    /// work-stealing scheduler, tasks and wake-ups crossed threads on every request;
-    /// this serves about 14 % more tickets per second (`bench/RESULTS.md`). Accepting
-    /// and the background tasks stay on the caller's runtime.
+    /// Each connection is a task on the caller's runtime (the binary's has
+    /// `server.workers` threads). hyper-util's connection builder rather than
+    /// `axum::serve`: it bounds the time and the size of a request head.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let mut workers = Vec::with_capacity(self.workers);
-        let mut finished = Vec::with_capacity(self.workers);
-        for n in 0..self.workers {
-            let (handoff, streams) = tokio::sync::mpsc::unbounded_channel();
-            let load = Arc::new(AtomicUsize::new(0));
-            let worker = Worker {
-                streams,
-                load: Arc::clone(&load),
-                router: self.router.clone(),
-                connections: self.connections.clone(),
-                grace: self.grace,
-            };
-            let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
-            let thread = std::thread::Builder::new()
-                .name(format!("http-worker-{n}"))
-                .spawn(move || {
-                    worker.run();
-                    let _ = done.send(());
-                });
-            if let Err(error) = thread {
-                // The workers already running stop when their senders drop.
-                drop(workers);
-                for done in finished {
-                    let _ = done.await;
-                }
-                return Err(error);
-            }
-            workers.push((handoff, load));
-            finished.push(done_rx);
-        }
-
+        let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut all_workers_gone = false;
         loop {
             let stream = tokio::select! {
                 () = &mut shutdown => break,
@@ -175,123 +135,30 @@ impl Application {
             };
             // Small request, small answer: do not wait for Nagle.
             let _ = stream.set_nodelay(true);
-            let Ok(stream) = stream.into_std() else {
-                continue;
-            };
-            if !hand_off(&mut workers, stream) {
-                all_workers_gone = true;
-                break;
-            }
-        }
-        drop(self.listener);
-        tracing::info!("shutting down: draining in-flight requests");
-        // Closing the hand-off channels tells the workers to drain and stop.
-        drop(workers);
-        // A worker that ends (or panics) drops its sender: either way it is done.
-        for done in finished {
-            let _ = done.await;
-        }
-        for task in self.background {
-            task.abort();
-        }
-        if all_workers_gone {
-            return Err(std::io::Error::other("every serving thread stopped"));
-        }
-        Ok(())
-    }
-}
-
-/// Gives `stream` to the worker serving the fewest connections. A worker that is gone
-/// (its thread panicked) is forgotten and the next one tried; false when none is left.
-fn hand_off(
-    workers: &mut Vec<(UnboundedSender<std::net::TcpStream>, Arc<AtomicUsize>)>,
-    mut stream: std::net::TcpStream,
-) -> bool {
-    loop {
-        let Some(at) = (0..workers.len()).min_by_key(|&i| workers[i].1.load(Ordering::Relaxed))
-        else {
-            return false;
-        };
-        let (handoff, load) = &workers[at];
-        load.fetch_add(1, Ordering::Relaxed);
-        match handoff.send(stream) {
-            Ok(()) => return true,
-            Err(returned) => {
-                tracing::error!("a serving thread is gone");
-                stream = returned.0;
-                workers.swap_remove(at);
-            }
-        }
-    }
-}
-
-/// One serving thread: its own event loop, serving the connections handed to it until
-/// the hand-off closes, then draining them for at most the grace period.
-struct Worker {
-    streams: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
-    /// Connections open on this worker, for the hand-off's choice.
-    load: Arc<AtomicUsize>,
-    router: axum::Router,
-    connections: auto::Builder<TokioExecutor>,
-    grace: Duration,
-}
-
-impl Worker {
-    fn run(self) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!(%error, "a serving thread could not start its event loop");
-                return;
-            }
-        };
-        runtime.block_on(self.serve());
-    }
-
-    async fn serve(mut self) {
-        let graceful = GracefulShutdown::new();
-        while let Some(stream) = self.streams.recv().await {
-            let stream = match TcpStream::from_std(stream) {
-                Ok(stream) => stream,
-                Err(error) => {
-                    self.load.fetch_sub(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "a connection could not be served");
-                    continue;
-                }
-            };
             let service = TowerToHyperService::new(self.router.clone());
             let connection = self
                 .connections
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
             let connection = graceful.watch(connection);
-            // Counted down however the task ends: done, failed, or dropped at exit.
-            let open = Open(Arc::clone(&self.load));
             tokio::spawn(async move {
                 if let Err(error) = connection.await {
                     tracing::debug!(error = %error, "connection ended with an error");
                 }
-                drop(open);
             });
         }
+        drop(self.listener);
+        tracing::info!("shutting down: draining in-flight requests");
         tokio::select! {
             () = graceful.shutdown() => {},
             () = tokio::time::sleep(self.grace) => {
                 tracing::warn!(grace = ?self.grace, "grace period over; dropping the requests still running");
             }
         }
-    }
-}
-
-/// One open connection on a worker's count.
-struct Open(Arc<AtomicUsize>);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        for task in self.background {
+            task.abort();
+        }
+        Ok(())
     }
 }
 
@@ -337,37 +204,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stream() -> (std::net::TcpStream, std::net::TcpListener) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        (stream, listener)
-    }
-
-    #[test]
-    fn connections_go_to_the_least_loaded_worker_that_is_still_there() {
-        let (a, mut a_streams) = tokio::sync::mpsc::unbounded_channel();
-        let (b, b_streams) = tokio::sync::mpsc::unbounded_channel();
-        let (a_load, b_load) = (Arc::new(AtomicUsize::new(3)), Arc::new(AtomicUsize::new(1)));
-        let mut workers = vec![(a, Arc::clone(&a_load)), (b, Arc::clone(&b_load))];
-        let (one, _l1) = stream();
-        let (two, _l2) = stream();
-
-        // b serves fewer, but its thread is gone: a gets the connection, b is forgotten.
-        drop(b_streams);
-        assert!(hand_off(&mut workers, one));
-        assert_eq!(workers.len(), 1);
-        assert!(a_streams.try_recv().is_ok());
-        assert_eq!(a_load.load(Ordering::Relaxed), 4);
-
-        drop(a_streams);
-        assert!(!hand_off(&mut workers, two), "no worker left");
-        assert!(workers.is_empty());
     }
 }

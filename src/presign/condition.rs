@@ -212,7 +212,7 @@ pub(crate) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// The inside of [`push_json_string`]'s string, to any writer (the log lines use it too).
+/// The inside of [`push_json_string`]'s string, to any writer.
 pub(crate) fn write_json_escaped<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
     let bytes = s.as_bytes();
     // Most values need no escaping; this test has no early exit, so it vectorises.

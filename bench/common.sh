@@ -68,7 +68,8 @@ wait_for_port() {
   return 1
 }
 
-# bench_run NAME PORT -- COMMAND...: start the server, check one ticket, warm up for 2 s,
+# bench_run NAME PORT -- COMMAND...: start the server, check one ticket, warm up for 2 s
+# ($warmup),
 # measure for $duration s with $connections connections, record its peak RSS and CPU
 # time, stop it. Writes $work/NAME.json; the caller sets duration, connections, threads,
 # work and pids (the PIDs its trap stops), and exports TOKEN.
@@ -85,7 +86,10 @@ bench_run() {
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d '{"filename":"holiday photo.jpg","content_type":"image/jpeg","size":2048576,"metadata":{"album":"2026"},"expires_in":120}')
   [ "$status" = 201 ] || { echo "$name answered $status: $(cat "$work/$name.ticket")" >&2; exit 1; }
-  wrk -t"$threads" -c"$connections" -d2s -s bench/post-upload.lua "http://127.0.0.1:$port/uploads" >/dev/null
+  # The warm-up; skipped with warmup=0 (runs whose tokens must all be new).
+  if [ "${warmup:-2}" != 0 ]; then
+    wrk -t"$threads" -c"$connections" -d"${warmup:-2}s" -s bench/post-upload.lua "http://127.0.0.1:$port/uploads" >/dev/null
+  fi
   # The server's CPU time over the measured run (user and kernel, clock ticks): what a
   # request costs it, whatever the load generator takes of the same cores.
   local cpu_before cpu_after

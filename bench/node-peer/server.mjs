@@ -2,7 +2,10 @@
 // (verify an HS256 JWT, apply the same tenant rule, same key scheme, sign a presigned
 // POST), done the way a team would today with Express, jsonwebtoken and the seed.
 // Usage: BENCH_JWT_SECRET=... node server.mjs 127.0.0.1 18082
+// With BENCH_JWT_PUBLIC_KEY=<PEM file> it verifies RS256 / ES256 tokens with that key
+// instead (bench/tokens.sh), as a team behind an identity provider would.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 
 import { S3Client } from "@aws-sdk/client-s3";
 import { createPresignedPost } from "@aws-sdk/s3-presigned-post";
@@ -10,8 +13,10 @@ import express from "express";
 import jwt from "jsonwebtoken";
 
 const [host = "127.0.0.1", port = "18082"] = process.argv.slice(2);
-const secret = process.env.BENCH_JWT_SECRET;
+const publicKey = process.env.BENCH_JWT_PUBLIC_KEY;
+const secret = publicKey ? readFileSync(publicKey) : process.env.BENCH_JWT_SECRET;
 if (!secret) throw new Error("BENCH_JWT_SECRET is not set");
+const algorithms = publicKey ? ["RS256", "ES256"] : ["HS256"];
 
 const tenant = {
   id: "bench",
@@ -38,7 +43,7 @@ app.post("/uploads", async (req, res) => {
   let claims;
   try {
     claims = jwt.verify(auth.replace(/^Bearer /, ""), secret, {
-      algorithms: ["HS256"], issuer: "https://id.bench/", audience: "upload-tickets",
+      algorithms, issuer: "https://id.bench/", audience: "upload-tickets",
     });
   } catch {
     return problem(res, 401, "invalid_token", "invalid token");

@@ -7,6 +7,7 @@
 //! Keys come from an HMAC secret in an environment variable (prepared once), a PEM
 //! public key file or a JWKS URL; `jku` and `x5u` headers are ignored, never fetched.
 
+mod cache;
 pub mod jwks;
 pub(crate) mod jws;
 mod settings;
@@ -18,6 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
+pub use cache::CacheCounts;
+use cache::{TokenCache, Verified};
 use jwks::JwksCache;
 pub use settings::AuthSettings;
 
@@ -70,6 +73,8 @@ pub struct Verifier {
     keys: Keys,
     tenant_claim: String,
     required_scope: Option<String>,
+    /// Verified tokens, unless `auth.token_cache` is off.
+    cache: Option<TokenCache>,
 }
 
 enum Keys {
@@ -91,6 +96,7 @@ impl fmt::Debug for Verifier {
             .field("keys", &keys)
             .field("tenant_claim", &self.tenant_claim)
             .field("required_scope", &self.required_scope)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -113,11 +119,38 @@ impl Verifier {
         self.jwks().is_none_or(|cache| cache.is_loaded())
     }
 
-    /// Verifies `token` as of `now` and reads the caller from its claims.
+    /// Verifies `token` as of `now` and reads the caller from its claims; a token
+    /// verified before comes from the cache, its lifetime checked again.
     pub async fn verify(&self, token: &str, now: SystemTime) -> Result<Caller, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let Some(cache) = &self.cache else {
+            return Ok(self.verify_signed(token, now).await?.caller);
+        };
+        let key = TokenCache::key(token);
+        if let Some(caller) = cache.get(&key, now, self.expected.leeway)? {
+            return Ok(caller);
+        }
+        let verified = self.verify_signed(token, now).await?;
+        let caller = verified.caller.clone();
+        cache.insert(key, verified);
+        Ok(caller)
+    }
+
+    /// Hits, misses and evictions of the token cache (`None` when it is off).
+    pub fn cache_counts(&self) -> Option<CacheCounts> {
+        self.cache.as_ref().map(TokenCache::counts)
+    }
+
+    /// Entries in the token cache and their weight in bytes (`(0, 0)` when it is off).
+    pub fn cache_size(&self) -> (usize, u64) {
+        self.cache.as_ref().map_or((0, 0), TokenCache::size)
+    }
+
+    /// The whole check of a token: algorithm, signature, registered claims, the caller.
+    async fn verify_signed(&self, token: &str, now: u64) -> Result<Verified, AuthError> {
         let parts = jws::split(token)?;
         let header = jws::header(&parts)?;
         if !self.algorithms.contains(&header.alg) {
@@ -127,31 +160,37 @@ impl Verifier {
             )));
         }
         let input = parts.signing_input.as_bytes();
-        let signed = match &self.keys {
+        let (signed, key) = match &self.keys {
             Keys::Hmac(keys) => {
                 let signature = jws::decode(parts.signature)?;
-                keys.iter()
+                let signed = keys
+                    .iter()
                     .find(|key| key.algorithm() == header.alg)
-                    .is_some_and(|key| key.verifies(input, &signature))
+                    .is_some_and(|key| key.verifies(input, &signature));
+                (signed, None)
             }
             // A key of another family than the algorithm is an error here: refused.
             Keys::Static(key) => {
-                jsonwebtoken::crypto::verify(parts.signature, input, key, header.alg)
-                    .unwrap_or(false)
+                let signed = jsonwebtoken::crypto::verify(parts.signature, input, key, header.alg);
+                (signed.unwrap_or(false), None)
             }
             Keys::Jwks(cache) => {
                 let key = cache.key_for(header.kid.as_deref()).await?;
-                jsonwebtoken::crypto::verify(parts.signature, input, &key, header.alg)
-                    .unwrap_or(false)
+                let signed = jsonwebtoken::crypto::verify(parts.signature, input, &key, header.alg);
+                (signed.unwrap_or(false), Some(Arc::downgrade(&key)))
             }
         };
         if !signed {
             return Err(AuthError::Invalid("bad signature".to_owned()));
         }
         let claims = jws::read_claims(&jws::decode(parts.payload)?, Some(&self.tenant_claim))?;
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        claims.check(&self.expected, now)?;
-        self.caller(claims)
+        let (exp, nbf) = claims.check(&self.expected, now)?;
+        Ok(Verified {
+            caller: self.caller(claims)?,
+            exp,
+            nbf,
+            key,
+        })
     }
 
     fn caller(&self, claims: jws::Claims) -> Result<Caller, AuthError> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, errors::ErrorKind};
 use serde::Deserialize;
 
+use super::cache::TokenCache;
 use super::jwks::JwksCache;
 use super::{Keys, MIN_HMAC_SECRET_BYTES, Verifier, is_hmac, jws};
 use crate::setting::InvalidSetting;
@@ -42,6 +43,21 @@ pub struct AuthSettings {
     /// Least time between two refreshes caused by unknown `kid`s, in seconds; default 60.
     #[serde(default = "default_jwks_min_interval")]
     pub jwks_min_refresh_interval_seconds: u64,
+    /// Remember verified tokens (their hash and claims) so that a repeated token skips
+    /// the signature; default true.
+    #[serde(default = "default_token_cache")]
+    pub token_cache: bool,
+    /// Most bytes the token cache holds, about 250 per token; default 4 MiB (some
+    /// 16 000 tokens), 64 KiB to 1 GiB.
+    #[serde(default = "default_token_cache_bytes")]
+    pub token_cache_max_bytes: u64,
+}
+
+fn default_token_cache() -> bool {
+    true
+}
+fn default_token_cache_bytes() -> u64 {
+    4 * 1024 * 1024
 }
 
 fn default_tenant_claim() -> String {
@@ -180,12 +196,21 @@ impl Verifier {
             audience: auth.audience.clone(),
             leeway: auth.leeway_seconds,
         };
+        if !(64 * 1024..=1024 * 1024 * 1024).contains(&auth.token_cache_max_bytes) {
+            return Err(invalid(
+                "token_cache_max_bytes",
+                "must be 65536 to 1073741824",
+            ));
+        }
         Ok(Self {
             algorithms,
             expected,
             keys,
             tenant_claim: auth.tenant_claim.clone(),
             required_scope: auth.required_scope.clone(),
+            cache: auth
+                .token_cache
+                .then(|| TokenCache::new(auth.token_cache_max_bytes)),
         })
     }
 }

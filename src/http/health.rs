@@ -42,10 +42,19 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus text format.
-async fn metrics() -> impl IntoResponse {
+/// Prometheus text format. Counters kept as atomics elsewhere (cheaper on the request
+/// path than a metric handle) are copied in here.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::counter!("upload_tickets_log_lines_dropped_total")
         .absolute(crate::telemetry::dropped_log_lines());
+    if let Some(counts) = state.verifier.cache_counts() {
+        metrics::counter!("upload_tickets_token_cache_hits_total").absolute(counts.hits);
+        metrics::counter!("upload_tickets_token_cache_misses_total").absolute(counts.misses);
+        metrics::counter!("upload_tickets_token_cache_evictions_total").absolute(counts.evictions);
+        let (entries, bytes) = state.verifier.cache_size();
+        metrics::gauge!("upload_tickets_token_cache_entries").set(entries as f64);
+        metrics::gauge!("upload_tickets_token_cache_bytes").set(bytes as f64);
+    }
     (
         [(
             header::CONTENT_TYPE,

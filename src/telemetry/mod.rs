@@ -12,6 +12,8 @@
 //! - `upload_tickets_completion_checks_total{tenant,result}` and
 //!   `upload_tickets_webhook_deliveries_total{tenant,result}`
 //! - `upload_tickets_log_lines_dropped_total` (the log writer fell behind)
+//! - `upload_tickets_token_cache_{hits,misses,evictions}_total` and the gauges
+//!   `upload_tickets_token_cache_entries` / `_bytes` (the verified-token cache)
 
 mod json;
 mod writer;

@@ -552,3 +552,67 @@ async fn without_any_jwks_the_service_is_not_ready() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_warm_token_cache_lets_no_mangled_or_forged_token_through() {
+    let app = spawn_app().await;
+    let good = token("acme", "u");
+    accepted(&app, &good).await;
+    accepted(&app, &good).await;
+    let parts: Vec<&str> = good.split('.').collect();
+    // Every position of the token, changed.
+    for at in (0..good.len()).step_by(7) {
+        let mut bytes = good.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(bytes).unwrap();
+        if flipped != good {
+            refused(&app, &flipped).await;
+        }
+    }
+    // The same claims signed with another key; another tenant's payload, signature kept.
+    let resigned = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims("acme", "u"),
+        &EncodingKey::from_secret(b"another-secret-of-at-least-32-bytes"),
+    )
+    .unwrap();
+    refused(&app, &resigned).await;
+    let forged_payload = b64(claims("globex", "u").to_string().as_bytes());
+    refused(&app, &format!("{}.{forged_payload}.{}", parts[0], parts[2])).await;
+    accepted(&app, &good).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("upload_tickets_token_cache_hits_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_cached_token_dies_with_the_jwks_key_that_verified_it() {
+    let jwks = Jwks::start("jwks-both.json").await;
+    let app = spawn(&jwks_config(&jwks, 1)).await;
+    let sign_with = |key: &str| {
+        sign(
+            Algorithm::RS256,
+            &claims("acme", "u"),
+            &rsa_key(key),
+            Some(key),
+        )
+    };
+    let (a, b) = (sign_with("rsa-a"), sign_with("rsa-b"));
+    accepted(&app, &a).await;
+    accepted(&app, &a).await;
+    // The provider drops rsa-a; the next refresh (here caused by an unknown kid) must
+    // take the cached token with it.
+    jwks.serve(Some("jwks-rsa-b.json"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let unknown = sign(
+        Algorithm::RS256,
+        &claims("acme", "u"),
+        &rsa_key("rsa-b"),
+        Some("not-yet"),
+    );
+    refused(&app, &unknown).await;
+    refused(&app, &a).await;
+    accepted(&app, &b).await;
+}

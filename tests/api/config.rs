@@ -127,6 +127,15 @@ fn every_bad_setting_is_named() {
         &base.replace("[server]\n", "[server]\nmax_header_bytes = 1024\n"),
         "server.max_header_bytes",
     );
+    for bytes in [0, 1024, 2 << 30] {
+        refused_naming(
+            &base.replace(
+                "[auth]\n",
+                &format!("[auth]\ntoken_cache_max_bytes = {bytes}\n"),
+            ),
+            "auth.token_cache_max_bytes",
+        );
+    }
     for workers in [0, 257] {
         refused_naming(
             &base.replace("[server]\n", &format!("[server]\nworkers = {workers}\n")),

@@ -170,9 +170,13 @@ pub(crate) struct Expected {
 }
 
 impl Claims {
-    /// `exp` (required) and `nbf` (when present) at `now`, `iss` and `aud` (required).
-    /// `sub` and the tenant are the caller's to read.
-    pub(super) fn check(&self, expected: &Expected, now: u64) -> Result<(), AuthError> {
+    /// `exp` (required) and `nbf` (when present) at `now`, `iss` and `aud` (required);
+    /// answers `exp` and `nbf`. `sub` and the tenant are the caller's to read.
+    pub(super) fn check(
+        &self,
+        expected: &Expected,
+        now: u64,
+    ) -> Result<(u64, Option<u64>), AuthError> {
         let date = |name: &str, value: &Option<Value>| match value {
             None => Ok(None),
             Some(Value::Number(n)) => n
@@ -185,9 +189,8 @@ impl Claims {
         if exp.saturating_add(expected.leeway) < now {
             return Err(invalid("expired"));
         }
-        if let Some(nbf) = date("nbf", &self.nbf)?
-            && nbf > now.saturating_add(expected.leeway)
-        {
+        let nbf = date("nbf", &self.nbf)?;
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(expected.leeway)) {
             return Err(invalid("not yet valid (nbf)"));
         }
         if let Some(issuer) = &expected.issuer {
@@ -204,7 +207,7 @@ impl Claims {
             None => return Err(invalid("missing claim \"aud\"")),
             Some(_) => return Err(invalid("wrong audience")),
         }
-        Ok(())
+        Ok((exp, nbf))
     }
 }
 

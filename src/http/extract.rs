@@ -55,9 +55,7 @@ impl FromRequestParts<AppState> for Authorized {
                 caller,
                 now,
             }),
-            None => {
-                Err(Reply::new(&caller.tenant, "", Err(ApiError::TenantUnknown)).into_response())
-            }
+            None => Err(Reply::refused(&caller.tenant, ApiError::TenantUnknown).into_response()),
         }
     }
 }

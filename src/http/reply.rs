@@ -28,6 +28,11 @@ impl Reply {
             result,
         }
     }
+
+    /// A request by `tenant` refused before any handler ran.
+    pub(super) fn refused(tenant: &str, error: ApiError) -> Self {
+        Self::new(tenant, "refused", Err(error))
+    }
 }
 
 impl IntoResponse for Reply {

@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::jws::{self, Expected, HmacKey};
+use crate::presign::ChecksumAlgorithm;
 
 /// The audience that keeps handles from passing as anything else signed with the key.
 const AUDIENCE: &str = "upload-tickets:multipart";
@@ -41,6 +42,12 @@ pub struct Upload {
     pub part_count: u16,
     /// The content type the object is created with, if any.
     pub content_type: Option<String>,
+    /// The checksum algorithm the upload was started with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// The whole object's checksum declared at the start, if any (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -145,6 +152,8 @@ mod tests {
             part_size: 16 << 20,
             part_count: 2,
             content_type: None,
+            checksum_algorithm: None,
+            checksum: None,
         }
     }
 

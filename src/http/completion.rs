@@ -14,8 +14,9 @@ use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
 use super::tickets::{self, rfc3339};
 use super::{ApiError, AppState};
-use crate::policy;
-use crate::presign::ObjectKey;
+use crate::policy::{self, Declared, StoredChecksum, TenantRules, UploadMethod};
+use crate::presign::checksum;
+use crate::presign::{Checksum, ChecksumAlgorithm, ObjectKey};
 use crate::store::ObjectHead;
 use crate::webhook::Delivery;
 
@@ -31,6 +32,29 @@ struct CheckRequest {
     size: Option<u64>,
     /// The content type the ticket was for, if the caller wants it compared.
     content_type: Option<String>,
+    /// The checksum the ticket declared, if the caller wants it compared.
+    checksum: Option<DeclaredChecksum>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclaredChecksum {
+    algorithm: String,
+    value: String,
+}
+
+impl DeclaredChecksum {
+    fn parse(&self) -> Result<Checksum, ApiError> {
+        let algorithm = ChecksumAlgorithm::parse(&self.algorithm).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "checksum.algorithm: {:?} is not one of {}",
+                self.algorithm,
+                checksum::names()
+            ))
+        })?;
+        Checksum::new(algorithm, &self.value)
+            .map_err(|e| ApiError::InvalidRequest(format!("checksum.value: {e}")))
+    }
 }
 
 /// What a stored object is, and whether it keeps the rules.
@@ -42,10 +66,23 @@ pub(crate) struct Report {
     content_type: Option<String>,
     etag: Option<String>,
     metadata: BTreeMap<String, String>,
+    checksum: Option<StoredChecksum>,
     last_modified: Option<String>,
     matches: bool,
     mismatches: Vec<String>,
+    /// What this check cannot see, in words.
+    notes: Vec<String>,
 }
+
+/// Why a POST upload may have been replaced since it was made.
+const POST_OVERWRITE_NOTE: &str = "POST policies cannot refuse to replace an object (they have \
+    no If-None-Match): the same form, replayed before it expires, overwrites this key; \
+    this check sees the last write";
+
+/// Why a PUT upload may have been replaced since it was made.
+const PUT_OVERWRITE_NOTE: &str = "this tenant's PUT tickets do not sign If-None-Match \
+    (prevent_overwrite = false): the same URL, replayed before it expires, overwrites this \
+    key; this check sees the last write";
 
 #[derive(Debug, Serialize)]
 struct CheckAnswer {
@@ -64,12 +101,21 @@ async fn check_object(
 
 async fn check(state: &AppState, who: &Authorized, body: CheckRequest) -> Handled {
     check_owner(who, &body.key)?;
+    let declared_checksum = body
+        .checksum
+        .as_ref()
+        .map(DeclaredChecksum::parse)
+        .transpose()?;
     let head = state
         .store
         .head_object(who.rules.bucket.as_str(), &body.key)
         .await?;
-    let declared_type = body.content_type.as_deref();
-    let mismatches = policy::audit(&who.rules, &head.object, body.size, declared_type);
+    let declared = Declared {
+        size: body.size,
+        content_type: body.content_type.as_deref(),
+        checksum: declared_checksum.as_ref(),
+    };
+    let mismatches = policy::audit(&who.rules, &head.object, declared);
     let report = report(who, body.key, head, mismatches)?;
     let result = if report.matches { "match" } else { "mismatch" };
     metrics::counter!("upload_tickets_completion_checks_total", "tenant" => who.rules.id.clone(), "result" => result)
@@ -113,8 +159,22 @@ fn report(
         content_type: head.object.content_type,
         etag: head.etag,
         metadata: head.object.metadata,
+        checksum: head.object.checksum,
         last_modified,
         matches: mismatches.is_empty(),
         mismatches,
+        notes: overwrite_note(&who.rules)
+            .map(str::to_owned)
+            .into_iter()
+            .collect(),
     })
+}
+
+/// Whether a ticket of `rules` could have been replayed over the object.
+fn overwrite_note(rules: &TenantRules) -> Option<&'static str> {
+    match rules.upload_method {
+        UploadMethod::Post => Some(POST_OVERWRITE_NOTE),
+        UploadMethod::Put if !rules.prevent_overwrite => Some(PUT_OVERWRITE_NOTE),
+        UploadMethod::Put => None,
+    }
 }

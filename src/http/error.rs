@@ -69,6 +69,15 @@ pub enum ApiError {
     /// 422 `parts_invalid`: the part list does not complete the upload.
     #[error("{0}")]
     PartsInvalid(String),
+    /// 422 `checksum_mismatch`: the store computed another checksum than declared.
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// 409 `object_exists`: the key holds an object, and the tenant prevents overwrites.
+    #[error("an object already exists under this key; this tenant does not replace objects")]
+    ObjectExists,
+    /// 422 `store_unsupported`: the object store does not implement what was asked.
+    #[error("the object store does not support this: {0}")]
+    StoreUnsupported(String),
     /// 502 `store_error`: the object store failed; the cause is logged.
     #[error("the object store did not complete the operation; retry shortly")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -103,8 +112,14 @@ impl ApiError {
             Self::Policy(P::ContentTypeRequired(_) | P::ContentTypeNotAllowed { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "content_type_not_allowed")
             }
-            Self::Policy(P::ContentTypeInvalid(_) | P::InvalidExpiry | P::SizeRequired(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_request")
+            Self::Policy(
+                P::ContentTypeInvalid(_)
+                | P::InvalidExpiry
+                | P::SizeRequired(_)
+                | P::ChecksumInvalid(_),
+            ) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::Policy(P::ChecksumRequired(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "checksum_required")
             }
             Self::Policy(P::FileTooLarge { .. } | P::NeedsMultipart { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "file_too_large")
@@ -126,6 +141,9 @@ impl ApiError {
             Self::NotOwner => (StatusCode::FORBIDDEN, "not_owner"),
             Self::ObjectNotFound => (StatusCode::NOT_FOUND, "object_not_found"),
             Self::PartsInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "parts_invalid"),
+            Self::ChecksumMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "checksum_mismatch"),
+            Self::ObjectExists => (StatusCode::CONFLICT, "object_exists"),
+            Self::StoreUnsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "store_unsupported"),
             Self::Store(_) => (StatusCode::BAD_GATEWAY, "store_error"),
             Self::Policy(P::Presign(_)) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -235,6 +253,9 @@ impl From<StoreError> for ApiError {
             StoreError::NoSuchUpload => Self::UploadNotFound,
             StoreError::NoSuchObject => Self::ObjectNotFound,
             StoreError::PartsRefused(reason) => Self::PartsInvalid(reason),
+            StoreError::ChecksumMismatch(reason) => Self::ChecksumMismatch(reason),
+            StoreError::ObjectExists => Self::ObjectExists,
+            StoreError::Unsupported(reason) => Self::StoreUnsupported(reason),
             StoreError::Failed(cause) => Self::Store(cause),
         }
     }

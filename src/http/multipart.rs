@@ -6,7 +6,7 @@
 //! `DELETE /uploads/multipart/{handle}` aborts it. No database: the handle carries the
 //! binding, and every call checks it against the caller's token and key prefix.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -23,8 +23,8 @@ use super::{ApiError, AppState};
 use crate::credentials::LoadedCredentials;
 use crate::handle::Upload;
 use crate::policy::{self, MultipartPlan, UploadRequest};
-use crate::presign::{BucketName, Credentials, ObjectKey, UrlRequest};
-use crate::store::{PartTag, UploadRef};
+use crate::presign::{BucketName, Checksum, ChecksumAlgorithm, Credentials, ObjectKey, UrlRequest};
+use crate::store::{Completion, PartTag, StoredChecksum, StoredPart, UploadRef};
 
 /// Most part URLs one response carries; clients ask for the rest in batches.
 const PART_BATCH: u16 = 100;
@@ -47,11 +47,13 @@ pub(super) fn router() -> Router<AppState> {
         .route("/uploads/multipart/{handle}", axum::routing::delete(abort))
 }
 
-/// One signed part URL.
+/// One signed part URL, and the headers its PUT must carry (a declared checksum).
 #[derive(Debug, Serialize)]
 struct PartUrl {
     part_number: u16,
     url: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
 }
 
 /// The answer to starting an upload.
@@ -120,19 +122,30 @@ fn started(
         part_size: plan.part_size,
         part_count: plan.part_count,
         content_type: plan.object.content_type.clone(),
+        checksum_algorithm: plan.object.checksum_algorithm,
+        checksum: plan.object.checksum.as_ref().map(|c| c.value().to_owned()),
     };
     let deadline = who.now + who.rules.multipart_expires_in;
     let handle = state
         .handles
         .sign(&upload, deadline)
         .map_err(ApiError::internal)?;
-    let first: Vec<u16> = (1..=plan.part_count.min(PART_BATCH)).collect();
+    // Parts of a composite checksum need theirs signed in: the client asks with them.
+    let composite = upload
+        .checksum_algorithm
+        .is_some_and(|a| !a.has_full_object_multipart());
+    let first: Vec<u16> = if composite {
+        Vec::new()
+    } else {
+        (1..=plan.part_count.min(PART_BATCH)).collect()
+    };
     let validity = usable_validity(plan.object.expires_in, credentials, who.now, Some(deadline))?;
     let (parts, parts_expire_at) = part_urls(
         state,
         &credentials.credentials,
         &upload,
         &first,
+        &BTreeMap::new(),
         validity,
         who.now,
     )?;
@@ -156,6 +169,7 @@ fn part_urls(
     credentials: &Credentials,
     upload: &Upload,
     numbers: &[u16],
+    checksums: &BTreeMap<u16, Checksum>,
     validity: Duration,
     now: SystemTime,
 ) -> Result<(Vec<PartUrl>, SystemTime), ApiError> {
@@ -164,10 +178,13 @@ fn part_urls(
     let mut parts = Vec::with_capacity(numbers.len());
     let mut expires_at = now + validity;
     for &number in numbers {
-        let request =
+        let mut request =
             UrlRequest::upload_part(bucket.clone(), key.clone(), &upload.upload_id, number)
                 .and_then(|r| r.expires_in(validity))
                 .map_err(ApiError::internal)?;
+        if let Some(checksum) = checksums.get(&number) {
+            request = request.checksum(checksum).map_err(ApiError::internal)?;
+        }
         let signed = state
             .presigner
             .presign_url(credentials, &request, now)
@@ -176,6 +193,7 @@ fn part_urls(
         parts.push(PartUrl {
             part_number: number,
             url: signed.url,
+            headers: signed.headers.into_iter().collect(),
         });
     }
     Ok((parts, expires_at))
@@ -215,6 +233,10 @@ fn store_ref(upload: &Upload) -> UploadRef<'_> {
 #[serde(deny_unknown_fields)]
 struct PartsRequest {
     part_numbers: Vec<u16>,
+    /// Each part's checksum in the upload's algorithm, by part number: signed into
+    /// its URL, so the store refuses other bytes. Required for SHA-1 and SHA-256.
+    #[serde(default)]
+    checksums: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -235,6 +257,7 @@ async fn sign_parts(
 fn signed_parts(state: &AppState, who: &Authorized, handle: &str, body: &PartsRequest) -> Handled {
     let (upload, deadline) = owned_upload(state, who, handle)?;
     check_part_numbers(&body.part_numbers, upload.part_count)?;
+    let checksums = part_checksums(&upload, &body.part_numbers, &body.checksums)?;
     let credentials = tickets::credentials(state, who.now)?;
     let wanted = who.rules.default_expires_in;
     let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
@@ -244,6 +267,7 @@ fn signed_parts(state: &AppState, who: &Authorized, handle: &str, body: &PartsRe
         &credentials.credentials,
         &upload,
         numbers,
+        &checksums,
         validity,
         who.now,
     )?;
@@ -273,10 +297,49 @@ fn check_part_numbers(numbers: &[u16], count: u16) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The part checksums of a `/parts` request, checked: each for a part of the batch,
+/// in the upload's algorithm; all of them for a composite checksum.
+fn part_checksums(
+    upload: &Upload,
+    numbers: &[u16],
+    given: &BTreeMap<String, String>,
+) -> Result<BTreeMap<u16, Checksum>, ApiError> {
+    let invalid = |message: String| ApiError::InvalidRequest(message);
+    let Some(algorithm) = upload.checksum_algorithm else {
+        return match given.is_empty() {
+            true => Ok(BTreeMap::new()),
+            false => Err(invalid(
+                "checksums: this upload was started without a checksum algorithm".to_owned(),
+            )),
+        };
+    };
+    let mut checksums = BTreeMap::new();
+    for (number, value) in given {
+        let part = number
+            .parse::<u16>()
+            .ok()
+            .filter(|n| numbers.contains(n))
+            .ok_or_else(|| invalid(format!("checksums.{number}: not a part of this batch")))?;
+        let checksum = Checksum::new(algorithm, value)
+            .map_err(|e| invalid(format!("checksums.{number}: {e}")))?;
+        checksums.insert(part, checksum);
+    }
+    if !algorithm.has_full_object_multipart()
+        && let Some(missing) = numbers.iter().find(|n| !checksums.contains_key(n))
+    {
+        return Err(invalid(format!(
+            "checksums.{missing}: a {algorithm} upload's store verifies every part; give each part's {algorithm}"
+        )));
+    }
+    Ok(checksums)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CompleteRequest {
     parts: Vec<CompletedPartBody>,
+    /// The whole object's checksum (CRC algorithms), if not declared at the start.
+    checksum: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +347,8 @@ struct CompleteRequest {
 struct CompletedPartBody {
     part_number: u16,
     etag: String,
+    /// The part's checksum, as the store answered its PUT (else the store's list).
+    checksum: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -292,6 +357,8 @@ struct Completed {
     bucket: String,
     size: u64,
     etag: Option<String>,
+    /// The object's checksum as the store reports it.
+    checksum: Option<StoredChecksum>,
 }
 
 async fn complete(
@@ -313,23 +380,86 @@ async fn complete_upload(
     body: &CompleteRequest,
 ) -> Handled {
     let (upload, _) = owned_upload(state, who, handle)?;
-    let parts = part_list(body, upload.part_count)?;
-    check_stored_parts(state, &upload).await?;
-    let etag = state
+    let mut parts = part_list(body, upload.part_count, upload.checksum_algorithm)?;
+    let checksum = whole_checksum(who, &upload, body.checksum.as_deref())?;
+    let stored = check_stored_parts(state, &upload).await?;
+    for (part, listed) in parts.iter_mut().zip(stored) {
+        if part.checksum.is_none() {
+            part.checksum = listed.checksum;
+        }
+    }
+    let completion = Completion {
+        algorithm: upload.checksum_algorithm,
+        checksum: checksum.as_ref(),
+        if_none_match: who.rules.prevent_overwrite,
+    };
+    let done = state
         .store
-        .complete_upload(store_ref(&upload), &parts)
+        .complete_upload(store_ref(&upload), &parts, completion)
         .await?;
     let completed = Completed {
         key: upload.key.clone(),
         bucket: upload.bucket,
         size: upload.size,
-        etag,
+        etag: done.etag,
+        checksum: done.checksum,
     };
     Ok((tickets::json(StatusCode::OK, &completed)?, upload.key))
 }
 
-/// The completion's part list: every part, in order, each once, with a plausible ETag.
-fn part_list(body: &CompleteRequest, count: u16) -> Result<Vec<PartTag>, ApiError> {
+/// The whole object's checksum to complete with: declared at the start or now (the
+/// same, if both), for algorithms S3 keeps one of; required where the tenant
+/// requires a checksum.
+fn whole_checksum(
+    who: &Authorized,
+    upload: &Upload,
+    given: Option<&str>,
+) -> Result<Option<Checksum>, ApiError> {
+    let invalid = |message: String| ApiError::InvalidRequest(message);
+    let Some(algorithm) = upload.checksum_algorithm else {
+        return match given {
+            None => Ok(None),
+            Some(_) => Err(invalid(
+                "checksum: this upload was started without a checksum algorithm".to_owned(),
+            )),
+        };
+    };
+    if !algorithm.has_full_object_multipart() {
+        return match given {
+            None => Ok(None),
+            Some(_) => Err(invalid(format!(
+                "checksum: a multipart {algorithm} is verified part by part; there is no whole-object {algorithm} to give"
+            ))),
+        };
+    }
+    let value = match (upload.checksum.as_deref(), given) {
+        (Some(started), Some(now)) if started != now => {
+            return Err(invalid(
+                "checksum: differs from the one declared when the upload started".to_owned(),
+            ));
+        }
+        (started, now) => started.or(now),
+    };
+    match value {
+        Some(value) => Checksum::new(algorithm, value)
+            .map(Some)
+            .map_err(|e| invalid(format!("checksum: {e}"))),
+        None if !who.rules.require_checksum.is_empty() => Err(ApiError::Policy(
+            policy::PolicyError::ChecksumRequired(format!(
+                "this tenant requires a checksum: give the whole object's {algorithm} (checksum) to complete"
+            )),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The completion's part list: every part, in order, each once, with a plausible ETag
+/// (and a well-formed checksum, if given).
+fn part_list(
+    body: &CompleteRequest,
+    count: u16,
+    algorithm: Option<ChecksumAlgorithm>,
+) -> Result<Vec<PartTag>, ApiError> {
     let expected = usize::from(count);
     let in_order = body
         .parts
@@ -349,15 +479,39 @@ fn part_list(body: &CompleteRequest, count: u16) -> Result<Vec<PartTag>, ApiErro
             "etag: the ETag the store returned for the part".to_owned(),
         ));
     }
-    let tags = body.parts.iter().map(|p| PartTag {
-        number: p.part_number,
-        etag: p.etag.clone(),
+    let tags = body.parts.iter().map(|p| {
+        let checksum = match (&p.checksum, algorithm) {
+            (None, _) => None,
+            (Some(value), Some(algorithm)) => Some(
+                Checksum::new(algorithm, value)
+                    .map_err(|e| {
+                        ApiError::InvalidRequest(format!("parts.{}.checksum: {e}", p.part_number))
+                    })?
+                    .value()
+                    .to_owned(),
+            ),
+            (Some(_), None) => {
+                return Err(ApiError::InvalidRequest(
+                    "parts.checksum: this upload was started without a checksum algorithm"
+                        .to_owned(),
+                ));
+            }
+        };
+        Ok(PartTag {
+            number: p.part_number,
+            etag: p.etag.clone(),
+            checksum,
+        })
     });
-    Ok(tags.collect())
+    tags.collect()
 }
 
 /// The store accepts parts of any size: hold the upload to its declared size here.
-async fn check_stored_parts(state: &AppState, upload: &Upload) -> Result<(), ApiError> {
+/// Answers the parts the store holds.
+async fn check_stored_parts(
+    state: &AppState,
+    upload: &Upload,
+) -> Result<Vec<StoredPart>, ApiError> {
     let stored = state.store.list_parts(store_ref(upload)).await?;
     let count = stored.len();
     let bytes = stored
@@ -370,7 +524,7 @@ async fn check_stored_parts(state: &AppState, upload: &Upload) -> Result<(), Api
             upload.size
         )));
     }
-    Ok(())
+    Ok(stored)
 }
 
 async fn abort(

@@ -22,12 +22,14 @@ use std::time::{Duration, SystemTime};
 use mime::Mime;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::presign::checksum::names as checksum_names;
 use crate::presign::{
-    Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest, UrlRequest, UtcSecond,
+    Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
+    UrlRequest, UtcSecond,
 };
-pub use audit::{StoredObject, audit};
+pub use audit::{Declared, StoredChecksum, StoredObject, audit};
 pub use object::ObjectSetting;
-pub use request::{PolicyError, UploadRequest};
+pub use request::{ChecksumRequest, PolicyError, UploadRequest};
 pub use rules::{ContentTypePattern, TenantRules, TenantSettings, UploadMethod};
 use template::{Placeholder, TemplateValues};
 
@@ -65,6 +67,10 @@ pub struct ObjectPlan {
     pub max_size: u64,
     /// Validity of the ticket.
     pub expires_in: Duration,
+    /// The declared checksum's algorithm, if any.
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    /// The declared checksum of the whole file, if its value was given.
+    pub checksum: Option<Checksum>,
 }
 
 impl ObjectPlan {
@@ -104,6 +110,8 @@ pub fn resolve(
     let content_type = content_type(rules, request.content_type.as_deref())?;
     let (min_size, max_size) = sizes(rules, request.size)?;
     let metadata = metadata(rules, &request.metadata)?;
+    let (checksum_algorithm, checksum) = declared_checksum(request.checksum.as_ref())?;
+    rules.check_checksum(checksum_algorithm)?;
     let expires_in = match request.expires_in {
         Some(0) => return Err(PolicyError::InvalidExpiry),
         Some(seconds) => Duration::from_secs(seconds).min(rules.max_expires_in),
@@ -141,7 +149,32 @@ pub fn resolve(
         min_size,
         max_size,
         expires_in,
+        checksum_algorithm,
+        checksum,
     })
+}
+
+/// The checksum a request declares, checked for form; the errors name the field.
+fn declared_checksum(
+    given: Option<&ChecksumRequest>,
+) -> Result<(Option<ChecksumAlgorithm>, Option<Checksum>), PolicyError> {
+    let Some(given) = given else {
+        return Ok((None, None));
+    };
+    let algorithm = ChecksumAlgorithm::parse(&given.algorithm).ok_or_else(|| {
+        PolicyError::ChecksumInvalid(format!(
+            "checksum.algorithm: {:?} is not one of {}",
+            given.algorithm,
+            checksum_names()
+        ))
+    })?;
+    let checksum = given
+        .value
+        .as_deref()
+        .map(|value| Checksum::new(algorithm, value))
+        .transpose()
+        .map_err(|e| PolicyError::ChecksumInvalid(format!("checksum.value: {e}")))?;
+    Ok((Some(algorithm), checksum))
 }
 
 /// A ticket to sign, and what the response reports about it.
@@ -186,6 +219,9 @@ pub fn plan(
         let (name, value) = setting.post_field();
         post = post.field(name, value)?;
     }
+    if let Some(checksum) = &object.checksum {
+        post = post.checksum(checksum)?;
+    }
     Ok(TicketPlan {
         request: post,
         key: object.key,
@@ -209,6 +245,12 @@ fn single_request(
         return Err(PolicyError::NeedsMultipart { size });
     }
     let mut object = resolve(rules, subject, request, now, uuid)?;
+    if object.checksum_algorithm.is_some() && object.checksum.is_none() {
+        return Err(PolicyError::ChecksumInvalid(
+            "checksum.value is required: a single-request upload declares the file's checksum up front"
+                .to_owned(),
+        ));
+    }
     if object.min_size > MAX_POST_OBJECT_SIZE {
         return Err(PolicyError::NeedsMultipart {
             size: object.min_size,
@@ -246,6 +288,14 @@ pub fn put_plan(
     for (name, value) in object.headers(rules) {
         put = put.header(&name, value)?;
     }
+    if let Some(checksum) = &object.checksum {
+        put = put.checksum(checksum)?;
+    }
+    if rules.prevent_overwrite {
+        // The store refuses the PUT if the key holds an object: a replayed URL cannot
+        // replace what was checked after the first upload.
+        put = put.header("if-none-match", "*")?;
+    }
     Ok(PutPlan {
         request: put,
         object,
@@ -278,6 +328,16 @@ pub fn multipart_plan(
         .size
         .ok_or(PolicyError::SizeRequired("multipart uploads"))?;
     let mut object = resolve(rules, subject, request, now, uuid)?;
+    if let Some(algorithm) = object.checksum_algorithm
+        && object.checksum.is_some()
+        && !algorithm.has_full_object_multipart()
+    {
+        return Err(PolicyError::ChecksumInvalid(format!(
+            "checksum.value: a multipart upload's {algorithm} is verified part by part (the \
+             store keeps a checksum of the part checksums), so a whole-file {algorithm} cannot \
+             be checked; declare the algorithm alone, or CRC64NVME, CRC32 or CRC32C with a value"
+        )));
+    }
     if size == 0 {
         return Err(PolicyError::FileTooSmall { size, min: 1 });
     }

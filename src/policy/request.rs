@@ -20,6 +20,21 @@ pub struct UploadRequest {
     pub metadata: BTreeMap<String, String>,
     /// Requested validity in seconds.
     pub expires_in: Option<u64>,
+    /// The file's checksum, for the store to verify.
+    pub checksum: Option<ChecksumRequest>,
+}
+
+/// A declared checksum as the client sends it: `{"algorithm": "SHA256", "value": "<base64>"}`.
+/// Checked by the rules, so that a bad one is refused naming the field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksumRequest {
+    /// `CRC32`, `CRC32C`, `CRC64NVME`, `SHA1` or `SHA256`.
+    pub algorithm: String,
+    /// The base64 digest of the whole file. Required for POST and PUT tickets; for a
+    /// multipart upload it may come at completion instead (the CRCs) or not at all
+    /// (SHA-1 and SHA-256, which the store verifies part by part).
+    pub value: Option<String>,
 }
 
 /// Why a request is refused by the tenant's rules. Each maps to one API error code.
@@ -75,6 +90,12 @@ pub enum PolicyError {
         /// Declared size.
         size: u64,
     },
+    /// `invalid_request`: a checksum of the wrong form, naming the field.
+    #[error("{0}")]
+    ChecksumInvalid(String),
+    /// `checksum_required`: the tenant requires one of its algorithms.
+    #[error("{0}")]
+    ChecksumRequired(String),
     /// `invalid_token`: the subject cannot name a key segment.
     #[error("the token's subject is empty or too long")]
     UnusableSubject,

@@ -12,6 +12,7 @@ use super::object::{self, ObjectSetting};
 use super::sanitize;
 use super::template::KeyTemplate;
 use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_TENANT_ID_LEN, MIN_PART_SIZE};
+use crate::presign::checksum::{self, ChecksumAlgorithm};
 use crate::presign::{BucketName, MAX_EXPIRES_IN};
 use crate::setting::InvalidSetting;
 
@@ -61,6 +62,11 @@ pub struct TenantRules {
     pub part_size: u64,
     /// How long a multipart upload may take, from start to completion.
     pub multipart_expires_in: Duration,
+    /// Checksum algorithms of which every upload must declare one; empty: optional.
+    pub require_checksum: Vec<ChecksumAlgorithm>,
+    /// PUT tickets sign `If-None-Match: *` and multipart completions send it: the
+    /// store refuses to replace an object (a replayed ticket).
+    pub prevent_overwrite: bool,
     prefix: String,
 }
 
@@ -123,6 +129,14 @@ pub struct TenantSettings {
     /// Seconds a multipart upload may take to complete; default 86400, at most 604800.
     #[serde(default = "default_multipart_expires_in")]
     pub multipart_expires_in: u64,
+    /// Checksum algorithms (`SHA256`, `CRC64NVME`, ...) of which every upload must
+    /// declare one; default none (a checksum is optional).
+    #[serde(default)]
+    pub require_checksum: Vec<String>,
+    /// Whether PUT tickets and multipart completions refuse to replace an object
+    /// (`If-None-Match: *`); default true. POST policies cannot express it.
+    #[serde(default = "default_true")]
+    pub prevent_overwrite: bool,
     /// Where completion reports are POSTed (https, or http on a loopback host).
     pub completion_webhook_url: Option<String>,
     /// The variable holding the webhook's HMAC secret (at least 32 bytes).
@@ -143,6 +157,9 @@ fn metadata_value_max_bytes() -> usize {
 }
 fn default_part_size() -> u64 {
     16 * 1024 * 1024
+}
+fn default_true() -> bool {
+    true
 }
 fn default_multipart_expires_in() -> u64 {
     86_400
@@ -260,6 +277,18 @@ impl TenantRules {
                 format!("{d:?}: use \"attachment\" or \"inline\""),
             ));
         }
+        let mut require_checksum = Vec::with_capacity(t.require_checksum.len());
+        for name in &t.require_checksum {
+            let algorithm = ChecksumAlgorithm::parse(name).ok_or_else(|| {
+                InvalidSetting::new(
+                    "require_checksum",
+                    format!("{name:?} is not one of {}", checksum::names()),
+                )
+            })?;
+            if !require_checksum.contains(&algorithm) {
+                require_checksum.push(algorithm);
+            }
+        }
         Ok(Self {
             prefix: template.tenant_prefix(id),
             id: id.to_owned(),
@@ -278,6 +307,8 @@ impl TenantRules {
             upload_method: t.upload_method,
             part_size: t.multipart_part_size,
             multipart_expires_in: Duration::from_secs(t.multipart_expires_in),
+            require_checksum,
+            prevent_overwrite: t.prevent_overwrite,
         })
     }
 
@@ -307,6 +338,21 @@ impl TenantRules {
     /// Whether `name` (lower case) is a metadata key the tenant lets clients set.
     pub fn allows_metadata_key(&self, name: &str) -> bool {
         self.metadata_keys.iter().any(|key| key == name)
+    }
+
+    /// Whether a declared `algorithm` (or none) meets the tenant's checksum rule.
+    pub fn check_checksum(&self, algorithm: Option<ChecksumAlgorithm>) -> Result<(), PolicyError> {
+        if self.require_checksum.is_empty()
+            || algorithm.is_some_and(|a| self.require_checksum.contains(&a))
+        {
+            return Ok(());
+        }
+        let wanted = self.require_checksum.iter().map(|a| a.name());
+        let wanted = wanted.collect::<Vec<_>>().join(" or ");
+        Err(PolicyError::ChecksumRequired(match algorithm {
+            None => format!("this tenant requires a declared checksum: {wanted}"),
+            Some(given) => format!("this tenant requires a {wanted} checksum, not {given}"),
+        }))
     }
 
     /// The part every key of this tenant starts with.

@@ -103,6 +103,14 @@ pub enum PresignError {
     /// A presigned URL request that S3 could not use (see the message).
     #[error("invalid URL request: {0}")]
     InvalidUrlRequest(&'static str),
+    /// A declared checksum that S3 would refuse to compare.
+    #[error("invalid {algorithm} checksum: {reason}")]
+    InvalidChecksum {
+        /// The algorithm it is declared for.
+        algorithm: crate::presign::ChecksumAlgorithm,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// `aws-sigv4` refused to sign (a malformed URL or header).
     #[error("signing failed: {0}")]
     Signing(String),

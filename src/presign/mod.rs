@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`names`]: parsed bucket names, object keys and form field names.
+//! - [`checksum`]: declared checksums the store verifies.
 //! - [`condition`]: policy conditions and their JSON text.
 //! - [`document`]: the policy document and its base64 form.
 //! - [`signing`]: SigV4 dates, credential scope, signing keys and their cache.
@@ -33,6 +34,7 @@
 //! # Ok::<(), PresignError>(())
 //! ```
 
+pub mod checksum;
 pub mod condition;
 pub mod credentials;
 pub mod document;
@@ -46,6 +48,7 @@ use std::fmt;
 use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
+pub use checksum::{Checksum, ChecksumAlgorithm};
 pub use condition::{Condition, ExactForm};
 pub use credentials::Credentials;
 pub use document::{EncodedPolicy, MAX_ENCODED_POLICY_BYTES, PolicyDocument};
@@ -67,7 +70,9 @@ pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(3600);
 
 /// Form field names the presigner sets itself, or that S3 gives a meaning no caller
-/// should set (`file`, and the SigV2 fields). Compared case-insensitively.
+/// should set (`file`, and the SigV2 fields). Compared case-insensitively; so is every
+/// name starting with [`CHECKSUM_FIELD_PREFIX`], which only [`PostRequest::checksum`]
+/// sets (it checks the value).
 const RESERVED_FIELDS: &[&str] = &[
     "bucket",
     "key",
@@ -81,6 +86,9 @@ const RESERVED_FIELDS: &[&str] = &[
     "awsaccesskeyid",
     "signature",
 ];
+
+/// Form fields and headers of declared checksums start with this.
+pub const CHECKSUM_FIELD_PREFIX: &str = "x-amz-checksum-";
 
 /// What to sign: the seed's `{Bucket, Key, Conditions, Fields, Expires}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,16 +119,37 @@ impl PostRequest {
     }
 
     /// Adds a form field, which the policy pins with an exact condition. Refused: names
-    /// the presigner sets ([`PresignError::ReservedField`]) and names given twice.
-    pub fn field(mut self, name: &str, value: impl Into<String>) -> Result<Self, PresignError> {
+    /// the presigner sets ([`PresignError::ReservedField`]), checksum fields (see
+    /// [`PostRequest::checksum`]) and names given twice.
+    pub fn field(self, name: &str, value: impl Into<String>) -> Result<Self, PresignError> {
         let name = FieldName::new(name)?;
-        if RESERVED_FIELDS.iter().any(|reserved| name.is(reserved)) {
+        let lower = name.as_str().to_ascii_lowercase();
+        if RESERVED_FIELDS.contains(&lower.as_str()) || lower.starts_with(CHECKSUM_FIELD_PREFIX) {
             return Err(PresignError::ReservedField(name.as_str().to_owned()));
         }
+        self.push_field(name, value.into())
+    }
+
+    /// Declares the file's checksum: the fields `x-amz-checksum-algorithm` and
+    /// `x-amz-checksum-<algorithm>`, each pinned by an exact condition, so the store
+    /// refuses any other bytes (and any other declaration). One per ticket.
+    pub fn checksum(self, checksum: &Checksum) -> Result<Self, PresignError> {
+        let algorithm = checksum.algorithm();
+        self.push_field(
+            FieldName::new("x-amz-checksum-algorithm")?,
+            algorithm.name().to_owned(),
+        )?
+        .push_field(
+            FieldName::new(algorithm.field())?,
+            checksum.value().to_owned(),
+        )
+    }
+
+    fn push_field(mut self, name: FieldName, value: String) -> Result<Self, PresignError> {
         if self.fields.iter().any(|(given, _)| given.is(name.as_str())) {
             return Err(PresignError::DuplicateField(name.as_str().to_owned()));
         }
-        self.fields.push((name, value.into()));
+        self.fields.push((name, value));
         Ok(self)
     }
 

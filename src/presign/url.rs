@@ -18,7 +18,8 @@ use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{
-    BucketName, Credentials, MAX_EXPIRES_IN, ObjectKey, PresignError, Presigner, UtcSecond,
+    BucketName, CHECKSUM_FIELD_PREFIX, Checksum, Credentials, MAX_EXPIRES_IN, ObjectKey,
+    PresignError, Presigner, UtcSecond,
 };
 
 /// What to presign: one S3 request on one object, with the headers it must carry.
@@ -86,7 +87,8 @@ impl UrlRequest {
     }
 
     /// Adds a header the client must send with exactly this value (it is signed).
-    /// Names are lower-cased; `host` and `x-amz-*` signing headers are the signer's.
+    /// Names are lower-cased; `host` and `x-amz-*` signing headers are the signer's,
+    /// checksum headers [`UrlRequest::checksum`]'s (it checks the value).
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Result<Self, PresignError> {
         let name = name.to_ascii_lowercase();
         let value = value.into();
@@ -111,6 +113,11 @@ impl UrlRequest {
                 "host, authorization and x-amz signing headers are set by the signer",
             ));
         }
+        if name.starts_with(CHECKSUM_FIELD_PREFIX) {
+            return Err(PresignError::InvalidUrlRequest(
+                "checksum headers are declared with UrlRequest::checksum",
+            ));
+        }
         if value.trim() != value || value.chars().any(char::is_control) {
             return Err(PresignError::InvalidUrlRequest(
                 "header values have no control characters and no surrounding spaces",
@@ -120,6 +127,22 @@ impl UrlRequest {
             return Err(PresignError::InvalidUrlRequest("a header is given twice"));
         }
         self.headers.push((name, value));
+        Ok(self)
+    }
+
+    /// Declares the body's checksum: the signed header `x-amz-checksum-<algorithm>`,
+    /// which the store verifies against the bytes it receives.
+    pub fn checksum(mut self, checksum: &Checksum) -> Result<Self, PresignError> {
+        let name = checksum.algorithm().field();
+        if self
+            .headers
+            .iter()
+            .any(|(n, _)| n.starts_with(CHECKSUM_FIELD_PREFIX))
+        {
+            return Err(PresignError::InvalidUrlRequest("a checksum is given twice"));
+        }
+        self.headers
+            .push((name.to_owned(), checksum.value().to_owned()));
         Ok(self)
     }
 

@@ -1,16 +1,22 @@
 //! An object store in memory, for in-process tests: it keeps uploads, parts and
 //! objects the way S3 does, refuses what S3 refuses (an unknown upload, a part list
-//! that names a part it does not hold or with another ETag), and can be told to fail
+//! that names a part it does not hold or with another ETag, a completion with
+//! `If-None-Match: *` over an object), and can be told to fail
 //! or to stall, so every error path of the handlers runs without a real store.
 //!
 //! Parts arrive through [`MemoryStore::put_part`], standing in for the client's PUT to
 //! a part URL; objects planted by other means through [`MemoryStore::put_object`].
+//! It has no bytes, so it verifies no checksum: it keeps a declared whole-object
+//! checksum as the object's, the way a store that does not verify would.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use super::{ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture, StoredPart, UploadRef};
+use super::{
+    CompletedObject, Completion, ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture,
+    StoredChecksum, StoredPart, UploadRef,
+};
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
 
 /// How the store misbehaves, when told to.
@@ -152,6 +158,7 @@ impl ObjectStore for MemoryStore {
                     size: 0,
                     content_type: object.content_type.clone(),
                     metadata: object.metadata.clone(),
+                    checksum: None,
                 },
                 parts: BTreeMap::new(),
             };
@@ -167,7 +174,11 @@ impl ObjectStore for MemoryStore {
             let parts = &Self::upload(&mut state, &upload)?.parts;
             Ok(parts
                 .iter()
-                .map(|(&number, &(_, size))| StoredPart { number, size })
+                .map(|(&number, &(_, size))| StoredPart {
+                    number,
+                    size,
+                    checksum: None,
+                })
                 .collect())
         })
     }
@@ -176,10 +187,15 @@ impl ObjectStore for MemoryStore {
         &'a self,
         upload: UploadRef<'a>,
         parts: &'a [PartTag],
-    ) -> StoreFuture<'a, Option<String>> {
+        completion: Completion<'a>,
+    ) -> StoreFuture<'a, CompletedObject> {
         Box::pin(async move {
             self.enter().await?;
             let mut state = self.state();
+            let at = (upload.bucket.to_owned(), upload.key.to_owned());
+            if completion.if_none_match && state.objects.contains_key(&at) {
+                return Err(StoreError::ObjectExists);
+            }
             let held = Self::upload(&mut state, &upload)?;
             let mut size = 0;
             for part in parts {
@@ -195,16 +211,24 @@ impl ObjectStore for MemoryStore {
             }
             let mut object = held.object.clone();
             object.size = size;
+            object.checksum = completion.checksum.map(|c| StoredChecksum {
+                algorithm: c.algorithm(),
+                value: c.value().to_owned(),
+                kind: Some("FULL_OBJECT".to_owned()),
+            });
             let etag = format!("\"{}-{}\"", upload.upload_id, parts.len());
             state.uploads.remove(upload.upload_id);
+            let completed = CompletedObject {
+                etag: Some(etag.clone()),
+                checksum: object.checksum.clone(),
+            };
             let head = ObjectHead {
                 object,
-                etag: Some(etag.clone()),
+                etag: Some(etag),
                 last_modified: Some(SystemTime::UNIX_EPOCH),
             };
-            let at = (upload.bucket.to_owned(), upload.key.to_owned());
             state.objects.insert(at, head);
-            Ok(Some(etag))
+            Ok(completed)
         })
     }
 

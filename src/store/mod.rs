@@ -15,7 +15,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
+pub use crate::policy::audit::StoredChecksum;
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
+use crate::presign::{Checksum, ChecksumAlgorithm};
 
 /// What a store call eventually answers.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -38,6 +40,8 @@ pub struct StoredPart {
     pub number: u16,
     /// Its size in bytes.
     pub size: u64,
+    /// Its checksum in the upload's algorithm, if the store lists it.
+    pub checksum: Option<String>,
 }
 
 /// A part as the client names it at completion: its number and the ETag the store
@@ -48,6 +52,29 @@ pub struct PartTag {
     pub number: u16,
     /// The ETag, quotes included, as the store sent it.
     pub etag: String,
+    /// Its checksum in the upload's algorithm (S3 wants them listed for a composite
+    /// checksum).
+    pub checksum: Option<String>,
+}
+
+/// How to complete an upload beyond its parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Completion<'a> {
+    /// The algorithm the upload was started with.
+    pub algorithm: Option<ChecksumAlgorithm>,
+    /// The whole object's checksum (full-object algorithms), which the store verifies.
+    pub checksum: Option<&'a Checksum>,
+    /// Refuse if the key already holds an object (`If-None-Match: *`).
+    pub if_none_match: bool,
+}
+
+/// What a completed upload is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompletedObject {
+    /// Its ETag.
+    pub etag: Option<String>,
+    /// Its checksum, as the store reports it.
+    pub checksum: Option<StoredChecksum>,
 }
 
 /// What the store says about a stored object.
@@ -73,6 +100,15 @@ pub enum StoreError {
     /// The store refused the part list (a missing part, a wrong ETag, a part too small).
     #[error("{0}")]
     PartsRefused(String),
+    /// The store computed another checksum than the one declared.
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// The key holds an object and the call asked not to replace it.
+    #[error("an object exists under the key")]
+    ObjectExists,
+    /// The store does not implement what was asked (its words).
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else: the store is down, slow, or answered what it should not. The
     /// cause is for the log only.
     #[error("the object store failed")]
@@ -101,17 +137,17 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Every part the store holds for `upload`, in part order.
     fn list_parts<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, Vec<StoredPart>>;
 
-    /// Completes `upload` from `parts` (all of them, in order); answers the object's
-    /// ETag.
+    /// Completes `upload` from `parts` (all of them, in order) as `completion` says.
     fn complete_upload<'a>(
         &'a self,
         upload: UploadRef<'a>,
         parts: &'a [PartTag],
-    ) -> StoreFuture<'a, Option<String>>;
+        completion: Completion<'a>,
+    ) -> StoreFuture<'a, CompletedObject>;
 
     /// Aborts `upload`: the store drops its parts.
     fn abort_upload<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, ()>;
 
-    /// Looks at the object under `key` in `bucket`.
+    /// Looks at the object under `key` in `bucket`, with its checksum.
     fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead>;
 }

@@ -11,14 +11,19 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption, StorageClass,
+    ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl,
+    ServerSideEncryption, StorageClass,
 };
 
-use super::{ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture, StoredPart, UploadRef};
+use super::{
+    CompletedObject, Completion, ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture,
+    StoredChecksum, StoredPart, UploadRef,
+};
 use crate::config::S3Settings;
 use crate::credentials::CredentialsCache;
 use crate::policy::object::tagging_query;
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
+use crate::presign::ChecksumAlgorithm;
 
 /// Hands the SDK whatever the cache holds now.
 #[derive(Debug)]
@@ -117,6 +122,11 @@ impl ObjectStore for S3Store {
             for setting in settings {
                 create = with_setting(create, setting);
             }
+            if let Some(algorithm) = object.checksum_algorithm {
+                create = create
+                    .checksum_algorithm(sdk_algorithm(algorithm))
+                    .checksum_type(checksum_type(algorithm));
+            }
             let created = create.send().await.map_err(store_error)?;
             created
                 .upload_id()
@@ -145,6 +155,14 @@ impl ObjectStore for S3Store {
                             .and_then(|n| u16::try_from(n).ok())
                             .unwrap_or(0),
                         size: part.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        checksum: reported([
+                            part.checksum_crc32(),
+                            part.checksum_crc32_c(),
+                            part.checksum_crc64_nvme(),
+                            part.checksum_sha1(),
+                            part.checksum_sha256(),
+                        ])
+                        .map(|(_, value)| value),
                     });
                 }
             }
@@ -156,15 +174,20 @@ impl ObjectStore for S3Store {
         &'a self,
         upload: UploadRef<'a>,
         parts: &'a [PartTag],
-    ) -> StoreFuture<'a, Option<String>> {
+        completion: Completion<'a>,
+    ) -> StoreFuture<'a, CompletedObject> {
         Box::pin(async move {
             let parts = parts.iter().map(|p| {
-                CompletedPart::builder()
+                let part = CompletedPart::builder()
                     .part_number(i32::from(p.number))
-                    .e_tag(&p.etag)
-                    .build()
+                    .e_tag(&p.etag);
+                match (completion.algorithm, &p.checksum) {
+                    (Some(algorithm), Some(value)) => with_part_checksum(part, algorithm, value),
+                    _ => part,
+                }
+                .build()
             });
-            let done = self
+            let mut complete = self
                 .client()
                 .complete_multipart_upload()
                 .bucket(upload.bucket)
@@ -174,11 +197,37 @@ impl ObjectStore for S3Store {
                     CompletedMultipartUpload::builder()
                         .set_parts(Some(parts.collect()))
                         .build(),
-                )
-                .send()
-                .await
-                .map_err(store_error)?;
-            Ok(done.e_tag().map(str::to_owned))
+                );
+            if let Some(checksum) = completion.checksum {
+                let value = checksum.value();
+                complete = match checksum.algorithm() {
+                    ChecksumAlgorithm::Crc32 => complete.checksum_crc32(value),
+                    ChecksumAlgorithm::Crc32c => complete.checksum_crc32_c(value),
+                    ChecksumAlgorithm::Crc64Nvme => complete.checksum_crc64_nvme(value),
+                    ChecksumAlgorithm::Sha1 => complete.checksum_sha1(value),
+                    ChecksumAlgorithm::Sha256 => complete.checksum_sha256(value),
+                }
+                .checksum_type(checksum_type(checksum.algorithm()));
+            }
+            if completion.if_none_match {
+                complete = complete.if_none_match("*");
+            }
+            let done = complete.send().await.map_err(store_error)?;
+            let checksum = reported([
+                done.checksum_crc32(),
+                done.checksum_crc32_c(),
+                done.checksum_crc64_nvme(),
+                done.checksum_sha1(),
+                done.checksum_sha256(),
+            ]);
+            Ok(CompletedObject {
+                etag: done.e_tag().map(str::to_owned),
+                checksum: checksum.map(|(algorithm, value)| StoredChecksum {
+                    algorithm,
+                    value,
+                    kind: done.checksum_type().map(|t| t.as_str().to_owned()),
+                }),
+            })
         })
     }
 
@@ -203,6 +252,7 @@ impl ObjectStore for S3Store {
                 .head_object()
                 .bucket(bucket)
                 .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
                 .send()
                 .await
                 .map_err(|error| {
@@ -216,6 +266,14 @@ impl ObjectStore for S3Store {
                     }
                 })?;
             let metadata = head.metadata().into_iter().flatten();
+            let checksum = reported([
+                head.checksum_crc32(),
+                head.checksum_crc32_c(),
+                head.checksum_crc64_nvme(),
+                head.checksum_sha1(),
+                head.checksum_sha256(),
+            ]);
+            let kind = head.checksum_type().map(|t| t.as_str().to_owned());
             Ok(ObjectHead {
                 object: StoredObject {
                     size: head
@@ -226,6 +284,11 @@ impl ObjectStore for S3Store {
                     metadata: metadata
                         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                         .collect(),
+                    checksum: checksum.map(|(algorithm, value)| StoredChecksum {
+                        algorithm,
+                        value,
+                        kind,
+                    }),
                 },
                 etag: head.e_tag().map(str::to_owned),
                 last_modified: head
@@ -256,6 +319,48 @@ fn with_setting(
     }
 }
 
+fn sdk_algorithm(algorithm: ChecksumAlgorithm) -> aws_sdk_s3::types::ChecksumAlgorithm {
+    use aws_sdk_s3::types::ChecksumAlgorithm as Sdk;
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => Sdk::Crc32,
+        ChecksumAlgorithm::Crc32c => Sdk::Crc32C,
+        ChecksumAlgorithm::Crc64Nvme => Sdk::Crc64Nvme,
+        ChecksumAlgorithm::Sha1 => Sdk::Sha1,
+        ChecksumAlgorithm::Sha256 => Sdk::Sha256,
+    }
+}
+
+/// A whole-object checksum where S3 can keep one (the CRCs), else one of the parts'.
+fn checksum_type(algorithm: ChecksumAlgorithm) -> ChecksumType {
+    if algorithm.has_full_object_multipart() {
+        ChecksumType::FullObject
+    } else {
+        ChecksumType::Composite
+    }
+}
+
+fn with_part_checksum(
+    part: aws_sdk_s3::types::builders::CompletedPartBuilder,
+    algorithm: ChecksumAlgorithm,
+    value: &str,
+) -> aws_sdk_s3::types::builders::CompletedPartBuilder {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => part.checksum_crc32(value),
+        ChecksumAlgorithm::Crc32c => part.checksum_crc32_c(value),
+        ChecksumAlgorithm::Crc64Nvme => part.checksum_crc64_nvme(value),
+        ChecksumAlgorithm::Sha1 => part.checksum_sha1(value),
+        ChecksumAlgorithm::Sha256 => part.checksum_sha256(value),
+    }
+}
+
+/// The one checksum a store reports, given in [`ChecksumAlgorithm::ALL`]'s order.
+fn reported(values: [Option<&str>; 5]) -> Option<(ChecksumAlgorithm, String)> {
+    ChecksumAlgorithm::ALL
+        .into_iter()
+        .zip(values)
+        .find_map(|(algorithm, value)| value.map(|v| (algorithm, v.to_owned())))
+}
+
 /// The store's refusals in the service's terms; anything unexpected is a failure.
 fn store_error<E, R>(error: SdkError<E, R>) -> StoreError
 where
@@ -268,6 +373,20 @@ where
             error
                 .message()
                 .unwrap_or("the store refused the part list")
+                .to_owned(),
+        ),
+        // AWS says BadDigest; Garage InvalidDigest; some XAmzContentChecksumMismatch.
+        Some("BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch") => {
+            StoreError::ChecksumMismatch(format!(
+                "the store computed another checksum than the declared one: {}",
+                error.message().unwrap_or("checksum mismatch")
+            ))
+        }
+        Some("PreconditionFailed") => StoreError::ObjectExists,
+        Some("NotImplemented") => StoreError::Unsupported(
+            error
+                .message()
+                .unwrap_or("the store does not implement this request")
                 .to_owned(),
         ),
         _ => StoreError::Failed(Box::new(error)),

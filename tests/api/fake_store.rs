@@ -417,6 +417,7 @@ async fn the_completion_check_covers_missing_foreign_broken_and_unreachable_obje
         size: 3,
         content_type: Some("text/plain".to_owned()),
         metadata: [("evil".to_owned(), "1".to_owned())].into(),
+        checksum: None,
     };
     app.store
         .put_object("big-uploads", "big/alice/p/a.txt", planted);

@@ -733,13 +733,13 @@ multipart_part_size = 5242880
             "/uploads",
         )
         .await;
-        let response = reqwest::Client::new()
-            .put(ticket["url"].as_str().unwrap())
-            .header("content-type", "text/plain")
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let mut put = reqwest::Client::new().put(ticket["url"].as_str().unwrap());
+        for (name, value) in ticket["headers"].as_object().unwrap() {
+            if name != "content-length" {
+                put = put.header(name, value.as_str().unwrap());
+            }
+        }
+        let response = put.body(body.to_vec()).send().await.unwrap();
         let key = ticket["key"].as_str().unwrap().to_owned();
         if accepted {
             assert!(

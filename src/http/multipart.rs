@@ -130,14 +130,11 @@ fn started(
         .handles
         .sign(&upload, deadline)
         .map_err(ApiError::internal)?;
-    // Parts of a composite checksum need theirs signed in: the client asks with them.
-    let composite = upload
-        .checksum_algorithm
-        .is_some_and(|a| !a.has_full_object_multipart());
-    let first: Vec<u16> = if composite {
-        Vec::new()
-    } else {
-        (1..=plan.part_count.min(PART_BATCH)).collect()
+    // With a checksum algorithm every part must carry its checksum (S3 and Garage
+    // refuse a part without): the client asks `/parts` with them.
+    let first: Vec<u16> = match upload.checksum_algorithm {
+        Some(_) => Vec::new(),
+        None => (1..=plan.part_count.min(PART_BATCH)).collect(),
     };
     let validity = usable_validity(plan.object.expires_in, credentials, who.now, Some(deadline))?;
     let (parts, parts_expire_at) = part_urls(
@@ -234,7 +231,7 @@ fn store_ref(upload: &Upload) -> UploadRef<'_> {
 struct PartsRequest {
     part_numbers: Vec<u16>,
     /// Each part's checksum in the upload's algorithm, by part number: signed into
-    /// its URL, so the store refuses other bytes. Required for SHA-1 and SHA-256.
+    /// its URL, so the store refuses other bytes. Required when the upload has one.
     #[serde(default)]
     checksums: BTreeMap<String, String>,
 }
@@ -298,7 +295,7 @@ fn check_part_numbers(numbers: &[u16], count: u16) -> Result<(), ApiError> {
 }
 
 /// The part checksums of a `/parts` request, checked: each for a part of the batch,
-/// in the upload's algorithm; all of them for a composite checksum.
+/// in the upload's algorithm, and all of them when the upload has one.
 fn part_checksums(
     upload: &Upload,
     numbers: &[u16],
@@ -324,11 +321,9 @@ fn part_checksums(
             .map_err(|e| invalid(format!("checksums.{number}: {e}")))?;
         checksums.insert(part, checksum);
     }
-    if !algorithm.has_full_object_multipart()
-        && let Some(missing) = numbers.iter().find(|n| !checksums.contains_key(n))
-    {
+    if let Some(missing) = numbers.iter().find(|n| !checksums.contains_key(n)) {
         return Err(invalid(format!(
-            "checksums.{missing}: a {algorithm} upload's store verifies every part; give each part's {algorithm}"
+            "checksums.{missing}: this {algorithm} upload's store verifies every part; give each part's {algorithm}"
         )));
     }
     Ok(checksums)
@@ -383,9 +378,18 @@ async fn complete_upload(
     let mut parts = part_list(body, upload.part_count, upload.checksum_algorithm)?;
     let checksum = whole_checksum(who, &upload, body.checksum.as_deref())?;
     let stored = check_stored_parts(state, &upload).await?;
-    for (part, listed) in parts.iter_mut().zip(stored) {
-        if part.checksum.is_none() {
-            part.checksum = listed.checksum;
+    // Parts without a checksum in the body get the one the store lists (in whatever
+    // order it lists them: s3s-fs does not sort).
+    for listed in stored {
+        let Some(checksum) = listed.checksum else {
+            continue;
+        };
+        let part = parts.iter_mut().find(|p| p.number == listed.number);
+        if let Some(part) = part
+            && part.checksum.is_none()
+            && Some(checksum.algorithm) == upload.checksum_algorithm
+        {
+            part.checksum = Some(checksum.value);
         }
     }
     let completion = Completion {

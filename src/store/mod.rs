@@ -40,8 +40,8 @@ pub struct StoredPart {
     pub number: u16,
     /// Its size in bytes.
     pub size: u64,
-    /// Its checksum in the upload's algorithm, if the store lists it.
-    pub checksum: Option<String>,
+    /// Its checksum, if the store lists one.
+    pub checksum: Option<StoredChecksum>,
 }
 
 /// A part as the client names it at completion: its number and the ETag the store

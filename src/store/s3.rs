@@ -162,7 +162,11 @@ impl ObjectStore for S3Store {
                             part.checksum_sha1(),
                             part.checksum_sha256(),
                         ])
-                        .map(|(_, value)| value),
+                        .map(|(algorithm, value)| StoredChecksum {
+                            algorithm,
+                            value,
+                            kind: None,
+                        }),
                     });
                 }
             }

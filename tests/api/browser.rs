@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::helpers::*;
-use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Garage};
+use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Kind, Store};
 
 /// Runs tests/browser/demo.mjs off the test's runtime (the server under test runs on
 /// it) and returns what the page showed.
@@ -48,7 +48,7 @@ fn drive_demo_blocking(url: &str, token: &str, file: &Path, declare_size: bool) 
 
 #[tokio::test]
 async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
-    let garage = Garage::start().await;
+    let garage = Store::start(Kind::Garage).await;
     let config = base_config()
         .replace("http://127.0.0.1:9000", &garage.endpoint)
         .replace(

@@ -11,15 +11,15 @@ use upload_tickets::credentials::StaticSource;
 use upload_tickets::presign::Credentials;
 
 use crate::helpers::*;
-use crate::store::S3Server;
+use crate::store::{Kind, Store};
 
 struct Setup {
-    store: S3Server,
+    store: Store,
     app: TestApp,
 }
 
 async fn setup_with(credentials: Credentials) -> Setup {
-    let store = S3Server::start().await;
+    let store = Store::start(Kind::S3sFs).await;
     store.create_bucket("shared-uploads").await;
     store.create_bucket("other-bucket").await;
     let config = base_config().replace("http://127.0.0.1:9000", &store.endpoint);
@@ -38,7 +38,7 @@ async fn ticket(app: &TestApp, tenant: &str, body: Value) -> Value {
 }
 
 /// Posts the form: every field in order, the file last.
-async fn post(
+pub(crate) async fn post(
     url: &str,
     fields: &[(String, String)],
     file: Vec<u8>,
@@ -64,7 +64,7 @@ async fn post(
 /// Breaks a ticket: its fields, the file, the URL.
 type Breaker = dyn Fn(&mut Vec<(String, String)>, &mut Vec<u8>, &mut String);
 
-fn fields_of(ticket: &Value) -> Vec<(String, String)> {
+pub(crate) fn fields_of(ticket: &Value) -> Vec<(String, String)> {
     ticket["fields"]
         .as_object()
         .unwrap()

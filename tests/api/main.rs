@@ -11,6 +11,7 @@ mod fake_store;
 mod faults;
 mod health;
 mod helpers;
+mod integrity;
 mod multipart;
 mod observability;
 mod openapi;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use upload_tickets::webhook::Webhook;
 
 use crate::helpers::*;
-use crate::store::S3Server;
+use crate::store::{Kind, Store};
 
 const MIB: usize = 1024 * 1024;
 
@@ -19,7 +19,7 @@ const MIB: usize = 1024 * 1024;
 type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
 
 struct Setup {
-    store: S3Server,
+    store: Store,
     app: TestApp,
     hooks: Received,
     hook_url: String,
@@ -27,7 +27,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let store = S3Server::start().await;
+    let store = Store::start(Kind::S3sFs).await;
     for bucket in ["shared-uploads", "big-uploads", "put-uploads"] {
         store.create_bucket(bucket).await;
     }
@@ -79,7 +79,12 @@ metadata_keys = ["album"]
 }
 
 /// `POST path` with a token and a JSON body.
-async fn call(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn call(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .bearer_auth(token)
@@ -91,7 +96,12 @@ async fn call(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::
 
 /// The JSON of a response with `status`, checked against the spec for `method` and the
 /// path `template`.
-async fn json_of(response: reqwest::Response, status: u16, method: &str, template: &str) -> Value {
+pub(crate) async fn json_of(
+    response: reqwest::Response,
+    status: u16,
+    method: &str,
+    template: &str,
+) -> Value {
     let code = response.status().as_u16();
     let content_type = response
         .headers()
@@ -129,7 +139,7 @@ async fn put_part(url: &str, bytes: Vec<u8>) -> String {
     etag.expect("an ETag")
 }
 
-fn data(len: usize) -> Vec<u8> {
+pub(crate) fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 253) as u8).collect()
 }
 
@@ -641,7 +651,7 @@ async fn the_completion_check_reports_objects_that_break_the_rules() {
 
 #[tokio::test]
 async fn the_service_reaches_the_store_at_its_own_endpoint_and_tickets_name_the_public_one() {
-    let store = S3Server::start().await;
+    let store = Store::start(Kind::S3sFs).await;
     store.create_bucket("shared-uploads").await;
     // Browsers would use http://localhost:9 (nothing listens there); the service uses
     // the store's real address.
@@ -691,8 +701,8 @@ async fn the_service_reaches_the_store_at_its_own_endpoint_and_tickets_name_the_
 /// without POST would be to a front end: PUT URLs and multipart).
 #[tokio::test]
 async fn put_tickets_and_multipart_uploads_work_on_garage_too() {
-    use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Garage};
-    let garage = Garage::start().await;
+    use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Kind, Store};
+    let garage = Store::start(Kind::Garage).await;
     let config = format!(
         r#"{}
 [tenants.gput]

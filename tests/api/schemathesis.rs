@@ -11,11 +11,11 @@
 use std::process::Command;
 
 use crate::helpers::*;
-use crate::store::S3Server;
+use crate::store::{Kind, Store};
 
 #[tokio::test]
 async fn schemathesis_finds_no_failure() {
-    let store = S3Server::start().await;
+    let store = Store::start(Kind::S3sFs).await;
     for bucket in ["shared-uploads", "metered-uploads", "limited-uploads"] {
         store.create_bucket(bucket).await;
     }

@@ -1,5 +1,8 @@
-//! Real S3-compatible stores for end-to-end tests, on loopback: s3s-fs 0.17.0 (strict
-//! POST policies) and Garage 2.5.0 (CORS, for browsers; another implementation).
+//! Real S3-compatible stores for end-to-end tests, on loopback, each started by the test
+//! in its own temp folder and killed (by its PID) on drop: s3s-fs 0.17.0 (strict POST
+//! policies), Garage 2.5.0 (CORS, for browsers; another implementation) and SeaweedFS
+//! 4.48 (`weed mini`; strict, and it evaluates `If-None-Match`). See
+//! `../shared/s3-test-server.md` for what each enforces.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -10,35 +13,42 @@ use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 
 use crate::helpers::*;
 
-/// A running s3s-fs on 127.0.0.1 with its own data folder; killed and removed on drop.
-pub struct S3Server {
-    pub endpoint: String,
-    child: Child,
-    dir: PathBuf,
-    pub client: aws_sdk_s3::Client,
+/// The bucket every store holds from the start (Garage makes it with its default key,
+/// the only way its CORS rules hold; the others get it through the S3 API).
+pub const BUCKET: &str = "browser-uploads";
+/// Garage key ids are `GK` and 24 hex digits; secrets 64 hex digits.
+pub const GARAGE_KEY: &str = "GK0123456789abcdef01234567";
+pub const GARAGE_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    S3sFs,
+    Garage,
+    SeaweedFs,
 }
 
-impl S3Server {
-    pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("upload-tickets-s3s-{}", uuid::Uuid::new_v4()));
+/// A running store; killed and its folder removed on drop, also when a test fails.
+pub struct Store {
+    pub endpoint: String,
+    pub access_key: &'static str,
+    pub secret_key: &'static str,
+    pub client: aws_sdk_s3::Client,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Store {
+    pub async fn start(kind: Kind) -> Self {
+        let name = format!("{kind:?}").to_lowercase();
+        let dir =
+            std::env::temp_dir().join(format!("upload-tickets-{name}-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let child = Command::new(tool("bin/s3s-fs"))
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--access-key",
-                ACCESS_KEY,
-                "--secret-key",
-                SECRET_KEY,
-            ])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
+        let (port, child, access_key, secret_key) = match kind {
+            Kind::S3sFs => spawn_s3s(&dir),
+            Kind::Garage => spawn_garage(&dir),
+            Kind::SeaweedFs => spawn_seaweed(&dir),
+        };
         let endpoint = format!("http://127.0.0.1:{port}");
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -46,25 +56,35 @@ impl S3Server {
             .endpoint_url(&endpoint)
             .force_path_style(true)
             .credentials_provider(S3Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "test",
+                access_key, secret_key, None, None, "test",
             ))
             .build();
-        let server = Self {
+        let store = Self {
             endpoint,
+            access_key,
+            secret_key,
+            client: aws_sdk_s3::Client::from_conf(config),
             child,
             dir,
-            client: aws_sdk_s3::Client::from_conf(config),
         };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+        // Ready when the bucket answers (SeaweedFS takes about 10 s to elect itself).
+        for _ in 0..300 {
+            if kind != Kind::Garage {
+                let _ = store.client.create_bucket().bucket(BUCKET).send().await;
+            }
+            if store
+                .client
+                .head_bucket()
+                .bucket(BUCKET)
+                .send()
                 .await
                 .is_ok()
             {
-                return server;
+                return store;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("s3s-fs did not start listening on {port}");
+        panic!("{kind:?} did not come up with bucket {BUCKET} on {port}");
     }
 
     pub async fn create_bucket(&self, name: &str) {
@@ -85,103 +105,21 @@ impl S3Server {
             .await
             .is_ok()
     }
-}
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub const BUCKET: &str = "browser-uploads";
-/// Garage key ids are `GK` and 24 hex digits; secrets 64 hex digits.
-pub const GARAGE_KEY: &str = "GK0123456789abcdef01234567";
-pub const GARAGE_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-/// Garage 2.5.0, single node on loopback, with a default key and bucket; killed on drop.
-pub struct Garage {
-    pub endpoint: String,
-    child: Child,
-    dir: PathBuf,
-    pub client: aws_sdk_s3::Client,
-}
-
-impl Garage {
-    pub async fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("upload-tickets-garage-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (s3_port, rpc_port) = (free_port(), free_port());
-        let config = dir.join("garage.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "metadata_dir = {meta:?}\ndata_dir = {data:?}\ndb_engine = \"lmdb\"\nreplication_factor = 1\n\
-                 rpc_bind_addr = \"127.0.0.1:{rpc_port}\"\nrpc_public_addr = \"127.0.0.1:{rpc_port}\"\n\
-                 rpc_secret = \"{secret}\"\n\n[s3_api]\ns3_region = \"us-east-1\"\n\
-                 api_bind_addr = \"127.0.0.1:{s3_port}\"\nroot_domain = \".s3.localhost\"\n",
-                meta = dir.join("meta"),
-                data = dir.join("data"),
-                secret = GARAGE_SECRET,
-            ),
-        )
-        .unwrap();
-        let child = Command::new(tool("bin/garage"))
-            .arg("-c")
-            .arg(&config)
-            .args([
-                "server",
-                "--single-node",
-                "--default-access-key",
-                "--default-bucket",
-            ])
-            .env("GARAGE_DEFAULT_ACCESS_KEY", GARAGE_KEY)
-            .env("GARAGE_DEFAULT_SECRET_KEY", GARAGE_SECRET)
-            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("garage starts");
-        let endpoint = format!("http://127.0.0.1:{s3_port}");
-        let s3 = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .force_path_style(true)
-            .credentials_provider(S3Credentials::new(
-                GARAGE_KEY,
-                GARAGE_SECRET,
-                None,
-                None,
-                "test",
-            ))
-            .build();
-        let garage = Self {
-            endpoint,
-            child,
-            dir,
-            client: aws_sdk_s3::Client::from_conf(s3),
-        };
-        for _ in 0..150 {
-            if garage
-                .client
-                .head_bucket()
-                .bucket(BUCKET)
-                .send()
-                .await
-                .is_ok()
-            {
-                return garage;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("garage did not come up with bucket {BUCKET}");
+    /// The bytes under `key` in [`BUCKET`], if any.
+    pub async fn read(&self, key: &str) -> Option<Vec<u8>> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(object.body.collect().await.ok()?.to_vec())
     }
 
-    /// CORS on the bucket made at start: browsers of `origin` may POST and PUT to it.
+    /// CORS on [`BUCKET`]: browsers of `origin` may POST and PUT to it.
     pub async fn allow_origin(&self, origin: &str) {
         let rule = CorsRule::builder()
             .allowed_origins(origin)
@@ -208,10 +146,109 @@ impl Garage {
     }
 }
 
-impl Drop for Garage {
+impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+type Spawned = (u16, Child, &'static str, &'static str);
+
+fn spawn_s3s(dir: &std::path::Path) -> Spawned {
+    let port = free_port();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let child = Command::new(tool("bin/s3s-fs"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s3s-fs starts");
+    (port, child, ACCESS_KEY, SECRET_KEY)
+}
+
+fn spawn_garage(dir: &std::path::Path) -> Spawned {
+    let (s3_port, rpc_port) = (free_port(), free_port());
+    let config = dir.join("garage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metadata_dir = {meta:?}\ndata_dir = {data:?}\ndb_engine = \"lmdb\"\nreplication_factor = 1\n\
+             rpc_bind_addr = \"127.0.0.1:{rpc_port}\"\nrpc_public_addr = \"127.0.0.1:{rpc_port}\"\n\
+             rpc_secret = \"{secret}\"\n\n[s3_api]\ns3_region = \"us-east-1\"\n\
+             api_bind_addr = \"127.0.0.1:{s3_port}\"\nroot_domain = \".s3.localhost\"\n",
+            meta = dir.join("meta"),
+            data = dir.join("data"),
+            secret = GARAGE_SECRET,
+        ),
+    )
+    .unwrap();
+    let child = Command::new(tool("bin/garage"))
+        .arg("-c")
+        .arg(&config)
+        .args([
+            "server",
+            "--single-node",
+            "--default-access-key",
+            "--default-bucket",
+        ])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", GARAGE_KEY)
+        .env("GARAGE_DEFAULT_SECRET_KEY", GARAGE_SECRET)
+        .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("garage starts");
+    (s3_port, child, GARAGE_KEY, GARAGE_SECRET)
+}
+
+/// `weed mini` with every port given (each also takes its port + 10000 for gRPC) and
+/// every bind on loopback; one identity, so anonymous requests are refused.
+fn spawn_seaweed(dir: &std::path::Path) -> Spawned {
+    let ports: Vec<u16> = (0..5).map(|_| free_port_with_grpc()).collect();
+    let identities = dir.join("s3.json");
+    std::fs::write(
+        &identities,
+        serde_json::json!({"identities": [{
+            "name": "admin",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let child = Command::new(tool("seaweedfs-venv/bin/weed"))
+        .args(["mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-dir={}", data.display()))
+        .arg(format!("-s3.config={}", identities.display()))
+        .arg(format!("-s3.port={}", ports[0]))
+        .arg(format!("-master.port={}", ports[1]))
+        .arg(format!("-volume.port={}", ports[2]))
+        .arg(format!("-filer.port={}", ports[3]))
+        .arg(format!("-admin.port={}", ports[4]))
+        .args(["-admin.ui=false", "-webdav=false"])
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weed starts");
+    (ports[0], child, ACCESS_KEY, SECRET_KEY)
+}
+
+/// A free port whose gRPC twin (+10000) is free too.
+fn free_port_with_grpc() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
     }
 }

@@ -5,7 +5,9 @@
 //! the tenant's prefix and the subject's owner prefix, with exactly the template's
 //! segments and no `.` or `..`; every returned field is pinned by an exact condition of
 //! the signed policy; a PUT URL signs every header it hands out (and the length); a
-//! multipart layout covers the size in at most 10 000 parts.
+//! multipart layout covers the size in at most 10 000 parts; a declared checksum that
+//! passes is canonical base64 of its algorithm's length and travels pinned (POST),
+//! signed (PUT) or with the upload (multipart), never dropped.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -13,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
-use upload_tickets::policy::{self, TenantRules, TenantSettings, UploadRequest};
-use upload_tickets::presign::{Addressing, Credentials, Presigner, Region};
+use upload_tickets::policy::{self, ChecksumRequest, TenantRules, TenantSettings, UploadRequest};
+use upload_tickets::presign::{Addressing, ChecksumAlgorithm, Credentials, Presigner, Region};
 
 static RULES: LazyLock<TenantRules> = LazyLock::new(|| {
     let settings: TenantSettings = serde_json::from_value(json!({
@@ -71,6 +73,12 @@ fuzz_target!(|data: &[u8]| {
         // A refusal of the core is typed; only a panic would be a bug here.
         Err(_) => return,
     };
+    if let Some(declared) = &request.checksum {
+        check_declared(declared);
+        let algorithm = ChecksumAlgorithm::parse(&declared.algorithm).expect("a parsed algorithm");
+        assert_eq!(post.field("x-amz-checksum-algorithm"), Some(algorithm.name()));
+        assert_eq!(post.field(algorithm.field()), declared.value.as_deref());
+    }
     let policy: Value = serde_json::from_str(post.policy().as_str()).expect("the policy is JSON");
     let conditions = policy["conditions"].as_array().expect("conditions");
     for (name, value) in post.fields() {
@@ -120,6 +128,12 @@ fn check_put(subject: &str, request: &UploadRequest, now: SystemTime) {
         .replace("%3B", ";");
     let names: Vec<&str> = signed_headers.split(';').collect();
     assert!(names.contains(&"content-length") && names.contains(&"host"));
+    assert!(names.contains(&"if-none-match"), "PUT tickets cannot overwrite");
+    if let Some(declared) = &request.checksum {
+        check_declared(declared);
+        let algorithm = ChecksumAlgorithm::parse(&declared.algorithm).expect("a parsed algorithm");
+        assert!(names.contains(&algorithm.field()), "the checksum is signed");
+    }
     for (name, _) in &signed.headers {
         assert!(names.contains(&name.as_str()), "header {name} is not signed");
     }
@@ -131,8 +145,25 @@ fn check_multipart(subject: &str, request: &UploadRequest, now: SystemTime) {
         return;
     };
     check_key(subject, &plan.object.key);
+    if let Some(declared) = &request.checksum {
+        let algorithm = ChecksumAlgorithm::parse(&declared.algorithm);
+        assert_eq!(plan.object.checksum_algorithm, algorithm);
+        if let Some(value) = &declared.value {
+            check_declared(declared);
+            assert_eq!(plan.object.checksum.as_ref().map(|c| c.value()), Some(value.as_str()));
+        }
+    }
     let (size, part_size, count) = (plan.size, plan.part_size, u64::from(plan.part_count));
     assert!((1..=10_000).contains(&count), "{count} parts");
     assert!(count * part_size >= size && (count - 1) * part_size < size);
     assert!(size >= RULES.min_size && size <= RULES.max_size);
+}
+
+/// A declaration the rules let through is a known algorithm with a canonical value.
+fn check_declared(declared: &ChecksumRequest) {
+    let algorithm = ChecksumAlgorithm::parse(&declared.algorithm).expect("a known algorithm");
+    let value = declared.value.as_deref().expect("single uploads carry the value");
+    let decoded = base64_simd::STANDARD.decode_to_vec(value).expect("base64");
+    assert_eq!(decoded.len(), algorithm.digest_len());
+    assert_eq!(base64_simd::STANDARD.encode_to_string(&decoded), value);
 }

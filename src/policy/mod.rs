@@ -481,4 +481,6 @@ fn content_disposition(disposition: &str, filename: &str) -> String {
 }
 
 #[cfg(test)]
+mod integrity_tests;
+#[cfg(test)]
 mod tests;

@@ -22,13 +22,13 @@ use crate::helpers::*;
 const MIB: u64 = 1024 * 1024;
 
 /// The service's router on a memory store and a manual clock.
-struct InProcess {
-    router: Router,
-    store: Arc<MemoryStore>,
-    clock: Arc<ManualClock>,
+pub(crate) struct InProcess {
+    pub(crate) router: Router,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) clock: Arc<ManualClock>,
 }
 
-async fn in_process() -> InProcess {
+pub(crate) async fn in_process() -> InProcess {
     in_process_with(Arc::new(Switchable::new(true))).await
 }
 
@@ -60,7 +60,13 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
 }
 
 impl InProcess {
-    async fn call(&self, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> (u16, Value) {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -79,7 +85,7 @@ impl InProcess {
         )
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         self.call(Method::POST, path, token, body).await
     }
 
@@ -98,7 +104,7 @@ impl InProcess {
 
     /// Stores every part of `started` in full (`short` bytes fewer in the last one) and
     /// answers the completion body.
-    fn upload_parts(&self, started: &Value, short: u64) -> Value {
+    pub(crate) fn upload_parts(&self, started: &Value, short: u64) -> Value {
         let id = started["upload_id"].as_str().unwrap();
         let (size, part_size) = (
             started["size"].as_u64().unwrap(),

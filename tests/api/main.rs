@@ -12,6 +12,7 @@ mod faults;
 mod health;
 mod helpers;
 mod integrity;
+mod integrity_in_process;
 mod multipart;
 mod observability;
 mod openapi;

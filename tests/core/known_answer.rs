@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use upload_tickets::presign::{
-    Addressing, BucketName, Condition, CredentialScope, Credentials, ObjectKey, PostRequest,
-    Presigner, Region, SigningKey, SigningKeyCache,
+    Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, CredentialScope, Credentials,
+    ObjectKey, PostRequest, PresignError, Presigner, Region, SigningKey, SigningKeyCache,
 };
 
 use crate::support::{parse_time, project_dir};
@@ -170,4 +170,75 @@ fn our_policy_for_the_same_rules_states_the_same_conditions_and_verifies() {
         post.field("X-Amz-Signature").unwrap(),
         SigningKey::derive(&f.secret, signing_time(&f), &region).sign(policy.as_bytes())
     );
+}
+
+/// The checksum known answer: a ticket declaring a SHA-256, as the seed signs it.
+#[derive(Debug, Deserialize)]
+struct ChecksumFixture {
+    now: String,
+    region: String,
+    access_key_id: String,
+    secret: String,
+    bucket: String,
+    key: String,
+    content_type: String,
+    max_size: u64,
+    expires: u64,
+    checksum_algorithm: String,
+    checksum: String,
+    decoded_policy: String,
+    policy: String,
+    expected_signature: String,
+}
+
+#[test]
+fn a_declared_checksum_is_signed_as_the_seed_signs_it() {
+    let path = project_dir().join("tests/fixtures/checksum-post.json");
+    let f: ChecksumFixture = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let region = Region::new(f.region.as_str()).unwrap();
+    let presigner = Presigner::new(region.clone(), Addressing::aws()).unwrap();
+    let credentials = Credentials::new(f.access_key_id.as_str(), f.secret.as_str(), None).unwrap();
+    let algorithm = ChecksumAlgorithm::parse(&f.checksum_algorithm).unwrap();
+    let checksum = Checksum::new(algorithm, &f.checksum).unwrap();
+    let request = PostRequest::new(
+        BucketName::new(f.bucket.as_str()).unwrap(),
+        ObjectKey::new(f.key.as_str()).unwrap(),
+    )
+    .condition(Condition::content_length_range(1, f.max_size).unwrap())
+    .field("Content-Type", f.content_type.as_str())
+    .unwrap()
+    .checksum(&checksum)
+    .unwrap()
+    .expires_in(Duration::from_secs(f.expires))
+    .unwrap();
+    let now = parse_time(&f.now);
+    let post = presigner.presign(&credentials, &request, now).unwrap();
+
+    // Layer by layer: the policy text, its base64, the signature.
+    assert_eq!(post.policy().as_str(), f.decoded_policy);
+    assert_eq!(post.field("Policy"), Some(f.policy.as_str()));
+    let key = SigningKey::derive(&f.secret, now, &region);
+    assert_eq!(key.sign(f.policy.as_bytes()), f.expected_signature);
+    assert_eq!(
+        post.field("X-Amz-Signature"),
+        Some(f.expected_signature.as_str())
+    );
+    assert_eq!(post.field("x-amz-checksum-algorithm"), Some("SHA256"));
+    assert_eq!(
+        post.field("x-amz-checksum-sha256"),
+        Some(f.checksum.as_str())
+    );
+
+    // Checksum fields come only from `checksum`, which checks them.
+    for name in ["x-amz-checksum-sha256", "X-Amz-Checksum-Algorithm"] {
+        let direct = PostRequest::new(
+            BucketName::new(f.bucket.as_str()).unwrap(),
+            ObjectKey::new(f.key.as_str()).unwrap(),
+        )
+        .field(name, "x");
+        assert!(
+            matches!(direct, Err(PresignError::ReservedField(_))),
+            "{name}"
+        );
+    }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use upload_tickets::presign::{
-    Addressing, BucketName, Condition, Credentials, Endpoint, ObjectKey, PostRequest, PresignError,
-    PresignedPost, Presigner, Region, SigningKey,
+    Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, Endpoint,
+    ObjectKey, PostRequest, PresignError, PresignedPost, Presigner, Region, SigningKey,
 };
 
 /// Field names: mostly plausible, sometimes anything.
@@ -17,7 +17,8 @@ fn field_name() -> impl Strategy<Value = String> {
         1 => prop::sample::select(vec![
             "key".to_owned(), "Key".to_owned(), "bucket".to_owned(), "Policy".to_owned(),
             "X-Amz-Signature".to_owned(), "x-amz-security-token".to_owned(), "file".to_owned(),
-            "acl".to_owned(), "Content-Type".to_owned(),
+            "acl".to_owned(), "Content-Type".to_owned(), "x-amz-checksum-sha256".to_owned(),
+            "X-Amz-Checksum-Algorithm".to_owned(),
         ]),
         1 => any::<String>(),
     ]
@@ -203,5 +204,52 @@ proptest! {
         prop_assert_eq!(exact.to_string(), serde_json::to_string(&json!({ field.clone(): value })).unwrap());
         let starts = Condition::starts_with(&field, value.as_str()).unwrap();
         prop_assert_eq!(starts.to_string(), serde_json::to_string(&json!(["starts-with", format!("${field}"), value])).unwrap());
+    }
+
+    #[test]
+    fn checksum_values_are_refused_or_exactly_a_digest(
+        which in 0usize..5,
+        value in prop_oneof![any::<String>(), "[A-Za-z0-9+/]{0,60}={0,2}"],
+    ) {
+        let algorithm = ChecksumAlgorithm::ALL[which];
+        match Checksum::new(algorithm, &value) {
+            Ok(checksum) => {
+                let decoded = base64_simd::STANDARD.decode_to_vec(&value).unwrap();
+                prop_assert_eq!(decoded.len(), algorithm.digest_len());
+                prop_assert_eq!(checksum.value(), value.as_str());
+            }
+            Err(error) => {
+                let refused = matches!(error, PresignError::InvalidChecksum { .. });
+                prop_assert!(refused, "{}", error);
+            }
+        }
+    }
+
+    #[test]
+    fn any_digest_gives_a_ticket_that_pins_it(
+        which in 0usize..5,
+        bytes in prop::collection::vec(any::<u8>(), 32),
+        now in 0u64..250_000_000_000,
+    ) {
+        let algorithm = ChecksumAlgorithm::ALL[which];
+        let checksum = Checksum::from_digest(algorithm, &bytes[..algorithm.digest_len()]).unwrap();
+        prop_assert_eq!(&Checksum::new(algorithm, checksum.value()).unwrap(), &checksum);
+        let request = PostRequest::new(BucketName::new("acme-uploads").unwrap(), ObjectKey::new("k").unwrap())
+            .checksum(&checksum)
+            .unwrap();
+        // Once per ticket.
+        prop_assert!(request.clone().checksum(&checksum).is_err());
+        let presigner = Presigner::new(Region::new("us-east-1").unwrap(), Addressing::aws()).unwrap();
+        let credentials = Credentials::new("AKIDEXAMPLE", SECRET, None).unwrap();
+        let post = presigner
+            .presign(&credentials, &request, UNIX_EPOCH + Duration::from_secs(now))
+            .unwrap();
+        let policy: Value = serde_json::from_str(post.policy().as_str()).unwrap();
+        let conditions = policy["conditions"].as_array().unwrap();
+        let pinned_algorithm = json!({"x-amz-checksum-algorithm": algorithm.name()});
+        let pinned_value = json!({ algorithm.field(): checksum.value() });
+        prop_assert!(conditions.contains(&pinned_algorithm), "{}", policy);
+        prop_assert!(conditions.contains(&pinned_value), "{}", policy);
+        prop_assert_eq!(post.field(algorithm.field()), Some(checksum.value()));
     }
 }

@@ -57,6 +57,24 @@ fn identical_cases() -> Vec<(&'static str, Value)> {
             case(json!({"key": "u/${filename}", "conditions": [["starts-with", "$key", ""]]})),
         ),
         (
+            "declared SHA-256 checksum",
+            case(json!({"fields": [
+                ["Content-Type", "text/plain"],
+                ["x-amz-checksum-algorithm", "SHA256"],
+                ["x-amz-checksum-sha256", "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="]
+            ]})),
+        ),
+        (
+            "declared CRC-64/NVME checksum with a size range",
+            case(json!({
+                "conditions": [["content-length-range", 1, 1000]],
+                "fields": [
+                    ["x-amz-checksum-algorithm", "CRC64NVME"],
+                    ["x-amz-checksum-crc64nvme", "794gEy4QBG4="]
+                ]
+            })),
+        ),
+        (
             "metadata",
             case(
                 json!({"fields": [["x-amz-meta-album", "2026"], ["x-amz-meta-purpose", "avatar"]]}),

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use upload_tickets::presign::{
-    Addressing, BucketName, Condition, Credentials, Endpoint, ObjectKey, PostRequest, PresignError,
-    PresignedPost, Presigner, Region,
+    Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, Endpoint,
+    ObjectKey, PostRequest, PresignError, PresignedPost, Presigner, Region,
 };
 
 pub const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -66,8 +66,20 @@ pub fn ours(case: &Value) -> Result<PresignedPost, PresignError> {
     for condition in case["conditions"].as_array().into_iter().flatten() {
         request = request.condition(Condition::from_json(condition)?);
     }
-    for pair in case["fields"].as_array().into_iter().flatten() {
-        request = request.field(str_of(&pair[0]), str_of(&pair[1]))?;
+    // A declared checksum is two fields to the seed, one call to us.
+    let mut fields = case["fields"].as_array().into_iter().flatten().peekable();
+    while let Some(pair) = fields.next() {
+        let (name, value) = (str_of(&pair[0]), str_of(&pair[1]));
+        match ChecksumAlgorithm::parse(value).filter(|_| name == "x-amz-checksum-algorithm") {
+            Some(algorithm) => {
+                let given = fields
+                    .next()
+                    .expect("the checksum value follows its algorithm");
+                assert_eq!(str_of(&given[0]), algorithm.field());
+                request = request.checksum(&Checksum::new(algorithm, str_of(&given[1]))?)?;
+            }
+            None => request = request.field(name, value)?,
+        }
     }
     if let Some(seconds) = case["expires"].as_u64() {
         request = request.expires_in(Duration::from_secs(seconds))?;

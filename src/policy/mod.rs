@@ -199,7 +199,7 @@ pub fn plan(
     now: SystemTime,
     uuid: &str,
 ) -> Result<TicketPlan, PolicyError> {
-    let object = single_request(rules, subject, request, now, uuid)?;
+    let mut object = single_request(rules, subject, request, now, uuid)?;
     let mut post = PostRequest::new(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)
         .condition(Condition::content_length_range(
             object.min_size,
@@ -219,7 +219,7 @@ pub fn plan(
         let (name, value) = setting.post_field();
         post = post.field(name, value)?;
     }
-    if let Some(checksum) = &object.checksum {
+    if let Some(checksum) = object.checksum.take() {
         post = post.checksum(checksum)?;
     }
     Ok(TicketPlan {

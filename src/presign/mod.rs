@@ -97,6 +97,9 @@ pub struct PostRequest {
     key: ObjectKey,
     conditions: Vec<Condition>,
     fields: Vec<(FieldName, String)>,
+    /// Kept apart from `fields`: its two names are static and its value checked, so a
+    /// ticket pays no allocation or name check for them.
+    checksum: Option<Checksum>,
     expires_in: Duration,
 }
 
@@ -108,6 +111,7 @@ impl PostRequest {
             key,
             conditions: Vec::new(),
             fields: Vec::new(),
+            checksum: None,
             expires_in: DEFAULT_EXPIRES_IN,
         }
     }
@@ -121,35 +125,33 @@ impl PostRequest {
     /// Adds a form field, which the policy pins with an exact condition. Refused: names
     /// the presigner sets ([`PresignError::ReservedField`]), checksum fields (see
     /// [`PostRequest::checksum`]) and names given twice.
-    pub fn field(self, name: &str, value: impl Into<String>) -> Result<Self, PresignError> {
+    pub fn field(mut self, name: &str, value: impl Into<String>) -> Result<Self, PresignError> {
         let name = FieldName::new(name)?;
-        let lower = name.as_str().to_ascii_lowercase();
-        if RESERVED_FIELDS.contains(&lower.as_str()) || lower.starts_with(CHECKSUM_FIELD_PREFIX) {
+        let checksum_field = name
+            .as_str()
+            .get(..CHECKSUM_FIELD_PREFIX.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(CHECKSUM_FIELD_PREFIX));
+        if checksum_field || RESERVED_FIELDS.iter().any(|reserved| name.is(reserved)) {
             return Err(PresignError::ReservedField(name.as_str().to_owned()));
         }
-        self.push_field(name, value.into())
-    }
-
-    /// Declares the file's checksum: the fields `x-amz-checksum-algorithm` and
-    /// `x-amz-checksum-<algorithm>`, each pinned by an exact condition, so the store
-    /// refuses any other bytes (and any other declaration). One per ticket.
-    pub fn checksum(self, checksum: &Checksum) -> Result<Self, PresignError> {
-        let algorithm = checksum.algorithm();
-        self.push_field(
-            FieldName::new("x-amz-checksum-algorithm")?,
-            algorithm.name().to_owned(),
-        )?
-        .push_field(
-            FieldName::new(algorithm.field())?,
-            checksum.value().to_owned(),
-        )
-    }
-
-    fn push_field(mut self, name: FieldName, value: String) -> Result<Self, PresignError> {
         if self.fields.iter().any(|(given, _)| given.is(name.as_str())) {
             return Err(PresignError::DuplicateField(name.as_str().to_owned()));
         }
-        self.fields.push((name, value));
+        self.fields.push((name, value.into()));
+        Ok(self)
+    }
+
+    /// Declares the file's checksum: the fields `x-amz-checksum-algorithm` and
+    /// `x-amz-checksum-<algorithm>`, after the caller's fields and each pinned by an
+    /// exact condition, so the store refuses any other bytes (and any other
+    /// declaration). One per ticket.
+    pub fn checksum(mut self, checksum: Checksum) -> Result<Self, PresignError> {
+        if self.checksum.is_some() {
+            return Err(PresignError::DuplicateField(
+                "x-amz-checksum-algorithm".to_owned(),
+            ));
+        }
+        self.checksum = Some(checksum);
         Ok(self)
     }
 
@@ -177,9 +179,21 @@ impl PostRequest {
         &self.conditions
     }
 
-    /// The fields, in order.
+    /// The fields, in order (a declared checksum's two last).
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        let given = self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        given.chain(self.checksum.iter().flat_map(|c| {
+            let algorithm = c.algorithm();
+            [
+                ("x-amz-checksum-algorithm", algorithm.name()),
+                (algorithm.field(), c.value()),
+            ]
+        }))
+    }
+
+    /// The declared checksum, if any.
+    pub fn declared_checksum(&self) -> Option<&Checksum> {
+        self.checksum.as_ref()
     }
 
     /// The validity.
@@ -362,16 +376,20 @@ impl Presigner {
             .map(|(n, v)| n.as_str().len() + v.len())
             .sum::<usize>()
             + request.key.as_str().len()
+            + request
+                .checksum
+                .as_ref()
+                .map_or(0, |c| 64 + c.value().len())
             + request.bucket.as_str().len()
             + credentials.session_token().map_or(0, str::len)
             + 256;
         let policy_bytes = 2 * field_bytes + 64 * request.conditions.len() + 64;
         let mut fields = FieldList::with_capacity(
-            request.fields.len() + 9,
+            request.fields.len() + 11,
             field_bytes + request.key.as_str().len() + policy_bytes / 3 * 4 + 128,
         );
-        for (name, value) in &request.fields {
-            fields.push(name.as_str(), value);
+        for (name, value) in request.fields() {
+            fields.push(name, value);
         }
         fields.push("bucket", request.bucket.as_str());
         fields.push("X-Amz-Algorithm", ALGORITHM);

@@ -207,7 +207,7 @@ fn a_declared_checksum_is_signed_as_the_seed_signs_it() {
     .condition(Condition::content_length_range(1, f.max_size).unwrap())
     .field("Content-Type", f.content_type.as_str())
     .unwrap()
-    .checksum(&checksum)
+    .checksum(checksum)
     .unwrap()
     .expires_in(Duration::from_secs(f.expires))
     .unwrap();

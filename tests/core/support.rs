@@ -76,7 +76,7 @@ pub fn ours(case: &Value) -> Result<PresignedPost, PresignError> {
                     .next()
                     .expect("the checksum value follows its algorithm");
                 assert_eq!(str_of(&given[0]), algorithm.field());
-                request = request.checksum(&Checksum::new(algorithm, str_of(&given[1]))?)?;
+                request = request.checksum(Checksum::new(algorithm, str_of(&given[1]))?)?;
             }
             None => request = request.field(name, value)?,
         }

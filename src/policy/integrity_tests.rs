@@ -122,7 +122,7 @@ fn bad_declarations_are_named_by_field() {
             "checksum.value: invalid SHA256 checksum: a SHA-256 is 32 bytes",
         ),
         (
-            request("SHA256", Some("!!")),
+            request("SHA256", Some(&format!("{}=", "%".repeat(43)))),
             "checksum.value: invalid SHA256 checksum: not base64",
         ),
         (request("SHA256", None), "checksum.value is required"),

@@ -97,6 +97,17 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         object.body.collect().await.unwrap().into_bytes().as_ref(),
         data.as_slice()
     );
+    // The page declared the file's SHA-256 (Web Crypto); the store verified and kept it.
+    let sha256 =
+        crate::integrity::digest(upload_tickets::presign::ChecksumAlgorithm::Sha256, &data);
+    assert!(
+        shown["digest"].as_str().unwrap().contains(sha256.value()),
+        "{shown}"
+    );
+    assert_eq!(
+        stored_sha256(&garage, key).await.as_deref(),
+        Some(sha256.value())
+    );
 
     // A file over the tenant's 4096 bytes, its size not declared: the ticket allows
     // 1..=4096 and the store refuses; the page says so in plain words.
@@ -144,6 +155,24 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         object.body.collect().await.unwrap().into_bytes().as_ref(),
         data.as_slice()
     );
+    assert_eq!(
+        stored_sha256(&garage, &key).await.as_deref(),
+        Some(sha256.value())
+    );
 
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The SHA-256 the store keeps for `key`, if any.
+async fn stored_sha256(store: &Store, key: &str) -> Option<String> {
+    let head = store
+        .client
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("the object exists");
+    head.checksum_sha256().map(str::to_owned)
 }

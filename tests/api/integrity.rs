@@ -61,7 +61,7 @@ fn observed(kind: Kind) -> Observed {
 }
 
 /// The checksum a client computes: CRCs big-endian, then base64.
-pub fn digest(algorithm: ChecksumAlgorithm, bytes: &[u8]) -> Checksum {
+pub(crate) fn digest(algorithm: ChecksumAlgorithm, bytes: &[u8]) -> Checksum {
     use crc_fast::CrcAlgorithm as Crc;
     let crc32 = |crc| {
         (crc_fast::checksum(crc, bytes) as u32)

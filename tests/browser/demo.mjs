@@ -1,9 +1,10 @@
 // Drives the demo page in Debian's Chromium: picks a file, uploads it with a ticket and
 // prints what the page ends up showing, as one JSON line.
 // Usage: node demo.mjs <demo URL> <bearer token> <file> <yes|no: declare the size>
+//        [yes|no: declare the SHA-256, default yes]
 import { chromium } from "playwright-core";
 
-const [url, token, file, declare] = process.argv.slice(2);
+const [url, token, file, declare, checksum = "yes"] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   // No sandbox as root; no background traffic: this machine has no network.
@@ -20,6 +21,7 @@ try {
   await page.fill("#token", token);
   await page.setInputFiles("#file", file);
   if (declare === "no") await page.uncheck("#declare");
+  if (checksum === "no") await page.uncheck("#checksum");
   await page.click("#upload");
   await page.waitForFunction(
     () => ["ok", "error"].includes(document.getElementById("status").className),
@@ -30,6 +32,7 @@ try {
     outcome: document.getElementById("status").className,
     status: document.getElementById("status").textContent,
     progress: document.getElementById("progress").value,
+    digest: document.getElementById("digest").textContent,
   }));
   console.log(JSON.stringify({ ...result, consoleErrors }));
 } finally {

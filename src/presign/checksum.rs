@@ -118,11 +118,27 @@ pub fn names() -> String {
         .join(", ")
 }
 
+/// Longest value: the base64 of a SHA-256.
+const MAX_VALUE_LEN: usize = 44;
+
 /// A declared checksum: an algorithm and the base64 of the digest, checked for form.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// The value is kept inline (at most 44 ASCII characters): a ticket that declares one
+/// pays no allocation for it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Checksum {
     algorithm: ChecksumAlgorithm,
-    value: String,
+    len: u8,
+    value: [u8; MAX_VALUE_LEN],
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checksum")
+            .field("algorithm", &self.algorithm)
+            .field("value", &self.value())
+            .finish()
+    }
 }
 
 impl Checksum {
@@ -162,10 +178,7 @@ impl Checksum {
                 "not in canonical base64 (unused bits must be zero)",
             ));
         }
-        Ok(Self {
-            algorithm,
-            value: value.to_owned(),
-        })
+        Ok(Self::inline(algorithm, value.as_bytes()))
     }
 
     /// The checksum of `digest`, the raw bytes a hash or CRC produced (big-endian for
@@ -177,10 +190,10 @@ impl Checksum {
                 reason: "the digest has the wrong length",
             });
         }
-        Ok(Self {
-            algorithm,
-            value: base64_simd::STANDARD.encode_to_string(digest),
-        })
+        let mut encoded = [0u8; MAX_VALUE_LEN];
+        let encoded =
+            base64_simd::STANDARD.encode(digest, base64_simd::Out::from_slice(&mut encoded));
+        Ok(Self::inline(algorithm, encoded))
     }
 
     /// The algorithm.
@@ -190,7 +203,21 @@ impl Checksum {
 
     /// The base64 value, as the field or header carries it.
     pub fn value(&self) -> &str {
-        &self.value
+        // Only checked base64 (ASCII) is ever stored, so this never fails.
+        std::str::from_utf8(&self.value[..usize::from(self.len)]).unwrap_or_default()
+    }
+
+    /// `value`, already checked to be base64 of `algorithm`'s digest (so at most
+    /// [`MAX_VALUE_LEN`] ASCII bytes).
+    fn inline(algorithm: ChecksumAlgorithm, value: &[u8]) -> Self {
+        let mut inline = [0u8; MAX_VALUE_LEN];
+        let len = value.len().min(MAX_VALUE_LEN);
+        inline[..len].copy_from_slice(&value[..len]);
+        Self {
+            algorithm,
+            len: len as u8,
+            value: inline,
+        }
     }
 }
 

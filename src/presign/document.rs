@@ -142,11 +142,14 @@ impl DocumentBuilder {
         }
         let start = self.json.len();
         write(&mut self.json);
-        let text = &self.json[start..];
+        // Quadratic in the conditions, so each comparison is kept to a length test for
+        // all but the rare same-length pair.
+        let bytes = self.json.as_bytes();
+        let text = &bytes[start..];
         if self
             .conditions
             .iter()
-            .any(|r| &self.json[r.clone()] == text)
+            .any(|r| r.len() == text.len() && bytes[r.clone()] == *text)
         {
             self.json.truncate(mark);
             return Ok(false);

@@ -379,7 +379,7 @@ async fn multipart_uploads_verify_whole_and_part_checksums(s: &Setup, observed: 
     assert_eq!(signed["parts"][1]["headers"][crc.field()], part_two.value());
     let parts = signed["parts"].as_array().unwrap().clone();
     // Part 1's checksum left for the service to take from the store's list.
-    let list = upload_parts(&parts, &[first, second], &[None, Some(part_two.clone())]).await;
+    let list = upload_parts(&parts, &[first, second], &[None, Some(part_two)]).await;
     let done = complete(s, handle, json!({"parts": list})).await;
     let template = "/uploads/multipart/{handle}/complete";
     let done = json_of(done, 200, "post", template).await;

@@ -249,10 +249,10 @@ proptest! {
         let checksum = Checksum::from_digest(algorithm, &bytes[..algorithm.digest_len()]).unwrap();
         prop_assert_eq!(&Checksum::new(algorithm, checksum.value()).unwrap(), &checksum);
         let request = PostRequest::new(BucketName::new("acme-uploads").unwrap(), ObjectKey::new("k").unwrap())
-            .checksum(checksum.clone())
+            .checksum(checksum)
             .unwrap();
         // Once per ticket.
-        prop_assert!(request.clone().checksum(checksum.clone()).is_err());
+        prop_assert!(request.clone().checksum(checksum).is_err());
         let presigner = Presigner::new(Region::new("us-east-1").unwrap(), Addressing::aws()).unwrap();
         let credentials = Credentials::new("AKIDEXAMPLE", SECRET, None).unwrap();
         let post = presigner

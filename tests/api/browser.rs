@@ -1,5 +1,5 @@
 //! The demo page in a real browser (Debian's Chromium, driven by playwright-core) uploads
-//! a file straight to a real S3-compatible server that answers CORS (Garage), and shows
+//! a file straight to a real S3-compatible server that answers CORS (Garage, SeaweedFS), and shows
 //! the store's refusal in plain words when the file breaks the ticket.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::helpers::*;
-use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Kind, Store};
+use crate::store::{BUCKET, Kind, Store};
 
 /// Runs tests/browser/demo.mjs off the test's runtime (the server under test runs on
 /// it) and returns what the page showed.
@@ -46,11 +46,21 @@ fn drive_demo_blocking(url: &str, token: &str, file: &Path, declare_size: bool) 
     serde_json::from_slice(&output.stdout).expect("the driver prints JSON")
 }
 
+// s3s-fs answers no CORS (501), so a browser cannot use it.
 #[tokio::test]
-async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
-    let garage = Store::start(Kind::Garage).await;
+async fn the_demo_page_uploads_on_garage() {
+    the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(Kind::Garage).await;
+}
+
+#[tokio::test]
+async fn the_demo_page_uploads_on_seaweedfs() {
+    the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(Kind::SeaweedFs).await;
+}
+
+async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(kind: Kind) {
+    let store = Store::start(kind).await;
     let config = base_config()
-        .replace("http://127.0.0.1:9000", &garage.endpoint)
+        .replace("http://127.0.0.1:9000", &store.endpoint)
         .replace(
             "shutdown_grace_seconds = 5",
             "shutdown_grace_seconds = 5\ndemo = true",
@@ -63,8 +73,8 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
                  [tenants.limited]"
             ),
         );
-    let app = spawn_app_keyed(&config, GARAGE_KEY, GARAGE_SECRET).await;
-    garage.allow_origin(&app.base).await;
+    let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
+    store.allow_origin(&app.base).await;
     let token = token("browser", "user-42");
     let dir = std::env::temp_dir().join(format!("upload-tickets-browser-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,7 +95,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         key.starts_with("browser/user-42/") && key.ends_with("/hello_report.txt"),
         "{key}"
     );
-    let object = garage
+    let object = store
         .client
         .get_object()
         .bucket(BUCKET)
@@ -105,7 +115,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         "{shown}"
     );
     assert_eq!(
-        stored_sha256(&garage, key).await.as_deref(),
+        stored_sha256(&store, key).await.as_deref(),
         Some(sha256.value())
     );
 
@@ -122,7 +132,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
             .starts_with("The store refused the upload"),
         "{shown}"
     );
-    let listed = garage
+    let listed = store
         .client
         .list_objects_v2()
         .bucket(BUCKET)
@@ -142,7 +152,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         .expect("the page shows the key")
         .to_owned();
     assert!(key.starts_with("browserput/user-7/"), "{key}");
-    let object = garage
+    let object = store
         .client
         .get_object()
         .bucket(BUCKET)
@@ -156,7 +166,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal() {
         data.as_slice()
     );
     assert_eq!(
-        stored_sha256(&garage, &key).await.as_deref(),
+        stored_sha256(&store, &key).await.as_deref(),
         Some(sha256.value())
     );
 

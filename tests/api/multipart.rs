@@ -1,5 +1,6 @@
-//! Large files and verified uploads against a real store (s3s-fs): multipart uploads
-//! bound to their owner, PUT tickets, and the completion check with its webhook.
+//! Large files and verified uploads against every real store the suite runs (s3s-fs,
+//! Garage, SeaweedFS): multipart uploads bound to their owner, PUT tickets, and the
+//! completion check with its webhook.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use upload_tickets::webhook::Webhook;
 
 use crate::helpers::*;
-use crate::store::{Kind, Store};
+use crate::store::{Kind, Store, on_every_store};
 
 const MIB: usize = 1024 * 1024;
 
@@ -26,8 +27,8 @@ struct Setup {
     _hook_server: tokio::task::JoinHandle<()>,
 }
 
-async fn setup() -> Setup {
-    let store = Store::start(Kind::S3sFs).await;
+async fn setup(kind: Kind) -> Setup {
+    let store = Store::start(kind).await;
     for bucket in ["shared-uploads", "big-uploads", "put-uploads"] {
         store.create_bucket(bucket).await;
     }
@@ -68,7 +69,7 @@ metadata_keys = ["album"]
 "#,
         base_config().replace("http://127.0.0.1:9000", &store.endpoint)
     );
-    let app = spawn_app_on(&config).await;
+    let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
     Setup {
         store,
         app,
@@ -77,6 +78,14 @@ metadata_keys = ["album"]
         _hook_server: hook_server,
     }
 }
+
+on_every_store!(
+    a_multipart_upload_completes_reads_back_identical_and_is_reported,
+    nobody_else_can_sign_parts_complete_abort_or_check_an_upload,
+    the_declared_size_is_held_at_completion,
+    put_tickets_upload_and_the_store_refuses_another_length_or_type,
+    the_completion_check_reports_objects_that_break_the_rules,
+);
 
 /// `POST path` with a token and a JSON body.
 pub(crate) async fn call(
@@ -143,15 +152,14 @@ pub(crate) fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 253) as u8).collect()
 }
 
-#[tokio::test]
-async fn a_multipart_upload_completes_reads_back_identical_and_is_reported() {
+async fn a_multipart_upload_completes_reads_back_identical_and_is_reported(kind: Kind) {
     let Setup {
         store,
         app,
         hooks,
         hook_url,
         ..
-    } = setup().await;
+    } = setup(kind).await;
     let alice = token("big", "alice");
     let bytes = data(11 * MIB);
     let started = json_of(
@@ -294,9 +302,8 @@ async fn a_multipart_upload_completes_reads_back_identical_and_is_reported() {
     }
 }
 
-#[tokio::test]
-async fn nobody_else_can_sign_parts_complete_abort_or_check_an_upload() {
-    let Setup { store, app, .. } = setup().await;
+async fn nobody_else_can_sign_parts_complete_abort_or_check_an_upload(kind: Kind) {
+    let Setup { store, app, .. } = setup(kind).await;
     let alice = token("big", "alice");
     let started = json_of(
         call(
@@ -384,9 +391,8 @@ async fn nobody_else_can_sign_parts_complete_abort_or_check_an_upload() {
     assert!(!store.exists("big-uploads", &key).await);
 }
 
-#[tokio::test]
-async fn the_declared_size_is_held_at_completion() {
-    let Setup { store, app, .. } = setup().await;
+async fn the_declared_size_is_held_at_completion(kind: Kind) {
+    let Setup { store, app, .. } = setup(kind).await;
     let alice = token("big", "alice");
     let size = 5 * MIB + 10;
     let started = json_of(
@@ -492,9 +498,8 @@ async fn the_declared_size_is_held_at_completion() {
     );
 }
 
-#[tokio::test]
-async fn put_tickets_upload_and_the_store_refuses_another_length_or_type() {
-    let Setup { store, app, .. } = setup().await;
+async fn put_tickets_upload_and_the_store_refuses_another_length_or_type(kind: Kind) {
+    let Setup { store, app, .. } = setup(kind).await;
     let user = token("putter", "u1");
     let text = b"hello world".to_vec();
     let ticket = |size: usize| {
@@ -586,9 +591,8 @@ async fn put_tickets_upload_and_the_store_refuses_another_length_or_type() {
     .await;
 }
 
-#[tokio::test]
-async fn the_completion_check_reports_objects_that_break_the_rules() {
-    let Setup { store, app, .. } = setup().await;
+async fn the_completion_check_reports_objects_that_break_the_rules(kind: Kind) {
+    let Setup { store, app, .. } = setup(kind).await;
     let alice = token("acme", "alice");
     // Something put there by other means: too big, a forbidden type, odd metadata.
     let key = "acme/alice/planted/a.exe";
@@ -695,127 +699,4 @@ async fn the_service_reaches_the_store_at_its_own_endpoint_and_tickets_name_the_
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-}
-
-/// The same flows against a second implementation: Garage (what R2- and B2-like stores
-/// without POST would be to a front end: PUT URLs and multipart).
-#[tokio::test]
-async fn put_tickets_and_multipart_uploads_work_on_garage_too() {
-    use crate::store::{BUCKET, GARAGE_KEY, GARAGE_SECRET, Kind, Store};
-    let garage = Store::start(Kind::Garage).await;
-    let config = format!(
-        r#"{}
-[tenants.gput]
-bucket = "{BUCKET}"
-upload_method = "put"
-max_size = 1000
-content_types = ["text/plain"]
-
-[tenants.gbig]
-bucket = "{BUCKET}"
-max_size = 5497558138880
-multipart_part_size = 5242880
-"#,
-        base_config().replace("http://127.0.0.1:9000", &garage.endpoint)
-    );
-    let app = spawn_app_keyed(&config, GARAGE_KEY, GARAGE_SECRET).await;
-    let read = |key: String| {
-        let client = garage.client.clone();
-        async move {
-            match client.get_object().bucket(BUCKET).key(key).send().await {
-                Ok(object) => Some(object.body.collect().await.unwrap().into_bytes().to_vec()),
-                Err(_) => None,
-            }
-        }
-    };
-
-    // PUT: the exact length goes in; one byte more is refused by the store.
-    let user = token("gput", "u1");
-    for (body, accepted) in [(&b"hello world"[..], true), (&b"hello world!"[..], false)] {
-        let ticket = json_of(
-            app.upload(
-                &user,
-                &json!({"filename": "n.txt", "content_type": "text/plain", "size": 11}),
-            )
-            .await,
-            201,
-            "post",
-            "/uploads",
-        )
-        .await;
-        let mut put = reqwest::Client::new().put(ticket["url"].as_str().unwrap());
-        for (name, value) in ticket["headers"].as_object().unwrap() {
-            if name != "content-length" {
-                put = put.header(name, value.as_str().unwrap());
-            }
-        }
-        let response = put.body(body.to_vec()).send().await.unwrap();
-        let key = ticket["key"].as_str().unwrap().to_owned();
-        if accepted {
-            assert!(
-                response.status().is_success(),
-                "{}",
-                response.text().await.unwrap()
-            );
-            assert_eq!(read(key).await.as_deref(), Some(body));
-        } else {
-            assert!(response.status().is_client_error(), "{}", response.status());
-            assert_eq!(read(key).await, None);
-        }
-    }
-
-    // Multipart: two parts, completed, read back, checked.
-    let owner = token("gbig", "alice");
-    let bytes = data(6 * MIB);
-    let started = json_of(
-        call(
-            &app,
-            &owner,
-            "/uploads/multipart",
-            &json!({"filename": "big.bin", "size": bytes.len()}),
-        )
-        .await,
-        201,
-        "post",
-        "/uploads/multipart",
-    )
-    .await;
-    let handle = started["handle"].as_str().unwrap();
-    let mut parts = Vec::new();
-    for (i, chunk) in bytes.chunks(5 * MIB).enumerate() {
-        let etag = put_part(started["parts"][i]["url"].as_str().unwrap(), chunk.to_vec()).await;
-        parts.push(json!({"part_number": i + 1, "etag": etag}));
-    }
-    json_of(
-        call(
-            &app,
-            &owner,
-            &format!("/uploads/multipart/{handle}/complete"),
-            &json!({"parts": parts}),
-        )
-        .await,
-        200,
-        "post",
-        "/uploads/multipart/{handle}/complete",
-    )
-    .await;
-    let key = started["key"].as_str().unwrap().to_owned();
-    assert!(
-        read(key.clone()).await == Some(bytes.clone()),
-        "the bytes differ"
-    );
-    let report = json_of(
-        call(
-            &app,
-            &owner,
-            "/uploads/complete",
-            &json!({"key": key, "size": bytes.len()}),
-        )
-        .await,
-        200,
-        "post",
-        "/uploads/complete",
-    )
-    .await;
-    assert_eq!(report["matches"], true, "{report}");
 }

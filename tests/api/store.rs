@@ -20,6 +20,28 @@ pub const BUCKET: &str = "browser-uploads";
 pub const GARAGE_KEY: &str = "GK0123456789abcdef01234567";
 pub const GARAGE_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+/// One test per store for `async fn $name(kind: Kind)`: `$name::s3s_fs`,
+/// `$name::garage` and `$name::seaweedfs`, run like any other test.
+macro_rules! on_every_store {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn s3s_fs() {
+                super::$name(crate::store::Kind::S3sFs).await;
+            }
+            #[tokio::test]
+            async fn garage() {
+                super::$name(crate::store::Kind::Garage).await;
+            }
+            #[tokio::test]
+            async fn seaweedfs() {
+                super::$name(crate::store::Kind::SeaweedFs).await;
+            }
+        }
+    )+};
+}
+pub(crate) use on_every_store;
+
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

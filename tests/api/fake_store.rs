@@ -35,7 +35,9 @@ pub(crate) async fn in_process() -> InProcess {
 async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
     let toml = format!(
         "{}\n[tenants.big]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
-         multipart_part_size = 5242880\nmetadata_keys = [\"album\"]\n",
+         multipart_part_size = 5242880\nmetadata_keys = [\"album\"]\n\n\
+         [tenants.strict]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
+         multipart_part_size = 5242880\nrequire_checksum = [\"CRC64NVME\"]\n",
         base_config().replace("request_timeout_seconds = 5", "request_timeout_seconds = 1")
     );
     let settings = Settings::load(&Source::Text(toml)).unwrap();

@@ -295,3 +295,44 @@ async fn the_completion_check_catches_a_checksum_the_store_did_not_verify() {
     let (status, _) = app.post("/uploads/complete", &alice, bad).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_tenant_that_requires_a_checksum_gets_the_whole_value_before_completing() {
+    let app = in_process().await;
+    let bob = token("strict", "bob");
+    let (status, error) = app
+        .post(
+            "/uploads/multipart",
+            &bob,
+            json!({"filename": "s.bin", "size": 6 * MIB}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (422, Some("checksum_required"))
+    );
+    let (status, started) = app
+        .post(
+            "/uploads/multipart",
+            &bob,
+            start_body(json!({"algorithm": "CRC64NVME"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let handle = started["handle"].as_str().unwrap();
+    let mut body = app.upload_parts(&started, 0);
+    let path = format!("/uploads/multipart/{handle}/complete");
+    let calls = app.store.calls();
+    let (status, error) = app.post(&path, &bob, body.clone()).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (422, Some("checksum_required")),
+        "{error}"
+    );
+    assert!(error["detail"].as_str().unwrap().contains("CRC64NVME"));
+    assert_eq!(app.store.calls(), calls, "refused before the store");
+    body["checksum"] = json!(CRC64);
+    let (status, done) = app.post(&path, &bob, body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["checksum"]["value"], CRC64);
+}

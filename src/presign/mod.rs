@@ -14,6 +14,7 @@
 //! - [`condition`]: policy conditions and their JSON text.
 //! - [`document`]: the policy document and its base64 form.
 //! - [`signing`]: SigV4 dates, credential scope, signing keys and their cache.
+//! - [`evaluate`]: the store's side: does a posted form meet its policy?
 //! - [`endpoint`]: regions, partitions and the URL the form is posted to.
 //! - [`url`]: presigned URLs (PUT tickets, multipart parts).
 //!
@@ -40,6 +41,7 @@ pub mod credentials;
 pub mod document;
 pub mod endpoint;
 pub mod error;
+pub mod evaluate;
 pub mod names;
 pub mod signing;
 pub mod url;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use upload_tickets::credentials::StaticSource;
 use upload_tickets::presign::Credentials;
+use upload_tickets::presign::evaluate::{PostedForm, Refusal, evaluate};
 
 use crate::helpers::*;
 use crate::store::{Kind, Store, on_every_store};
@@ -75,6 +76,31 @@ pub(crate) async fn post(
         .expect("the store answers")
 }
 
+/// The presign core's evaluator on what the store received: the verdict the store's
+/// must equal (the differential test of `presign::evaluate`, on this file's corpus).
+fn our_verdict(
+    store: &Store,
+    url: &str,
+    fields: &[(String, String)],
+    size: usize,
+) -> Result<(), Refusal> {
+    // Path-style: the bucket is the URL's first path segment.
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let bucket = path.split('/').nth(1).unwrap_or_default();
+    let form = PostedForm {
+        bucket,
+        fields,
+        filename: "upload.bin",
+        size: size as u64,
+    };
+    let (id, secret) = (store.access_key, store.secret_key);
+    evaluate(
+        &form,
+        |key| (key == id).then(|| secret.to_owned()),
+        std::time::SystemTime::now(),
+    )
+}
+
 /// Breaks a ticket: its fields, the file, the URL.
 type Breaker = dyn Fn(&mut Vec<(String, String)>, &mut Vec<u8>, &mut String);
 
@@ -99,6 +125,11 @@ async fn a_ticket_uploads_to_a_real_store_and_reads_back_identical(kind: Kind) {
     let Setup { store, app } = setup(kind).await;
     let data: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 251) as u8).collect();
     let ticket = ticket(&app, "acme", json!({"filename": "holiday photo.png", "content_type": "image/png", "size": data.len(), "metadata": {"album": "2026"}})).await;
+    let url = ticket["url"].as_str().unwrap();
+    assert_eq!(
+        our_verdict(&store, url, &fields_of(&ticket), data.len()),
+        Ok(())
+    );
     let response = post(
         ticket["url"].as_str().unwrap(),
         &fields_of(&ticket),
@@ -203,6 +234,11 @@ async fn the_store_refuses_every_upload_that_breaks_the_ticket(kind: Kind) {
         let mut file = data.clone();
         let mut url = ticket["url"].as_str().unwrap().to_owned();
         break_it(&mut fields, &mut file, &mut url);
+        let ours = our_verdict(&store, &url, &fields, file.len());
+        assert!(
+            ours.is_err(),
+            "{what}: the evaluator accepts what the store refuses"
+        );
         let response = post(&url, &fields, file, "image/png").await;
         let status = response.status().as_u16();
         assert!(
@@ -225,6 +261,12 @@ async fn the_store_refuses_every_upload_that_breaks_the_ticket(kind: Kind) {
 
     // A tenant's maximum without a declared size: over it is refused, under it accepted.
     let small = ticket(&app, "globex", json!({"filename": "b.bin"})).await;
+    let small_url = small["url"].as_str().unwrap();
+    assert!(our_verdict(&store, small_url, &fields_of(&small), 1001).is_err());
+    assert_eq!(
+        our_verdict(&store, small_url, &fields_of(&small), 1000),
+        Ok(())
+    );
     let response = post(
         small["url"].as_str().unwrap(),
         &fields_of(&small),
@@ -260,6 +302,9 @@ async fn an_expired_ticket_is_refused_by_the_store(kind: Kind) {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    let url = ticket["url"].as_str().unwrap();
+    let ours = our_verdict(&store, url, &fields_of(&ticket), 10);
+    assert!(matches!(ours, Err(Refusal::Expired(_))), "{ours:?}");
     let response = post(
         ticket["url"].as_str().unwrap(),
         &fields_of(&ticket),

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use upload_tickets::presign::evaluate::{PostedForm, evaluate};
 use upload_tickets::presign::{
     Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, Endpoint,
     ObjectKey, PostRequest, PresignError, PresignedPost, Presigner, Region, SigningKey,
@@ -196,6 +197,13 @@ proptest! {
         };
         let (post, region, now) = presign(&input).expect("a plausible request is signed");
         assert_well_formed(&post, &region, now, &input);
+        // The store's side agrees: the form as the ticket says is accepted, one byte over
+        // the range is not.
+        let fields: Vec<(String, String)> = post.fields().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+        let form = |size| PostedForm { bucket: &input.bucket, fields: &fields, filename: "f", size };
+        let secret = |id: &str| (id == "AKIDEXAMPLE").then(|| SECRET.to_owned());
+        prop_assert_eq!(evaluate(&form(1000), secret, now), Ok(()));
+        prop_assert!(evaluate(&form(1001), secret, now).is_err());
     }
 
     #[test]

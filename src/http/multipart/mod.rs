@@ -16,6 +16,8 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 
+mod checksums;
+
 use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
 use super::tickets::{self, new_uuid, rfc3339, usable_validity};
@@ -254,7 +256,7 @@ async fn sign_parts(
 fn signed_parts(state: &AppState, who: &Authorized, handle: &str, body: &PartsRequest) -> Handled {
     let (upload, deadline) = owned_upload(state, who, handle)?;
     check_part_numbers(&body.part_numbers, upload.part_count)?;
-    let checksums = part_checksums(&upload, &body.part_numbers, &body.checksums)?;
+    let checksums = checksums::for_parts(&upload, &body.part_numbers, &body.checksums)?;
     let credentials = tickets::credentials(state, who.now)?;
     let wanted = who.rules.default_expires_in;
     let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
@@ -292,41 +294,6 @@ fn check_part_numbers(numbers: &[u16], count: u16) -> Result<(), ApiError> {
         )));
     }
     Ok(())
-}
-
-/// The part checksums of a `/parts` request, checked: each for a part of the batch,
-/// in the upload's algorithm, and all of them when the upload has one.
-fn part_checksums(
-    upload: &Upload,
-    numbers: &[u16],
-    given: &BTreeMap<String, String>,
-) -> Result<BTreeMap<u16, Checksum>, ApiError> {
-    let invalid = |message: String| ApiError::InvalidRequest(message);
-    let Some(algorithm) = upload.checksum_algorithm else {
-        return match given.is_empty() {
-            true => Ok(BTreeMap::new()),
-            false => Err(invalid(
-                "checksums: this upload was started without a checksum algorithm".to_owned(),
-            )),
-        };
-    };
-    let mut checksums = BTreeMap::new();
-    for (number, value) in given {
-        let part = number
-            .parse::<u16>()
-            .ok()
-            .filter(|n| numbers.contains(n))
-            .ok_or_else(|| invalid(format!("checksums.{number}: not a part of this batch")))?;
-        let checksum = Checksum::new(algorithm, value)
-            .map_err(|e| invalid(format!("checksums.{number}: {e}")))?;
-        checksums.insert(part, checksum);
-    }
-    if let Some(missing) = numbers.iter().find(|n| !checksums.contains_key(n)) {
-        return Err(invalid(format!(
-            "checksums.{missing}: this {algorithm} upload's store verifies every part; give each part's {algorithm}"
-        )));
-    }
-    Ok(checksums)
 }
 
 #[derive(Debug, Deserialize)]
@@ -376,22 +343,9 @@ async fn complete_upload(
 ) -> Handled {
     let (upload, _) = owned_upload(state, who, handle)?;
     let mut parts = part_list(body, upload.part_count, upload.checksum_algorithm)?;
-    let checksum = whole_checksum(who, &upload, body.checksum.as_deref())?;
+    let checksum = checksums::whole(&who.rules, &upload, body.checksum.as_deref())?;
     let stored = check_stored_parts(state, &upload).await?;
-    // Parts without a checksum in the body get the one the store lists (in whatever
-    // order it lists them: s3s-fs does not sort).
-    for listed in stored {
-        let Some(checksum) = listed.checksum else {
-            continue;
-        };
-        let part = parts.iter_mut().find(|p| p.number == listed.number);
-        if let Some(part) = part
-            && part.checksum.is_none()
-            && Some(checksum.algorithm) == upload.checksum_algorithm
-        {
-            part.checksum = Some(checksum.value);
-        }
-    }
+    checksums::fill_from_store(&mut parts, stored, upload.checksum_algorithm);
     let completion = Completion {
         algorithm: upload.checksum_algorithm,
         checksum: checksum.as_ref(),
@@ -409,52 +363,6 @@ async fn complete_upload(
         checksum: done.checksum,
     };
     Ok((tickets::json(StatusCode::OK, &completed)?, upload.key))
-}
-
-/// The whole object's checksum to complete with: declared at the start or now (the
-/// same, if both), for algorithms S3 keeps one of; required where the tenant
-/// requires a checksum.
-fn whole_checksum(
-    who: &Authorized,
-    upload: &Upload,
-    given: Option<&str>,
-) -> Result<Option<Checksum>, ApiError> {
-    let invalid = |message: String| ApiError::InvalidRequest(message);
-    let Some(algorithm) = upload.checksum_algorithm else {
-        return match given {
-            None => Ok(None),
-            Some(_) => Err(invalid(
-                "checksum: this upload was started without a checksum algorithm".to_owned(),
-            )),
-        };
-    };
-    if !algorithm.has_full_object_multipart() {
-        return match given {
-            None => Ok(None),
-            Some(_) => Err(invalid(format!(
-                "checksum: a multipart {algorithm} is verified part by part; there is no whole-object {algorithm} to give"
-            ))),
-        };
-    }
-    let value = match (upload.checksum.as_deref(), given) {
-        (Some(started), Some(now)) if started != now => {
-            return Err(invalid(
-                "checksum: differs from the one declared when the upload started".to_owned(),
-            ));
-        }
-        (started, now) => started.or(now),
-    };
-    match value {
-        Some(value) => Checksum::new(algorithm, value)
-            .map(Some)
-            .map_err(|e| invalid(format!("checksum: {e}"))),
-        None if !who.rules.require_checksum.is_empty() => Err(ApiError::Policy(
-            policy::PolicyError::ChecksumRequired(format!(
-                "this tenant requires a checksum: give the whole object's {algorithm} (checksum) to complete"
-            )),
-        )),
-        None => Ok(None),
-    }
 }
 
 /// The completion's part list: every part, in order, each once, with a plausible ETag
@@ -484,27 +392,10 @@ fn part_list(
         ));
     }
     let tags = body.parts.iter().map(|p| {
-        let checksum = match (&p.checksum, algorithm) {
-            (None, _) => None,
-            (Some(value), Some(algorithm)) => Some(
-                Checksum::new(algorithm, value)
-                    .map_err(|e| {
-                        ApiError::InvalidRequest(format!("parts.{}.checksum: {e}", p.part_number))
-                    })?
-                    .value()
-                    .to_owned(),
-            ),
-            (Some(_), None) => {
-                return Err(ApiError::InvalidRequest(
-                    "parts.checksum: this upload was started without a checksum algorithm"
-                        .to_owned(),
-                ));
-            }
-        };
         Ok(PartTag {
             number: p.part_number,
             etag: p.etag.clone(),
-            checksum,
+            checksum: checksums::listed_part(p.checksum.as_deref(), algorithm, p.part_number)?,
         })
     });
     tags.collect()

@@ -14,9 +14,8 @@ use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
 use super::tickets::{self, rfc3339};
 use super::{ApiError, AppState};
-use crate::policy::{self, Declared, StoredChecksum, TenantRules, UploadMethod};
-use crate::presign::checksum;
-use crate::presign::{Checksum, ChecksumAlgorithm, ObjectKey};
+use crate::policy::{self, ChecksumRequest, Declared, StoredChecksum, TenantRules, UploadMethod};
+use crate::presign::ObjectKey;
 use crate::store::ObjectHead;
 use crate::webhook::Delivery;
 
@@ -33,28 +32,7 @@ struct CheckRequest {
     /// The content type the ticket was for, if the caller wants it compared.
     content_type: Option<String>,
     /// The checksum the ticket declared, if the caller wants it compared.
-    checksum: Option<DeclaredChecksum>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeclaredChecksum {
-    algorithm: String,
-    value: String,
-}
-
-impl DeclaredChecksum {
-    fn parse(&self) -> Result<Checksum, ApiError> {
-        let algorithm = ChecksumAlgorithm::parse(&self.algorithm).ok_or_else(|| {
-            ApiError::InvalidRequest(format!(
-                "checksum.algorithm: {:?} is not one of {}",
-                self.algorithm,
-                checksum::names()
-            ))
-        })?;
-        Checksum::new(algorithm, &self.value)
-            .map_err(|e| ApiError::InvalidRequest(format!("checksum.value: {e}")))
-    }
+    checksum: Option<ChecksumRequest>,
 }
 
 /// What a stored object is, and whether it keeps the rules.
@@ -101,11 +79,17 @@ async fn check_object(
 
 async fn check(state: &AppState, who: &Authorized, body: CheckRequest) -> Handled {
     check_owner(who, &body.key)?;
-    let declared_checksum = body
-        .checksum
-        .as_ref()
-        .map(DeclaredChecksum::parse)
-        .transpose()?;
+    let declared_checksum = match &body.checksum {
+        Some(declared) => match declared.parse()? {
+            (_, Some(checksum)) => Some(checksum),
+            (_, None) => {
+                return Err(ApiError::InvalidRequest(
+                    "checksum.value is required to compare a checksum".to_owned(),
+                ));
+            }
+        },
+        None => None,
+    };
     let head = state
         .store
         .head_object(who.rules.bucket.as_str(), &body.key)

@@ -22,7 +22,6 @@ use std::time::{Duration, SystemTime};
 use mime::Mime;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::presign::checksum::names as checksum_names;
 use crate::presign::{
     Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
     UrlRequest, UtcSecond,
@@ -110,7 +109,10 @@ pub fn resolve(
     let content_type = content_type(rules, request.content_type.as_deref())?;
     let (min_size, max_size) = sizes(rules, request.size)?;
     let metadata = metadata(rules, &request.metadata)?;
-    let (checksum_algorithm, checksum) = declared_checksum(request.checksum.as_ref())?;
+    let (checksum_algorithm, checksum) = match &request.checksum {
+        Some(declared) => declared.parse().map(|(a, c)| (Some(a), c))?,
+        None => (None, None),
+    };
     rules.check_checksum(checksum_algorithm)?;
     let expires_in = match request.expires_in {
         Some(0) => return Err(PolicyError::InvalidExpiry),
@@ -154,29 +156,6 @@ pub fn resolve(
     })
 }
 
-/// The checksum a request declares, checked for form; the errors name the field.
-fn declared_checksum(
-    given: Option<&ChecksumRequest>,
-) -> Result<(Option<ChecksumAlgorithm>, Option<Checksum>), PolicyError> {
-    let Some(given) = given else {
-        return Ok((None, None));
-    };
-    let algorithm = ChecksumAlgorithm::parse(&given.algorithm).ok_or_else(|| {
-        PolicyError::ChecksumInvalid(format!(
-            "checksum.algorithm: {:?} is not one of {}",
-            given.algorithm,
-            checksum_names()
-        ))
-    })?;
-    let checksum = given
-        .value
-        .as_deref()
-        .map(|value| Checksum::new(algorithm, value))
-        .transpose()
-        .map_err(|e| PolicyError::ChecksumInvalid(format!("checksum.value: {e}")))?;
-    Ok((Some(algorithm), checksum))
-}
-
 /// A ticket to sign, and what the response reports about it.
 #[derive(Debug, Clone)]
 pub struct TicketPlan {
@@ -199,7 +178,7 @@ pub fn plan(
     now: SystemTime,
     uuid: &str,
 ) -> Result<TicketPlan, PolicyError> {
-    let mut object = single_request(rules, subject, request, now, uuid)?;
+    let object = single_request(rules, subject, request, now, uuid)?;
     let mut post = PostRequest::new(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)
         .condition(Condition::content_length_range(
             object.min_size,
@@ -219,7 +198,7 @@ pub fn plan(
         let (name, value) = setting.post_field();
         post = post.field(name, value)?;
     }
-    if let Some(checksum) = object.checksum.take() {
+    if let Some(checksum) = object.checksum {
         post = post.checksum(checksum)?;
     }
     Ok(TicketPlan {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::presign::PresignError;
+use crate::presign::{Checksum, ChecksumAlgorithm, PresignError, checksum};
 
 /// What the client asks for: the body of `POST /uploads`, parsed as is. Unknown fields
 /// are refused; in particular a client cannot send a key.
@@ -35,6 +35,25 @@ pub struct ChecksumRequest {
     /// multipart upload it may come at completion instead (the CRCs) or not at all
     /// (SHA-1 and SHA-256, which the store verifies part by part).
     pub value: Option<String>,
+}
+
+impl ChecksumRequest {
+    /// The algorithm and, if given, the value, checked for form; errors name the field.
+    pub fn parse(&self) -> Result<(ChecksumAlgorithm, Option<Checksum>), PolicyError> {
+        let algorithm = ChecksumAlgorithm::parse(&self.algorithm).ok_or_else(|| {
+            PolicyError::ChecksumInvalid(format!(
+                "checksum.algorithm: {:?} is not one of {}",
+                self.algorithm,
+                checksum::names()
+            ))
+        })?;
+        let value = self.value.as_deref();
+        let checksum = value
+            .map(|value| Checksum::new(algorithm, value))
+            .transpose()
+            .map_err(|e| PolicyError::ChecksumInvalid(format!("checksum.value: {e}")))?;
+        Ok((algorithm, checksum))
+    }
 }
 
 /// Why a request is refused by the tenant's rules. Each maps to one API error code.

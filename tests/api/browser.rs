@@ -95,18 +95,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(kind: 
         key.starts_with("browser/user-42/") && key.ends_with("/hello_report.txt"),
         "{key}"
     );
-    let object = store
-        .client
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("the object exists");
-    assert_eq!(
-        object.body.collect().await.unwrap().into_bytes().as_ref(),
-        data.as_slice()
-    );
+    assert_eq!(store.read(key).await.as_deref(), Some(data.as_slice()));
     // The page declared the file's SHA-256 (Web Crypto); the store verified and kept it.
     let sha256 =
         crate::integrity::digest(upload_tickets::presign::ChecksumAlgorithm::Sha256, &data);

@@ -92,7 +92,7 @@ impl InProcess {
     }
 
     /// Starts an upload of `size` bytes for `token`'s caller.
-    async fn start(&self, token: &str, size: u64) -> Value {
+    pub(crate) async fn start(&self, token: &str, size: u64) -> Value {
         let (status, started) = self
             .post(
                 "/uploads/multipart",

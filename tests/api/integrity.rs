@@ -325,6 +325,20 @@ async fn sign_parts(s: &Setup, handle: &str, body: Value) -> reqwest::Response {
     call(&s.app, &token("ibig", "user-1"), &path, &body).await
 }
 
+/// Part URLs for parts 1, 2, ... signed with `checksums`, one each, in order.
+async fn signed_with(s: &Setup, handle: &str, checksums: &[&Checksum]) -> Vec<Value> {
+    let numbers: Vec<usize> = (1..=checksums.len()).collect();
+    let given: serde_json::Map<String, Value> = checksums
+        .iter()
+        .zip(&numbers)
+        .map(|(c, n)| (n.to_string(), json!(c.value())))
+        .collect();
+    let body = json!({"part_numbers": numbers, "checksums": given});
+    let signed = sign_parts(s, handle, body).await;
+    let signed = json_of(signed, 200, "post", "/uploads/multipart/{handle}/parts").await;
+    signed["parts"].as_array().unwrap().clone()
+}
+
 async fn complete(s: &Setup, handle: &str, body: Value) -> reqwest::Response {
     let path = format!("/uploads/multipart/{handle}/complete");
     call(&s.app, &token("ibig", "user-1"), &path, &body).await
@@ -368,16 +382,8 @@ async fn multipart_uploads_verify_whole_and_part_checksums(s: &Setup, observed: 
     let without = sign_parts(s, handle, json!({"part_numbers": [1, 2]})).await;
     problem(without, 400, "invalid_request").await;
     let (part_one, part_two) = (digest(crc, first), digest(crc, second));
-    let given = json!({"1": part_one.value(), "2": part_two.value()});
-    let signed = sign_parts(
-        s,
-        handle,
-        json!({"part_numbers": [1, 2], "checksums": given}),
-    )
-    .await;
-    let signed = json_of(signed, 200, "post", "/uploads/multipart/{handle}/parts").await;
-    assert_eq!(signed["parts"][1]["headers"][crc.field()], part_two.value());
-    let parts = signed["parts"].as_array().unwrap().clone();
+    let parts = signed_with(s, handle, &[&part_one, &part_two]).await;
+    assert_eq!(parts[1]["headers"][crc.field()], part_two.value());
     // Part 1's checksum left for the service to take from the store's list.
     let list = upload_parts(&parts, &[first, second], &[None, Some(part_two)]).await;
     let done = complete(s, handle, json!({"parts": list})).await;
@@ -391,16 +397,8 @@ async fn multipart_uploads_verify_whole_and_part_checksums(s: &Setup, observed: 
     // The whole-object value given at completion, wrong: the store refuses it.
     let started = start(s, &bytes, json!({"algorithm": "CRC64NVME"})).await;
     let handle = started["handle"].as_str().unwrap();
-    let given = json!({"1": part_one.value(), "2": part_two.value()});
-    let signed = sign_parts(
-        s,
-        handle,
-        json!({"part_numbers": [1, 2], "checksums": given}),
-    )
-    .await;
-    let signed = json_of(signed, 200, "post", "/uploads/multipart/{handle}/parts").await;
-    let parts = signed["parts"].as_array().unwrap();
-    let list = upload_parts(parts, &[first, second], &[None, None]).await;
+    let parts = signed_with(s, handle, &[&part_one, &part_two]).await;
+    let list = upload_parts(&parts, &[first, second], &[None, None]).await;
     let wrong = digest(crc, b"another file");
     let body = json!({"parts": list, "checksum": wrong.value()});
     let refused = problem(complete(s, handle, body).await, 422, "checksum_mismatch").await;
@@ -415,14 +413,8 @@ async fn multipart_uploads_verify_whole_and_part_checksums(s: &Setup, observed: 
     let started = start(s, &bytes, json!({"algorithm": "CRC32C"})).await;
     let handle = started["handle"].as_str().unwrap();
     let lie = digest(ChecksumAlgorithm::Crc32c, b"not part one");
-    let signed = sign_parts(
-        s,
-        handle,
-        json!({"part_numbers": [1], "checksums": {"1": lie.value()}}),
-    )
-    .await;
-    let signed = json_of(signed, 200, "post", "/uploads/multipart/{handle}/parts").await;
-    let part = &signed["parts"][0];
+    let parts = signed_with(s, handle, &[&lie]).await;
+    let part = &parts[0];
     let response = put(
         part["url"].as_str().unwrap(),
         &part["headers"],
@@ -452,17 +444,9 @@ async fn multipart_uploads_verify_whole_and_part_checksums(s: &Setup, observed: 
         let without = sign_parts(s, handle, json!({"part_numbers": [1, 2]})).await;
         problem(without, 400, "invalid_request").await;
         let sums = [digest(sha, first), digest(sha, second)];
-        let given = json!({"1": sums[0].value(), "2": sums[1].value()});
-        let signed = sign_parts(
-            s,
-            handle,
-            json!({"part_numbers": [1, 2], "checksums": given}),
-        )
-        .await;
-        let signed = json_of(signed, 200, "post", "/uploads/multipart/{handle}/parts").await;
-        let parts = signed["parts"].as_array().unwrap();
+        let parts = signed_with(s, handle, &[&sums[0], &sums[1]]).await;
         let [one, two] = sums;
-        let list = upload_parts(parts, &[first, second], &[Some(one), Some(two)]).await;
+        let list = upload_parts(&parts, &[first, second], &[Some(one), Some(two)]).await;
         let done = complete(s, handle, json!({"parts": list})).await;
         let done = json_of(done, 200, "post", template).await;
         assert_eq!(done["checksum"]["algorithm"], "SHA256", "{done}");

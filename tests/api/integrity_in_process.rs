@@ -143,13 +143,7 @@ async fn part_and_completion_checksums_are_checked_before_the_store() {
 async fn uploads_without_an_algorithm_take_no_checksums_and_composites_no_whole_value() {
     let app = in_process().await;
     let alice = token("big", "alice");
-    let (_, plain) = app
-        .post(
-            "/uploads/multipart",
-            &alice,
-            json!({"filename": "b.bin", "size": 6 * MIB}),
-        )
-        .await;
+    let plain = app.start(&alice, 6 * MIB).await;
     let handle = plain["handle"].as_str().unwrap();
     let (status, error) = app
         .post(
@@ -202,13 +196,7 @@ async fn uploads_without_an_algorithm_take_no_checksums_and_composites_no_whole_
 async fn completion_does_not_replace_an_object_the_key_already_holds() {
     let app = in_process().await;
     let alice = token("big", "alice");
-    let (_, started) = app
-        .post(
-            "/uploads/multipart",
-            &alice,
-            json!({"filename": "c.bin", "size": 6 * MIB}),
-        )
-        .await;
+    let started = app.start(&alice, 6 * MIB).await;
     let key = started["key"].as_str().unwrap();
     app.store.put_object(
         "big-uploads",

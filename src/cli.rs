@@ -35,10 +35,10 @@ pub enum Command {
         #[arg(long, value_name = "PATH", default_value = "config/default.toml")]
         config: PathBuf,
     },
-    /// Run the service with the embedded development configuration: a local
-    /// S3-compatible store on 127.0.0.1:9000, bucket "uploads", a random HMAC key.
-    /// Prints a bearer token and a curl line. No cloud account needed.
-    Dev,
+    /// Run the service with the embedded development configuration and its own
+    /// S3-compatible store on 127.0.0.1:9000 (bucket "uploads"), a random HMAC key.
+    /// Prints bearer tokens and a curl line. No cloud account needed.
+    Dev(DevArgs),
     /// Exit 0 when the service at URL answers 200 (the container's HEALTHCHECK: the
     /// runtime image has no curl).
     Healthcheck {
@@ -61,6 +61,23 @@ pub enum Command {
     /// Credentials come from the AWS default chain (AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, profiles, SSO, web identity, ECS, IMDS).
     Presign(PresignArgs),
+}
+
+/// Arguments of `upload-tickets dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the embedded store listens (port 0: any free port); default: the
+    /// configured endpoint's port on 127.0.0.1 (9000). If another S3-compatible store
+    /// already listens there, dev says so and uses it.
+    #[arg(long, value_name = "ADDR")]
+    pub store: Option<std::net::SocketAddr>,
+    /// Keep the store's objects in DIR; default: a fresh directory under the OS temp
+    /// directory, removed on exit.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Start no store: sign for whatever listens at the configured endpoint.
+    #[arg(long, conflicts_with_all = ["store", "data"])]
+    pub no_store: bool,
 }
 
 /// Arguments of `upload-tickets presign`.
@@ -111,7 +128,7 @@ impl Cli {
     pub fn worker_threads(&self) -> usize {
         let settings = match &self.command {
             Command::Serve { config } => Settings::from_file(config).ok(),
-            Command::Dev => Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned())).ok(),
+            Command::Dev(_) => Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned())).ok(),
             _ => return 1,
         };
         settings.and_then(|s| s.server.workers).unwrap_or_else(|| {
@@ -135,6 +152,10 @@ pub enum CliError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The embedded dev store could not start.
+    #[cfg(feature = "dev-store")]
+    #[error(transparent)]
+    DevStore(#[from] crate::devstore::DevStoreError),
     /// The server could not bind or failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -164,7 +185,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             let source = Arc::new(DefaultChain::new().await);
             serve(config, source).await
         }
-        Command::Dev => dev().await,
+        Command::Dev(args) => dev(args).await,
         Command::Healthcheck { url } => healthcheck(&url).await,
     }
 }
@@ -180,8 +201,12 @@ async fn serve(config: Config, source: Arc<dyn CredentialSource>) -> Result<Stri
 const DEV_ACCESS_KEY: &str = "minioadmin";
 const DEV_SECRET_KEY: &str = "minioadmin";
 
-async fn dev() -> Result<String, CliError> {
-    let settings = Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned()))?;
+/// The tenant of the dev token, with POST tickets, and the one with PUT tickets.
+const DEV_TENANT: &str = "dev";
+const DEV_PUT_TENANT: &str = "dev-put";
+
+async fn dev(args: DevArgs) -> Result<String, CliError> {
+    let mut settings = Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned()))?;
     let _logs = telemetry::init(settings.server.log_format)?;
     let secret_var = settings.auth.hmac_secret_env.clone().unwrap_or_default();
     // A fresh key each run: tokens from an earlier run stop working, as they should.
@@ -190,29 +215,140 @@ async fn dev() -> Result<String, CliError> {
         .filter(|s| s.len() >= crate::auth::MIN_HMAC_SECRET_BYTES)
         .unwrap_or_else(random_secret);
     let auth = settings.auth.clone();
-    let tenant = settings.tenants.keys().next().cloned().unwrap_or_default();
-    let config = Config::from_settings_with_env(settings, &|name| {
+    // Held until the service stops: dropping it stops the store.
+    let (_store, store_line) = dev_store(&args, &mut settings).await?;
+    let mut config = Config::from_settings_with_env(settings, &|name| {
         (name == secret_var).then(|| secret.clone())
     })?;
+    let endpoint = config.s3.endpoint.clone().unwrap_or_default();
 
-    let source: Arc<dyn CredentialSource> = if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        Arc::new(DefaultChain::new().await)
-    } else {
+    // The embedded store knows the dev key only; otherwise AWS credentials in the
+    // environment win, for a store of one's own.
+    let source: Arc<dyn CredentialSource> = if store_line.signs_with_dev_key
+        || std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+    {
         let credentials = crate::presign::Credentials::new(DEV_ACCESS_KEY, DEV_SECRET_KEY, None)?;
         Arc::new(StaticSource(credentials))
+    } else {
+        Arc::new(DefaultChain::new().await)
     };
-    let token = dev_token(&auth, &tenant, &secret)?;
+    let token = dev_token(&auth, DEV_TENANT, &secret)?;
+    let put_token = dev_token(&auth, DEV_PUT_TENANT, &secret)?;
+    config.demo_token = Some(crate::auth::IssuedToken(token.clone()));
     let app = Application::build(config, source).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "upload-tickets dev is listening");
     println!(
-        "upload-tickets dev: http://{address}  (tickets for bucket \"uploads\" at http://127.0.0.1:9000)\n\n\
-         Bearer token (tenant {tenant:?}, valid 12 h):\n{token}\n\n\
+        "upload-tickets dev: http://{address}   demo page: http://{address}/demo\n\
+         {}\n\n\
+         Bearer token (tenant {DEV_TENANT:?}: POST tickets; valid 12 h):\n{token}\n\n\
+         Bearer token (tenant {DEV_PUT_TENANT:?}: PUT tickets; valid 12 h):\n{put_token}\n\n\
          Try:\n  curl -s -X POST http://{address}/uploads \\\n    -H 'Authorization: Bearer {token}' \\\n    \
-         -H 'Content-Type: application/json' \\\n    -d '{{\"filename\": \"hello.txt\", \"content_type\": \"text/plain\"}}'\n"
+         -H 'Content-Type: application/json' \\\n    -d '{{\"filename\": \"hello.txt\", \"content_type\": \"text/plain\"}}'\n",
+        store_line.text.replace("{endpoint}", &endpoint),
     );
     app.run_until(shutdown_signal()).await?;
     Ok("stopped".to_owned())
+}
+
+/// What the banner says of the store, and whether tickets must be signed for it.
+struct StoreLine {
+    text: String,
+    signs_with_dev_key: bool,
+}
+
+impl StoreLine {
+    fn none(why: &str) -> Self {
+        Self {
+            text: format!("store: none started ({why}); tickets are for {{endpoint}}"),
+            signs_with_dev_key: false,
+        }
+    }
+}
+
+/// Starts the embedded store as `args` say, pointing `settings` at it.
+#[cfg(feature = "dev-store")]
+async fn dev_store(
+    args: &DevArgs,
+    settings: &mut Settings,
+) -> Result<(Option<crate::devstore::DevStore>, StoreLine), CliError> {
+    use crate::devstore::{self, Started};
+    if args.no_store {
+        return Ok((None, StoreLine::none("--no-store")));
+    }
+    let configured = settings.s3.endpoint.as_deref().and_then(loopback_address);
+    let Some(listen) = args.store.or(configured) else {
+        return Ok((None, StoreLine::none("the endpoint is not on this machine")));
+    };
+    let mut buckets: Vec<String> = settings
+        .tenants
+        .values()
+        .map(|t| t.bucket.clone())
+        .collect();
+    buckets.dedup();
+    let options = devstore::Options {
+        listen,
+        data: args.data.clone(),
+        access_key: DEV_ACCESS_KEY.to_owned(),
+        secret_key: DEV_SECRET_KEY.to_owned(),
+        buckets: buckets.clone(),
+        origins: settings.server.cors_allowed_origins.clone(),
+    };
+    let (store, text) = match devstore::start(options).await? {
+        Started::Embedded(store) => {
+            let kept = if store.removes_data() {
+                "removed on exit; --data DIR keeps it"
+            } else {
+                "kept"
+            };
+            let text = format!(
+                "store: embedded (s3s-fs, POST policies checked) at http://{}, bucket(s) {buckets:?}, key {DEV_ACCESS_KEY} / {DEV_SECRET_KEY}\n       \
+                 data in {} ({kept})",
+                store.address(),
+                store.data().display(),
+            );
+            settings.s3.endpoint = Some(format!("http://{}", store.address()));
+            (Some(store), text)
+        }
+        Started::Existing(address) => {
+            settings.s3.endpoint = Some(format!("http://{address}"));
+            let text = format!(
+                "store: {address} is taken by another S3-compatible store: tickets go to it \
+                 (it needs bucket(s) {buckets:?} and the key {DEV_ACCESS_KEY} / {DEV_SECRET_KEY})"
+            );
+            (None, text)
+        }
+    };
+    Ok((
+        store,
+        StoreLine {
+            text,
+            signs_with_dev_key: true,
+        },
+    ))
+}
+
+/// Without the `dev-store` feature there is no store to start.
+#[cfg(not(feature = "dev-store"))]
+async fn dev_store(
+    args: &DevArgs,
+    _settings: &mut Settings,
+) -> Result<(Option<()>, StoreLine), CliError> {
+    let why = if args.no_store {
+        "--no-store"
+    } else {
+        "this build has no embedded store: feature dev-store"
+    };
+    Ok((None, StoreLine::none(why)))
+}
+
+/// `127.0.0.1:<port>` for an `http://` endpoint on this machine.
+#[cfg(feature = "dev-store")]
+fn loopback_address(endpoint: &str) -> Option<std::net::SocketAddr> {
+    let url = url::Url::parse(endpoint).ok()?;
+    let local = matches!(url.host_str(), Some("127.0.0.1" | "localhost"));
+    (url.scheme() == "http" && local)
+        .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(80))))
 }
 
 async fn healthcheck(url: &str) -> Result<String, CliError> {

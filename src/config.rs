@@ -217,6 +217,8 @@ pub struct Config {
     pub webhooks: HashMap<String, Arc<Webhook>>,
     /// Tenant rules by id.
     pub tenants: HashMap<String, Arc<TenantRules>>,
+    /// The token the demo page comes with (`dev` sets its own; never read from a file).
+    pub demo_token: Option<crate::auth::IssuedToken>,
 }
 
 impl Config {
@@ -354,6 +356,7 @@ impl Config {
             handle_key_is_random,
             webhooks,
             tenants,
+            demo_token: None,
         })
     }
 

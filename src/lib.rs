@@ -31,6 +31,8 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "service")]
 pub mod credentials;
+#[cfg(feature = "dev-store")]
+pub mod devstore;
 #[cfg(feature = "service")]
 pub mod handle;
 #[cfg(feature = "service")]

@@ -82,7 +82,11 @@ impl Application {
             state.clone(),
             &config.server.cors_allowed_origins,
             timeout,
-            config.server.demo,
+            &if config.server.demo {
+                http::Demo::On(config.demo_token.clone())
+            } else {
+                http::Demo::Off
+            },
         );
         Ok(Self {
             listener,

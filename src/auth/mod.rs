@@ -41,6 +41,17 @@ pub struct Caller {
     pub scopes: Vec<String>,
 }
 
+/// A bearer token the service hands out itself: `dev` makes one and fills it into the
+/// demo page, so that a newcomer need not copy it. `Debug` never shows it.
+#[derive(Clone)]
+pub struct IssuedToken(pub String);
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IssuedToken(..)")
+    }
+}
+
 /// Why a token is refused. The text is for debug logs; clients only see
 /// `invalid_token` (or `insufficient_scope`). It never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 mod access;
 mod completion;
+pub mod demo;
 pub mod error;
 mod extract;
 mod health;
@@ -38,6 +39,7 @@ use crate::store::ObjectStore;
 use crate::store::s3::S3Store;
 use crate::webhook::Webhook;
 pub use access::Outcome;
+pub use demo::Demo;
 pub use error::ApiError;
 
 /// Largest request body, in bytes.
@@ -153,12 +155,10 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
-/// The browser demo: a page that gets a ticket and uploads a file with it.
-const DEMO_HTML: &str = include_str!("../../static/demo.html");
-
 /// The router with every layer: request id, tracing, CORS, body limit, timeout,
-/// panic catching. `cors_origins` are exact origins; `demo` adds `GET /demo`.
-pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo: bool) -> Router {
+/// panic catching. `cors_origins` are exact origins; `demo` serves `GET /demo` and
+/// `GET /demo/objects`.
+pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo: &Demo) -> Router {
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -170,20 +170,12 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
         .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
 
-    // Always routed, so that other methods get 405 as the spec says; off, it is a 404.
-    let demo_page = move || async move {
-        if demo {
-            Ok(axum::response::Html(DEMO_HTML))
-        } else {
-            Err(ApiError::NotFound)
-        }
-    };
     Router::new()
         .merge(uploads::router())
         .merge(multipart::router())
         .merge(completion::router())
         .merge(health::router())
-        .route("/demo", axum::routing::get(demo_page))
+        .merge(demo::router(demo))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

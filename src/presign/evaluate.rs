@@ -75,6 +75,17 @@ pub enum Refusal {
         /// What the form has instead.
         reason: String,
     },
+    /// The file's size is outside the policy's `content-length-range` (stores answer
+    /// `EntityTooSmall` / `EntityTooLarge` rather than a failed condition).
+    #[error("the file is {size} bytes, outside the policy's content-length-range {min}..={max}")]
+    SizeOutOfRange {
+        /// The file's size in bytes.
+        size: u64,
+        /// The smallest size the policy allows.
+        min: u64,
+        /// The largest size the policy allows.
+        max: u64,
+    },
     /// A form field no condition names.
     #[error("the form field {0:?} is not named by any condition of the policy")]
     UnlistedField(String),
@@ -206,7 +217,11 @@ fn check_condition(condition: &Value, form: &PostedForm<'_>) -> Result<Option<St
                     max.as_u64().ok_or_else(malformed)?,
                 );
                 if !(min..=max).contains(&form.size) {
-                    return Err(failed(format!("the file is {} bytes", form.size)));
+                    return Err(Refusal::SizeOutOfRange {
+                        size: form.size,
+                        min,
+                        max,
+                    });
                 }
                 return Ok(None);
             }

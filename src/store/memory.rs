@@ -14,8 +14,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    CompletedObject, Completion, ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture,
-    StoredChecksum, StoredPart, UploadRef,
+    CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag, StoreError,
+    StoreFuture, StoredChecksum, StoredPart, UploadRef,
 };
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
 
@@ -246,6 +246,31 @@ impl ObjectStore for MemoryStore {
         Box::pin(async move {
             self.enter().await?;
             self.object(bucket, key).ok_or(StoreError::NoSuchObject)
+        })
+    }
+
+    fn list_objects<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        limit: u16,
+    ) -> StoreFuture<'a, Vec<ListedObject>> {
+        Box::pin(async move {
+            self.enter().await?;
+            let state = self.state();
+            let mut listed: Vec<ListedObject> = state
+                .objects
+                .iter()
+                .filter(|((b, k), _)| b == bucket && k.starts_with(prefix))
+                .map(|((_, key), head)| ListedObject {
+                    key: key.clone(),
+                    size: head.object.size,
+                    last_modified: head.last_modified,
+                })
+                .collect();
+            listed.sort_by(|a, b| a.key.cmp(&b.key));
+            listed.truncate(usize::from(limit));
+            Ok(listed)
         })
     }
 }

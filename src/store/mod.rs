@@ -88,6 +88,17 @@ pub struct ObjectHead {
     pub last_modified: Option<SystemTime>,
 }
 
+/// An object as a bucket listing names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub last_modified: Option<SystemTime>,
+}
+
 /// Why a store call failed, in the terms the API answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,4 +161,12 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Looks at the object under `key` in `bucket`, with its checksum.
     fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead>;
+
+    /// The first `limit` objects in `bucket` whose keys start with `prefix`, in key order.
+    fn list_objects<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        limit: u16,
+    ) -> StoreFuture<'a, Vec<ListedObject>>;
 }

@@ -16,8 +16,8 @@ use aws_sdk_s3::types::{
 };
 
 use super::{
-    CompletedObject, Completion, ObjectHead, ObjectStore, PartTag, StoreError, StoreFuture,
-    StoredChecksum, StoredPart, UploadRef,
+    CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag, StoreError,
+    StoreFuture, StoredChecksum, StoredPart, UploadRef,
 };
 use crate::config::S3Settings;
 use crate::credentials::CredentialsCache;
@@ -299,6 +299,45 @@ impl ObjectStore for S3Store {
                     .last_modified()
                     .and_then(|t| SystemTime::try_from(*t).ok()),
             })
+        })
+    }
+
+    fn list_objects<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        limit: u16,
+    ) -> StoreFuture<'a, Vec<ListedObject>> {
+        Box::pin(async move {
+            let listed = self
+                .client()
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .max_keys(i32::from(limit))
+                .send()
+                .await
+                .map_err(|error| StoreError::Failed(Box::new(error)))?;
+            let mut objects: Vec<ListedObject> = listed
+                .contents()
+                .iter()
+                .filter_map(|object| {
+                    Some(ListedObject {
+                        key: object.key()?.to_owned(),
+                        size: object
+                            .size()
+                            .and_then(|n| u64::try_from(n).ok())
+                            .unwrap_or(0),
+                        last_modified: object
+                            .last_modified()
+                            .and_then(|t| SystemTime::try_from(*t).ok()),
+                    })
+                })
+                .collect();
+            // Some stores list in another order than S3's.
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            objects.truncate(usize::from(limit));
+            Ok(objects)
         })
     }
 }

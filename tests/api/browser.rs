@@ -86,11 +86,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(kind: 
     let shown = drive_demo(&app.url("/demo"), &token, &good, true).await;
     assert_eq!(shown["outcome"], "ok", "{shown}");
     assert_eq!(shown["progress"], 100.0);
-    let key = shown["status"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("Uploaded: ")
-        .expect("the page shows the key");
+    let key = uploaded_key(&shown);
     assert!(
         key.starts_with("browser/user-42/") && key.ends_with("/hello_report.txt"),
         "{key}"
@@ -134,12 +130,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(kind: 
     let put_token = crate::helpers::token("browserput", "user-7");
     let shown = drive_demo(&app.url("/demo"), &put_token, &good, true).await;
     assert_eq!(shown["outcome"], "ok", "{shown}");
-    let key = shown["status"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("Uploaded: ")
-        .expect("the page shows the key")
-        .to_owned();
+    let key = uploaded_key(&shown).to_owned();
     assert!(key.starts_with("browserput/user-7/"), "{key}");
     let object = store
         .client
@@ -162,6 +153,15 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(kind: 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The key the page says it uploaded.
+fn uploaded_key(shown: &Value) -> &str {
+    shown["status"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("Uploaded: ")
+        .expect("the page shows the key")
+}
+
 /// The SHA-256 the store keeps for `key`, if any.
 async fn stored_sha256(store: &Store, key: &str) -> Option<String> {
     let head = store
@@ -174,4 +174,54 @@ async fn stored_sha256(store: &Store, key: &str) -> Option<String> {
         .await
         .expect("the object exists");
     head.checksum_sha256().map(str::to_owned)
+}
+
+/// `upload-tickets dev` and nothing else, as a newcomer opens it: the page comes with
+/// the token, uploads to dev's own store, and shows the store's answer, what landed and
+/// a download link that gives the same bytes back.
+#[tokio::test]
+async fn the_dev_demo_page_uploads_to_its_own_store_and_lists_it() {
+    let dev = crate::dev::Dev::start(&[]).await;
+    let dir = std::env::temp_dir().join(format!("upload-tickets-devdemo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("first upload.txt");
+    let data: Vec<u8> = (0..3000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+
+    let shown = drive_demo(&dev.url("/demo"), "-", &file, true).await;
+    assert_eq!(
+        shown["prefilled"],
+        dev.token.as_str(),
+        "the page comes with the dev token"
+    );
+    assert_eq!(shown["outcome"], "ok", "{shown}");
+    assert_eq!(shown["consoleErrors"], serde_json::json!([]), "{shown}");
+    let key = uploaded_key(&shown);
+    assert!(
+        key.starts_with("dev/dev-user/") && key.ends_with("/first_upload.txt"),
+        "{key}"
+    );
+    let answer = shown["answer"].as_str().unwrap();
+    assert!(
+        answer.starts_with("HTTP 201\n"),
+        "the store's answer: {answer}"
+    );
+    assert!(answer.contains(&format!("<Key>{key}</Key>")), "{answer}");
+    assert_eq!(
+        shown["stored"], "Stored: 3000 bytes, type text/plain; it keeps the tenant's rules.",
+        "{shown}"
+    );
+    let objects = shown["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 1, "{shown}");
+    assert_eq!(
+        (objects[0]["key"].as_str(), objects[0]["size"].as_u64()),
+        (Some(key), Some(3000))
+    );
+    let download = reqwest::get(objects[0]["href"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -53,7 +53,12 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
         .with_store(store.clone())
         .with_clock(clock.clone());
     let state = AppState(Arc::new(app));
-    let router = router(state, &[], config.request_timeout(), false);
+    let router = router(
+        state,
+        &[],
+        config.request_timeout(),
+        &upload_tickets::http::Demo::Off,
+    );
     InProcess {
         router,
         store,

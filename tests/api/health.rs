@@ -33,6 +33,14 @@ async fn the_served_spec_is_the_file_in_the_repository() {
 async fn the_demo_page_is_served_only_when_enabled() {
     let app = spawn_app().await;
     problem(app.get("/demo").await, 404, "not_found").await;
+    // Off, the listing is unknown too (after the token is checked, as everywhere).
+    let listing = reqwest::Client::new()
+        .get(app.url("/demo/objects"))
+        .bearer_auth(token("acme", "user-42"))
+        .send()
+        .await
+        .unwrap();
+    problem(listing, 404, "not_found").await;
 
     let config = base_config().replace(
         "shutdown_grace_seconds = 5",
@@ -59,4 +67,14 @@ async fn the_demo_page_is_served_only_when_enabled() {
         page.contains("xhr.open(\"PUT\", ticket.url)"),
         "PUT tickets too"
     );
+    // Outside dev nobody's token is filled in, and no placeholder is left.
+    assert!(!page.contains("{{DEMO_TOKEN}}"));
+    assert!(page.contains("(printed by upload-tickets dev)\"></textarea>"));
+    // On, the listing wants a token like every other route.
+    let listing = reqwest::Client::new()
+        .get(app.url("/demo/objects"))
+        .send()
+        .await
+        .unwrap();
+    problem(listing, 401, "invalid_token").await;
 }

@@ -8,7 +8,6 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha1::Digest as _;
 use upload_tickets::presign::{Checksum, ChecksumAlgorithm};
 
 use crate::e2e::{fields_of, post};
@@ -57,27 +56,17 @@ fn observed(kind: Kind) -> Observed {
             complete_over_object: OverObject::Refused,
             composite_multipart: true,
         },
+        // s3s-fs 0.14.1 keeps no full-object checksum of a multipart upload (it answers
+        // none at completion): the dev store runs the e2e, multipart and dev suites,
+        // not this matrix.
+        Kind::Dev => panic!("the integrity matrix does not run on the dev store"),
     }
 }
 
 /// The checksum a client computes: CRCs big-endian, then base64.
 pub(crate) fn digest(algorithm: ChecksumAlgorithm, bytes: &[u8]) -> Checksum {
-    use crc_fast::CrcAlgorithm as Crc;
-    let crc32 = |crc| {
-        (crc_fast::checksum(crc, bytes) as u32)
-            .to_be_bytes()
-            .to_vec()
-    };
-    let raw = match algorithm {
-        ChecksumAlgorithm::Crc32 => crc32(Crc::Crc32IsoHdlc),
-        ChecksumAlgorithm::Crc32c => crc32(Crc::Crc32Iscsi),
-        ChecksumAlgorithm::Crc64Nvme => crc_fast::checksum(Crc::Crc64Nvme, bytes)
-            .to_be_bytes()
-            .to_vec(),
-        ChecksumAlgorithm::Sha1 => sha1::Sha1::digest(bytes).to_vec(),
-        ChecksumAlgorithm::Sha256 => sha2::Sha256::digest(bytes).to_vec(),
-    };
-    Checksum::from_digest(algorithm, &raw).unwrap()
+    // The dev store's: held to the digests S3 documents by the test below.
+    upload_tickets::devstore::digest(algorithm, bytes).expect("a digest of its length")
 }
 
 fn declared(checksum: &Checksum) -> Value {

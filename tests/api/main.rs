@@ -19,3 +19,4 @@ mod openapi;
 mod schemathesis;
 mod store;
 mod uploads;
+mod walkthrough;

@@ -1,8 +1,9 @@
 //! Real S3-compatible stores for end-to-end tests, on loopback, each started by the test
 //! in its own temp folder and killed (by its PID) on drop: s3s-fs 0.17.0 (strict POST
-//! policies), Garage 2.5.0 (CORS, for browsers; another implementation) and SeaweedFS
-//! 4.48 (`weed mini`; strict, and it evaluates `If-None-Match`). See
-//! `../shared/s3-test-server.md` for what each enforces.
+//! policies), Garage 2.5.0 (CORS, for browsers; another implementation), SeaweedFS
+//! 4.48 (`weed mini`; strict, and it evaluates `If-None-Match`), and the store
+//! `upload-tickets dev` embeds (s3s-fs 0.14.1 behind our POST-policy evaluator, in this
+//! process). See `../shared/s3-test-server.md` for what each enforces.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +22,7 @@ pub const GARAGE_KEY: &str = "GK0123456789abcdef01234567";
 pub const GARAGE_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// One test per store for `async fn $name(kind: Kind)`: `$name::s3s_fs`,
-/// `$name::garage` and `$name::seaweedfs`, run like any other test.
+/// `$name::garage`, `$name::seaweedfs` and `$name::dev_store`, run like any other test.
 macro_rules! on_every_store {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
@@ -37,6 +38,10 @@ macro_rules! on_every_store {
             async fn seaweedfs() {
                 super::$name(crate::store::Kind::SeaweedFs).await;
             }
+            #[tokio::test]
+            async fn dev_store() {
+                super::$name(crate::store::Kind::Dev).await;
+            }
         }
     )+};
 }
@@ -48,6 +53,15 @@ pub enum Kind {
     S3sFs,
     Garage,
     SeaweedFs,
+    /// `upload-tickets dev`'s own store, started in the test's process.
+    Dev,
+}
+
+/// What serves a store: a child process, or the dev store in this process.
+enum Running {
+    Child(Child),
+    #[allow(dead_code, reason = "held: dropping it stops the store")]
+    Dev(upload_tickets::devstore::DevStore),
 }
 
 /// A running store; killed and its folder removed on drop, also when a test fails.
@@ -56,7 +70,7 @@ pub struct Store {
     pub access_key: &'static str,
     pub secret_key: &'static str,
     pub client: aws_sdk_s3::Client,
-    child: Child,
+    running: Running,
     dir: PathBuf,
 }
 
@@ -66,10 +80,11 @@ impl Store {
         let dir =
             std::env::temp_dir().join(format!("upload-tickets-{name}-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let (port, child, access_key, secret_key) = match kind {
+        let (port, running, access_key, secret_key) = match kind {
             Kind::S3sFs => spawn_s3s(&dir),
             Kind::Garage => spawn_garage(&dir),
             Kind::SeaweedFs => spawn_seaweed(&dir),
+            Kind::Dev => start_dev_store(&dir).await,
         };
         let endpoint = format!("http://127.0.0.1:{port}");
         let config = aws_sdk_s3::Config::builder()
@@ -86,11 +101,12 @@ impl Store {
             access_key,
             secret_key,
             client: aws_sdk_s3::Client::from_conf(config),
-            child,
+            running,
             dir,
         };
-        // Ready when the bucket answers (SeaweedFS takes about 10 s to elect itself).
-        for _ in 0..300 {
+        // Ready when the bucket answers (SeaweedFS takes about 10 s to elect itself, longer
+        // on a loaded machine: up to a minute).
+        for _ in 0..600 {
             if kind != Kind::Garage {
                 let _ = store.client.create_bucket().bucket(BUCKET).send().await;
             }
@@ -170,13 +186,39 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Running::Child(child) = &mut self.running {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-type Spawned = (u16, Child, &'static str, &'static str);
+type Spawned = (u16, Running, &'static str, &'static str);
+
+async fn start_dev_store(dir: &std::path::Path) -> Spawned {
+    use upload_tickets::devstore::{self, Started};
+    let options = devstore::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: Some(dir.join("data")),
+        access_key: ACCESS_KEY.to_owned(),
+        secret_key: SECRET_KEY.to_owned(),
+        buckets: vec![BUCKET.to_owned()],
+        origins: Vec::new(),
+    };
+    match devstore::start(options)
+        .await
+        .expect("the dev store starts")
+    {
+        Started::Embedded(store) => (
+            store.address().port(),
+            Running::Dev(store),
+            ACCESS_KEY,
+            SECRET_KEY,
+        ),
+        Started::Existing(address) => panic!("port 0 gave a taken address {address}"),
+    }
+}
 
 fn spawn_s3s(dir: &std::path::Path) -> Spawned {
     let port = free_port();
@@ -190,7 +232,7 @@ fn spawn_s3s(dir: &std::path::Path) -> Spawned {
         .stderr(Stdio::null())
         .spawn()
         .expect("s3s-fs starts");
-    (port, child, ACCESS_KEY, SECRET_KEY)
+    (port, Running::Child(child), ACCESS_KEY, SECRET_KEY)
 }
 
 fn spawn_garage(dir: &std::path::Path) -> Spawned {
@@ -226,7 +268,7 @@ fn spawn_garage(dir: &std::path::Path) -> Spawned {
         .stderr(Stdio::null())
         .spawn()
         .expect("garage starts");
-    (s3_port, child, GARAGE_KEY, GARAGE_SECRET)
+    (s3_port, Running::Child(child), GARAGE_KEY, GARAGE_SECRET)
 }
 
 /// `weed mini` with every port given (each also takes its port + 10000 for gRPC) and
@@ -262,7 +304,7 @@ fn spawn_seaweed(dir: &std::path::Path) -> Spawned {
         .stderr(Stdio::null())
         .spawn()
         .expect("weed starts");
-    (ports[0], child, ACCESS_KEY, SECRET_KEY)
+    (ports[0], Running::Child(child), ACCESS_KEY, SECRET_KEY)
 }
 
 /// A free port whose gRPC twin (+10000) is free too.

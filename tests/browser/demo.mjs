@@ -1,7 +1,7 @@
 // Drives the demo page in Debian's Chromium: picks a file, uploads it with a ticket and
 // prints what the page ends up showing, as one JSON line.
-// Usage: node demo.mjs <demo URL> <bearer token> <file> <yes|no: declare the size>
-//        [yes|no: declare the SHA-256, default yes]
+// Usage: node demo.mjs <demo URL> <bearer token, or - for the one the page comes with>
+//        <file> <yes|no: declare the size> [yes|no: declare the SHA-256, default yes]
 import { chromium } from "playwright-core";
 
 const [url, token, file, declare, checksum = "yes"] = process.argv.slice(2);
@@ -18,7 +18,8 @@ try {
   const consoleErrors = [];
   page.on("console", (message) => { if (message.type() === "error") consoleErrors.push(message.text()); });
   await page.goto(url);
-  await page.fill("#token", token);
+  const prefilled = await page.inputValue("#token");
+  if (token !== "-") await page.fill("#token", token);
   await page.setInputFiles("#file", file);
   if (declare === "no") await page.uncheck("#declare");
   if (checksum === "no") await page.uncheck("#checksum");
@@ -33,8 +34,14 @@ try {
     status: document.getElementById("status").textContent,
     progress: document.getElementById("progress").value,
     digest: document.getElementById("digest").textContent,
+    answer: document.getElementById("answer").textContent,
+    stored: document.getElementById("stored").textContent,
+    listing: document.getElementById("listing").textContent,
+    objects: [...document.querySelectorAll("#objects a")].map((a) => ({
+      key: a.dataset.key, size: Number(a.dataset.size), href: a.href,
+    })),
   }));
-  console.log(JSON.stringify({ ...result, consoleErrors }));
+  console.log(JSON.stringify({ ...result, prefilled, consoleErrors }));
 } finally {
   await browser.close();
 }

@@ -76,6 +76,14 @@ fn each_broken_rule_is_named() {
     let refused = |fields: &[(String, String)], bucket: &str, size: u64, at: SystemTime| {
         check(fields, bucket, size, at).unwrap_err().to_string()
     };
+    assert_eq!(
+        check(&good, "acme-uploads", 101, now()),
+        Err(Refusal::SizeOutOfRange {
+            size: 101,
+            min: 10,
+            max: 100
+        })
+    );
     assert!(refused(&good, "acme-uploads", 101, now()).contains("the file is 101 bytes"));
     assert!(refused(&good, "acme-uploads", 9, now()).contains("the file is 9 bytes"));
     assert!(refused(&good, "other-bucket", 50, now()).contains("\"bucket\" is \"other-bucket\""));

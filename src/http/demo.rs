@@ -1,0 +1,115 @@
+//! The browser demo (`server.demo = true`, as in `dev`): `GET /demo`, a page that gets a
+//! ticket and uploads a file with it, and `GET /demo/objects`, what the caller has
+//! uploaded, with download links, so the page can show that the upload landed.
+//! Both are 404 while the demo is off.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequestParts as _, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use serde::Serialize;
+
+use super::extract::Authorized;
+use super::reply::{Handled, Reply};
+use super::tickets::{self, rfc3339, usable_validity};
+use super::{ApiError, AppState};
+use crate::auth::IssuedToken;
+use crate::presign::{BucketName, ObjectKey, UrlRequest};
+
+/// The page; `{{DEMO_TOKEN}}` is where `dev` puts its token.
+const DEMO_HTML: &str = include_str!("../../static/demo.html");
+
+/// At most this many objects are listed.
+const LISTED: u16 = 50;
+
+/// How long a download link works.
+const DOWNLOAD_VALIDITY: Duration = Duration::from_secs(300);
+
+/// Whether the demo is served, and with which token.
+#[derive(Debug, Clone, Default)]
+pub enum Demo {
+    /// `/demo` and `/demo/objects` are 404.
+    #[default]
+    Off,
+    /// Served; the page's token field holds the token, if any.
+    On(Option<IssuedToken>),
+}
+
+/// The demo routes: always routed, so that other methods get 405 as the spec says.
+pub(super) fn router(demo: &Demo) -> Router<AppState> {
+    let page = match demo {
+        Demo::Off => None,
+        // A JWT is base64url and dots: nothing in it needs escaping in HTML.
+        Demo::On(token) => Some(DEMO_HTML.replace(
+            "{{DEMO_TOKEN}}",
+            token.as_ref().map_or("", |t| t.0.as_str()),
+        )),
+    };
+    let on = page.is_some();
+    let page = move || async move { page.map(Html).ok_or(ApiError::NotFound) };
+    // The token first, as on every route that takes one (and as the spec says: a
+    // request without one is a 401); then whether the demo is on.
+    let objects = move |State(state): State<AppState>, mut parts: Parts| async move {
+        match Authorized::from_request_parts(&mut parts, &state).await {
+            Ok(who) if on => who
+                .reply("objects_listed", listing(&state, &who).await)
+                .into_response(),
+            Ok(who) => Reply::refused(&who.caller.tenant, ApiError::NotFound).into_response(),
+            Err(rejection) => rejection,
+        }
+    };
+    Router::new()
+        .route("/demo", get(page))
+        .route("/demo/objects", get(objects))
+}
+
+#[derive(Debug, Serialize)]
+struct Listing {
+    bucket: String,
+    prefix: String,
+    objects: Vec<Listed>,
+}
+
+#[derive(Debug, Serialize)]
+struct Listed {
+    key: String,
+    size: u64,
+    last_modified: Option<String>,
+    download_url: String,
+}
+
+/// The caller's own objects (under their owner prefix), with a short-lived GET link each.
+async fn listing(state: &AppState, who: &Authorized) -> Handled {
+    let prefix = who.rules.owner_prefix(&who.caller.subject)?;
+    let bucket = who.rules.bucket.as_str();
+    let found = state.store.list_objects(bucket, &prefix, LISTED).await?;
+    let credentials = tickets::credentials(state, who.now)?;
+    let validity = usable_validity(DOWNLOAD_VALIDITY, &credentials, who.now, None)?;
+    let mut objects = Vec::with_capacity(found.len());
+    for object in found {
+        let request = ObjectKey::new(object.key.as_str())
+            .and_then(|key| UrlRequest::get_object(BucketName::new(bucket)?, key))
+            .and_then(|request| request.expires_in(validity))
+            .map_err(ApiError::internal)?;
+        let signed = state
+            .presigner
+            .presign_url(&credentials.credentials, &request, who.now)
+            .map_err(ApiError::internal)?;
+        objects.push(Listed {
+            last_modified: object.last_modified.map(rfc3339).transpose()?,
+            key: object.key,
+            size: object.size,
+            download_url: signed.url,
+        });
+    }
+    let listing = Listing {
+        bucket: bucket.to_owned(),
+        prefix: prefix.clone(),
+        objects,
+    };
+    Ok((tickets::json(StatusCode::OK, &listing)?, prefix))
+}

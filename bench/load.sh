@@ -6,7 +6,8 @@
 #   3. a Node peer: Express + jsonwebtoken + @aws-sdk/s3-presigned-post, same job
 # Prints requests/s, p50/p99 latency, peak RSS and server CPU per request of each, and the
 # ratios 1/2 and 1/3; the CPU target is a ticket's server CPU at most 2x the ceiling's per
-# request. For A/B decisions between builds use bench/ab.sh (alternating rounds).
+# request. For A/B decisions between builds use bench/ab.sh (alternating rounds); for the
+# cost of limits (none, in process, Redis) bench/limits.sh, the same load.
 # Only 127.0.0.1 is targeted; every load run is bounded in time; every server this script
 # starts is stopped by its PID when it ends, also on failure.
 #

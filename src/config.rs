@@ -41,6 +41,9 @@ pub struct Settings {
     /// `[tenants.<id>]`.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// `[limits]`: where limits and quotas are counted.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSettings,
 }
 
 /// `[server]`: how the HTTP server runs.
@@ -217,6 +220,8 @@ pub struct Config {
     pub webhooks: HashMap<String, Arc<Webhook>>,
     /// Tenant rules by id.
     pub tenants: HashMap<String, Arc<TenantRules>>,
+    /// Where the tenants' limits are counted.
+    pub limits: Arc<crate::limits::Limits>,
     /// The token the demo page comes with (`dev` sets its own; never read from a file).
     pub demo_token: Option<crate::auth::IssuedToken>,
 }
@@ -234,6 +239,8 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let server = settings.server;
+        let limits = crate::limits::Limits::from_settings(&settings.limits)
+            .map_err(|reason| ConfigError::invalid("limits", reason))?;
         if server.request_timeout_seconds == 0 || server.request_timeout_seconds > 300 {
             return Err(ConfigError::invalid(
                 "server.request_timeout_seconds",
@@ -356,6 +363,7 @@ impl Config {
             handle_key_is_random,
             webhooks,
             tenants,
+            limits: Arc::new(limits),
             demo_token: None,
         })
     }

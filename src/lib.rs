@@ -37,6 +37,8 @@ pub mod devstore;
 pub mod handle;
 #[cfg(feature = "service")]
 pub mod http;
+#[cfg(feature = "service")]
+pub mod limits;
 #[cfg(feature = "rules")]
 pub mod policy;
 #[cfg(feature = "rules")]

@@ -67,17 +67,7 @@ impl Application {
         }
         let app = App::new(&config, credentials);
         let state = AppState(Arc::new(app));
-        if !state.limiters.is_empty() {
-            let upkeep = state.clone();
-            background.push(tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    for limiter in upkeep.limiters.values() {
-                        limiter.retain_recent();
-                    }
-                }
-            }));
-        }
+        background.push(state.limits.start());
         let router = http::router(
             state.clone(),
             &config.server.cors_allowed_origins,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::auth::AuthError;
 use crate::credentials::DisplayChain;
+use crate::limits::{LimitError, Refused};
 use crate::policy::PolicyError;
 use crate::store::StoreError;
 
@@ -39,12 +40,18 @@ pub enum ApiError {
     /// 422 and 400 codes of the tenant rules.
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// 429 `rate_limited`.
-    #[error("too many tickets; retry in {retry_after} s")]
-    RateLimited {
-        /// Seconds until the next ticket is allowed.
+    /// 429 `rate_limited`, `tenant_rate_limited`, `quota_exceeded`, `too_many_uploads`.
+    #[error("{}; retry in {retry_after} s", limit_detail(*.refused))]
+    Limited {
+        /// Which limit.
+        refused: Refused,
+        /// Seconds until it lets a ticket through again.
         retry_after: u64,
     },
+    /// 503 `limits_unavailable`: the limits backend cannot be reached and the tenant
+    /// denies meanwhile.
+    #[error("the limits cannot be checked right now; retry shortly")]
+    LimitsUnavailable,
     /// 503 `credentials_unavailable`.
     #[error("signing credentials are not available right now; retry shortly")]
     CredentialsUnavailable,
@@ -130,7 +137,8 @@ impl ApiError {
             Self::Policy(P::MetadataNotAllowed(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "metadata_not_allowed")
             }
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Limited { refused, .. } => (StatusCode::TOO_MANY_REQUESTS, refused.code()),
+            Self::LimitsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "limits_unavailable"),
             Self::CredentialsUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "credentials_unavailable")
             }
@@ -148,6 +156,33 @@ impl ApiError {
             Self::Policy(P::Presign(_)) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
+        }
+    }
+}
+
+/// What a refusing limit is, in words (the quota's remaining bytes with it).
+fn limit_detail(refused: Refused) -> String {
+    match refused {
+        Refused::SubjectRate => "too many tickets this minute".to_owned(),
+        Refused::TenantRate => "too many tickets for this tenant this minute".to_owned(),
+        Refused::Quota { remaining } => {
+            format!("the tenant's daily upload quota is reached ({remaining} bytes left today)")
+        }
+        Refused::OpenUploads => "too many multipart uploads open at once".to_owned(),
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(error: LimitError) -> Self {
+        match error {
+            LimitError::Refused {
+                refused,
+                retry_after,
+            } => Self::Limited {
+                refused,
+                retry_after,
+            },
+            LimitError::Unavailable(_) => Self::LimitsUnavailable,
         }
     }
 }
@@ -226,10 +261,10 @@ impl IntoResponse for ApiError {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }
             }
-            Self::RateLimited { retry_after } => {
+            Self::Limited { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
-            Self::CredentialsUnavailable | Self::Timeout => {
+            Self::CredentialsUnavailable | Self::Timeout | Self::LimitsUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}

@@ -23,10 +23,14 @@ async fn livez() -> impl IntoResponse {
 }
 
 /// Ready to issue tickets: configuration loaded (it is, or the process would not run),
-/// AWS credentials at hand, token keys loaded.
+/// AWS credentials at hand, token keys loaded. The limits backend is reported but does
+/// not make a replica unready: every replica shares it, so taking them all out of the
+/// gateway would turn its outage into the whole service's (each tenant's
+/// `on_limits_unavailable` decides instead).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let credentials = state.credentials.current(state.clock.now()).is_some();
     let keys = state.verifier.is_ready();
+    let limits = state.limits.unavailable().is_none();
     let ready = credentials && keys;
     let status = if ready {
         StatusCode::OK
@@ -37,7 +41,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         status,
         Json(json!({
             "status": if ready { "ready" } else { "not_ready" },
-            "checks": { "config": true, "credentials": credentials, "token_keys": keys },
+            "checks": {
+                "config": true, "credentials": credentials, "token_keys": keys, "limits": limits,
+            },
         })),
     )
 }

@@ -10,6 +10,7 @@ mod multipart;
 mod reply;
 mod tickets;
 mod uploads;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,6 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -33,6 +33,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::credentials::CredentialsCache;
 use crate::handle::HandleKey;
+use crate::limits::Limits;
 use crate::policy::TenantRules;
 use crate::presign::Presigner;
 use crate::store::ObjectStore;
@@ -71,8 +72,8 @@ pub struct App {
     pub tenants: HashMap<String, Arc<TenantRules>>,
     /// AWS credentials.
     pub credentials: Arc<CredentialsCache>,
-    /// Per-tenant limiters keyed by subject, for tenants with a rate limit.
-    pub limiters: HashMap<String, DefaultKeyedRateLimiter<String>>,
+    /// The tenants' limits and quotas, and where they are counted.
+    pub limits: Arc<Limits>,
     /// The object store, for what a ticket cannot do alone.
     pub store: Arc<dyn ObjectStore>,
     /// What handlers take as now.
@@ -94,17 +95,10 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The state for `config`, signing with `credentials`: the rate limiters, the store
+    /// The state for `config`, signing with `credentials`: the limits backend, the store
     /// `[s3]` names (its client made on first use) and the system clock.
     pub fn new(config: &Config, credentials: Arc<CredentialsCache>) -> Self {
         let tenants = config.tenants.clone();
-        let limiters = tenants
-            .values()
-            .filter_map(|t| {
-                t.rate_limit_per_minute
-                    .map(|n| (t.id.clone(), RateLimiter::keyed(Quota::per_minute(n))))
-            })
-            .collect();
         Self {
             presigner: Arc::clone(&config.presigner),
             verifier: Arc::clone(&config.verifier),
@@ -112,7 +106,7 @@ impl App {
             clock: Arc::new(SystemClock),
             tenants,
             credentials,
-            limiters,
+            limits: Arc::clone(&config.limits),
             handles: Arc::clone(&config.handles),
             webhooks: config.webhooks.clone(),
             http: (!config.webhooks.is_empty())
@@ -172,6 +166,7 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
 
     Router::new()
         .merge(uploads::router())
+        .merge(usage::router())
         .merge(multipart::router())
         .merge(completion::router())
         .merge(health::router())

@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock as _, DefaultClock};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -14,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use super::extract::Authorized;
 use super::{ApiError, AppState};
 use crate::credentials::LoadedCredentials;
+use crate::limits::Charge;
 
 /// What a ticket's JSON takes, with room to spare (a POST ticket is about 1.3 KiB).
 const TICKET_BYTES: usize = 2048;
@@ -76,27 +76,28 @@ pub(super) fn usable_validity(
     Ok(validity)
 }
 
-/// Counts a ticket against the caller's rate limit, if the tenant has one.
-fn check_rate(state: &AppState, who: &Authorized) -> Result<(), ApiError> {
-    let Some(limiter) = state.limiters.get(&who.rules.id) else {
-        return Ok(());
-    };
-    limiter.check_key(&who.caller.subject).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        ApiError::RateLimited {
-            retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        }
-    })
-}
-
-/// Lets one more ticket of the caller through the rate limit and hands the
-/// credentials to sign it with: the first steps of every handler that issues one.
-pub(super) fn admit(
+/// Hands the credentials to sign a ticket with and counts it against the tenant's
+/// limits (`bytes` it may upload; a multipart upload's key and deadline): the last
+/// step before signing, after every rule has been checked, so that a refused request
+/// counts nothing. Without credentials nothing is counted either.
+pub(super) async fn admit(
     state: &AppState,
     who: &Authorized,
+    bytes: u64,
+    upload: Option<(&str, SystemTime)>,
 ) -> Result<Arc<LoadedCredentials>, ApiError> {
-    check_rate(state, who)?;
-    credentials(state, who.now)
+    let credentials = credentials(state, who.now)?;
+    let charge = Charge {
+        tenant: &who.rules.id,
+        subject: &who.caller.subject,
+        bytes,
+        upload,
+    };
+    state
+        .limits
+        .admit(&who.rules.quotas, charge, who.now)
+        .await?;
+    Ok(credentials)
 }
 
 /// A new UUID for a key's `{uuid}`.

@@ -52,15 +52,15 @@ async fn create_upload(
     AppJson(body): AppJson<UploadRequest>,
 ) -> Reply {
     let issued = match who.rules.upload_method {
-        UploadMethod::Post => post_ticket(&state, &who, &body),
-        UploadMethod::Put => put_ticket(&state, &who, &body),
+        UploadMethod::Post => post_ticket(&state, &who, &body).await,
+        UploadMethod::Put => put_ticket(&state, &who, &body).await,
     };
     who.reply("ticket_issued", issued)
 }
 
-fn post_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
-    let credentials = tickets::admit(state, who)?;
+async fn post_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
     let mut plan = policy::plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
+    let credentials = tickets::admit(state, who, plan.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     if validity < plan.request.validity() {
         plan.request = plan
@@ -84,9 +84,9 @@ fn post_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Hand
     Ok((tickets::json(StatusCode::CREATED, &ticket)?, plan.key))
 }
 
-fn put_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
-    let credentials = tickets::admit(state, who)?;
+async fn put_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
     let mut plan = policy::put_plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
+    let credentials = tickets::admit(state, who, plan.object.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan
         .request

@@ -29,7 +29,9 @@ use crate::presign::{
 pub use audit::{Declared, StoredChecksum, StoredObject, audit};
 pub use object::ObjectSetting;
 pub use request::{ChecksumRequest, PolicyError, UploadRequest};
-pub use rules::{ContentTypePattern, TenantRules, TenantSettings, UploadMethod};
+pub use rules::{
+    ContentTypePattern, Quotas, TenantRules, TenantSettings, UploadMethod, WhenUnavailable,
+};
 use template::{Placeholder, TemplateValues};
 
 /// Longest tenant id.

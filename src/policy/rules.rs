@@ -2,7 +2,6 @@
 //! every ticket, multipart upload and completion check applies.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use mime::Mime;
@@ -25,6 +24,43 @@ pub enum UploadMethod {
     Post,
     /// A presigned PUT URL (exact size and type), for stores without POST uploads.
     Put,
+}
+
+/// What a tenant may use; `None`: unlimited. Counted by `crate::limits`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// Tickets per subject per minute.
+    pub subject_per_minute: Option<u32>,
+    /// Tickets per tenant per minute.
+    pub tenant_per_minute: Option<u32>,
+    /// Bytes per tenant per UTC day: the declared size, else the ticket's maximum.
+    pub bytes_per_day: Option<u64>,
+    /// Multipart uploads a subject may have open at once.
+    pub open_uploads: Option<u32>,
+    /// What to do while the counters cannot be reached.
+    pub when_unavailable: WhenUnavailable,
+}
+
+impl Quotas {
+    /// Whether anything is limited (else no counter is touched).
+    pub fn any(&self) -> bool {
+        self.subject_per_minute.is_some()
+            || self.tenant_per_minute.is_some()
+            || self.bytes_per_day.is_some()
+            || self.open_uploads.is_some()
+    }
+}
+
+/// `on_limits_unavailable`: refuse (503 `limits_unavailable`) or let tickets through
+/// uncounted while the counters cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenUnavailable {
+    /// Refuse: a limit that cannot be checked is not kept (the default).
+    #[default]
+    Deny,
+    /// Issue tickets uncounted.
+    Allow,
 }
 
 /// A tenant's rules, parsed and checked from its `[tenants.<id>]` settings.
@@ -54,8 +90,8 @@ pub struct TenantRules {
     pub content_disposition: Option<String>,
     /// Settings every object of the tenant is stored with (POST fields, PUT headers).
     pub object_settings: Vec<ObjectSetting>,
-    /// Tickets per minute per subject, if limited.
-    pub rate_limit_per_minute: Option<NonZeroU32>,
+    /// Tickets, bytes and open uploads it may use.
+    pub quotas: Quotas,
     /// POST forms or PUT URLs for `POST /uploads`.
     pub upload_method: UploadMethod,
     /// Smallest part size of multipart uploads (raised for files that need it).
@@ -120,6 +156,17 @@ pub struct TenantSettings {
     pub success_action_status: Option<u16>,
     /// Tickets per minute per subject; default unlimited.
     pub rate_limit_per_minute: Option<u32>,
+    /// Tickets per minute for the whole tenant; default unlimited.
+    pub tenant_rate_limit_per_minute: Option<u32>,
+    /// Bytes per UTC day for the whole tenant (declared sizes, else tickets' maxima);
+    /// default unlimited.
+    pub bytes_per_day: Option<u64>,
+    /// Multipart uploads a subject may have open at once; default unlimited.
+    pub max_open_multipart_uploads: Option<u32>,
+    /// `deny` (default: 503 `limits_unavailable`) or `allow` (uncounted) while the
+    /// limits backend cannot be reached.
+    #[serde(default)]
+    pub on_limits_unavailable: WhenUnavailable,
     /// `post` (default) or `put`: what `POST /uploads` hands out.
     #[serde(default)]
     pub upload_method: UploadMethod,
@@ -163,6 +210,38 @@ fn default_true() -> bool {
 }
 fn default_multipart_expires_in() -> u64 {
     86_400
+}
+
+/// The limits of `t`; zero is refused (it would refuse every ticket: leave it out
+/// for none).
+fn quotas(t: &TenantSettings) -> Result<Quotas, InvalidSetting> {
+    let positive = |name: &'static str, value: Option<u64>| match value {
+        Some(0) => Err(InvalidSetting::new(
+            name,
+            "0 would refuse every ticket; leave it out for no limit",
+        )),
+        _ => Ok(()),
+    };
+    positive(
+        "rate_limit_per_minute",
+        t.rate_limit_per_minute.map(u64::from),
+    )?;
+    positive(
+        "tenant_rate_limit_per_minute",
+        t.tenant_rate_limit_per_minute.map(u64::from),
+    )?;
+    positive("bytes_per_day", t.bytes_per_day)?;
+    positive(
+        "max_open_multipart_uploads",
+        t.max_open_multipart_uploads.map(u64::from),
+    )?;
+    Ok(Quotas {
+        subject_per_minute: t.rate_limit_per_minute,
+        tenant_per_minute: t.tenant_rate_limit_per_minute,
+        bytes_per_day: t.bytes_per_day,
+        open_uploads: t.max_open_multipart_uploads,
+        when_unavailable: t.on_limits_unavailable,
+    })
 }
 
 impl TenantRules {
@@ -303,7 +382,7 @@ impl TenantRules {
             metadata_value_max_bytes: t.metadata_value_max_bytes,
             content_disposition: t.content_disposition.clone(),
             object_settings: object::object_settings(t)?,
-            rate_limit_per_minute: t.rate_limit_per_minute.and_then(NonZeroU32::new),
+            quotas: quotas(t)?,
             upload_method: t.upload_method,
             part_size: t.multipart_part_size,
             multipart_expires_in: Duration::from_secs(t.multipart_expires_in),

@@ -16,6 +16,7 @@ mod integrity_in_process;
 mod multipart;
 mod observability;
 mod openapi;
+mod scale;
 mod schemathesis;
 mod store;
 mod uploads;

@@ -263,7 +263,23 @@ fn every_error_code_the_server_can_emit_is_in_the_spec() {
         ApiError::Policy(PolicyError::MetadataNotAllowed(String::new())),
         ApiError::Policy(PolicyError::InvalidExpiry),
         ApiError::Policy(PolicyError::UnusableSubject),
-        ApiError::RateLimited { retry_after: 1 },
+        ApiError::Limited {
+            refused: upload_tickets::limits::Refused::SubjectRate,
+            retry_after: 1,
+        },
+        ApiError::Limited {
+            refused: upload_tickets::limits::Refused::TenantRate,
+            retry_after: 1,
+        },
+        ApiError::Limited {
+            refused: upload_tickets::limits::Refused::Quota { remaining: 7 },
+            retry_after: 1,
+        },
+        ApiError::Limited {
+            refused: upload_tickets::limits::Refused::OpenUploads,
+            retry_after: 1,
+        },
+        ApiError::LimitsUnavailable,
         ApiError::CredentialsUnavailable,
         ApiError::Timeout,
         ApiError::NotFound,

@@ -84,26 +84,44 @@ async fn start(
 }
 
 async fn start_upload(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
-    let credentials = tickets::admit(state, who)?;
     let plan = policy::multipart_plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
+    let key = plan.object.key.as_str();
+    let deadline = who.now + who.rules.multipart_expires_in;
+    let credentials = tickets::admit(state, who, plan.size, Some((key, deadline))).await?;
     let bucket = who.rules.bucket.as_str();
     let settings = &who.rules.object_settings;
-    let upload_id = state
+    let created = state
         .store
         .create_upload(bucket, &plan.object, settings)
-        .await?;
+        .await;
+    let upload_id = match created {
+        Ok(upload_id) => upload_id,
+        Err(error) => {
+            // No upload: its place among the subject's open ones is free again.
+            release(state, who, key).await;
+            return Err(error.into());
+        }
+    };
     let answer = started(state, who, &plan, &credentials, &upload_id);
     if answer.is_err() {
         // Nobody will ever hold a handle for it: do not leave its parts behind.
-        let key = &plan.object.key;
         let upload = UploadRef {
             bucket,
             key,
             upload_id: &upload_id,
         };
         let _ = state.store.abort_upload(upload).await;
+        release(state, who, key).await;
     }
     answer
+}
+
+/// Frees the upload's place among its subject's open uploads.
+async fn release(state: &AppState, who: &Authorized, key: &str) {
+    state
+        .limits
+        .release(&who.rules.id, &who.caller.subject, key)
+        .await;
 }
 
 /// The handle and the first part URLs of a started upload.
@@ -355,6 +373,7 @@ async fn complete_upload(
         .store
         .complete_upload(store_ref(&upload), &parts, completion)
         .await?;
+    release(state, who, &upload.key).await;
     let completed = Completed {
         key: upload.key.clone(),
         bucket: upload.bucket,
@@ -436,5 +455,6 @@ async fn abort(
 async fn abort_upload(state: &AppState, who: &Authorized, handle: &str) -> Handled {
     let (upload, _) = owned_upload(state, who, handle)?;
     state.store.abort_upload(store_ref(&upload)).await?;
+    release(state, who, &upload.key).await;
     Ok((StatusCode::NO_CONTENT.into_response(), upload.key))
 }

@@ -1,0 +1,345 @@
+//! Limits and quotas: tickets per subject and per tenant per minute, bytes per tenant per
+//! day, open multipart uploads per subject. Counted in this process (the default, no
+//! dependency) or in Redis / Valkey, shared by every replica.
+//!
+//! Both backends count the same way, so a deployment behaves alike on either: fixed
+//! windows (the UTC minute, the UTC day) whose counters expire by themselves, and a set
+//! of open uploads per subject whose members expire with the upload's deadline. A charge
+//! is checked whole before anything is counted: a refused ticket counts nothing.
+
+mod memory;
+mod shared;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+pub use crate::policy::{Quotas, WhenUnavailable};
+
+pub use memory::MemoryCounters;
+pub use shared::RedisCounters;
+
+/// `[limits]`: where the counters live.
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// `redis://` or `rediss://` URL of Redis or Valkey; absent: counted in process
+    /// (each replica alone).
+    pub redis_url: Option<String>,
+    /// Prefix of every key; default `upload-tickets:`.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+    /// Longest a Redis call may take, in milliseconds; default 50, 1 to 5000.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for LimitsSettings {
+    // The URL may carry a password: only whether there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimitsSettings")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[set]"))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+fn default_prefix() -> String {
+    "upload-tickets:".to_owned()
+}
+
+fn default_timeout_ms() -> u64 {
+    50
+}
+
+/// One ticket (or multipart upload) to count.
+#[derive(Debug, Clone, Copy)]
+pub struct Charge<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The subject.
+    pub subject: &'a str,
+    /// Bytes it may upload.
+    pub bytes: u64,
+    /// A multipart upload: its key (unique) and when it expires.
+    pub upload: Option<(&'a str, SystemTime)>,
+}
+
+/// Which limit refused a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The subject's tickets this minute.
+    SubjectRate,
+    /// The tenant's tickets this minute.
+    TenantRate,
+    /// The tenant's bytes today: this many are left.
+    Quota {
+        /// Bytes left today.
+        remaining: u64,
+    },
+    /// The subject's open multipart uploads.
+    OpenUploads,
+}
+
+/// Why a charge was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// A limit is reached; retry after this many seconds.
+    #[error("{refused:?}")]
+    Refused {
+        /// Which.
+        refused: Refused,
+        /// Seconds until its window turns (or the oldest upload expires).
+        retry_after: u64,
+    },
+    /// The counters cannot be reached, and the tenant denies meanwhile.
+    #[error("the limits backend is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a caller has used, for `GET /uploads/usage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// The subject's tickets this minute.
+    pub subject_this_minute: u64,
+    /// The tenant's tickets this minute.
+    pub tenant_this_minute: u64,
+    /// The tenant's bytes today.
+    pub bytes_today: u64,
+    /// The subject's open multipart uploads.
+    pub open_uploads: u64,
+}
+
+/// The counters' answer to a checked charge, before the fault policy.
+pub(crate) type Counted = Result<Result<(), (Refused, u64)>, String>;
+
+/// The windows a moment falls in: the UTC minute and day, and the seconds left in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Windows {
+    pub minute: u64,
+    pub day: u64,
+    pub minute_left: u64,
+    pub day_left: u64,
+    pub now: u64,
+}
+
+impl Windows {
+    pub(crate) fn at(now: SystemTime) -> Self {
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Self {
+            minute: now / 60,
+            day: now / 86_400,
+            minute_left: 60 - now % 60,
+            day_left: 86_400 - now % 86_400,
+            now,
+        }
+    }
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// The backend: in process or Redis.
+#[derive(Debug)]
+enum Counters {
+    Memory(MemoryCounters),
+    Redis(Box<RedisCounters>),
+}
+
+/// The limits of every tenant, checked against one backend.
+#[derive(Debug)]
+pub struct Limits {
+    counters: Counters,
+    /// Whether the last call reached the counters: the log says a fault once per episode.
+    healthy: AtomicBool,
+}
+
+impl Limits {
+    /// Counters in this process.
+    pub fn in_process() -> Self {
+        Self {
+            counters: Counters::Memory(MemoryCounters::default()),
+            healthy: AtomicBool::new(true),
+        }
+    }
+
+    /// The backend `settings` name: Redis when a URL is given (checked here; the
+    /// connection itself is made in the background and retried), else in process.
+    pub fn from_settings(settings: &LimitsSettings) -> Result<Self, String> {
+        let Some(url) = &settings.redis_url else {
+            return Ok(Self::in_process());
+        };
+        if !(1..=5000).contains(&settings.timeout_ms) {
+            return Err(format!(
+                "limits.timeout_ms is {}: 1 to 5000",
+                settings.timeout_ms
+            ));
+        }
+        let redis = RedisCounters::new(
+            url,
+            &settings.key_prefix,
+            Duration::from_millis(settings.timeout_ms),
+        )?;
+        Ok(Self {
+            counters: Counters::Redis(Box::new(redis)),
+            healthy: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether counters are shared between replicas.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.counters, Counters::Redis(_))
+    }
+
+    /// Starts what the backend runs in the background: dropping expired counters in
+    /// process; for Redis a ping every second, so that `/readyz` and the log know its
+    /// state between tickets (and the connection is remade as soon as it can be).
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        match &self.counters {
+            Counters::Memory(memory) => memory.start_upkeep(),
+            Counters::Redis(_) => {
+                let limits = Arc::clone(self);
+                tokio::spawn(async move {
+                    loop {
+                        if let Counters::Redis(redis) = &limits.counters {
+                            let _ = limits.observe(redis.ping().await);
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                })
+            }
+        }
+    }
+
+    /// Counts `charge` if every limit of `limits` lets it through.
+    pub async fn admit(
+        &self,
+        limits: &Quotas,
+        charge: Charge<'_>,
+        now: SystemTime,
+    ) -> Result<(), LimitError> {
+        if !limits.any() {
+            return Ok(());
+        }
+        let windows = Windows::at(now);
+        let counted = match &self.counters {
+            Counters::Memory(memory) => memory.admit(limits, &charge, windows),
+            Counters::Redis(redis) => redis.admit(limits, &charge, windows).await,
+        };
+        match self.observe(counted) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((refused, retry_after))) => {
+                metrics::counter!("upload_tickets_limit_refusals_total",
+                    "tenant" => charge.tenant.to_owned(), "code" => refused.code())
+                .increment(1);
+                Err(LimitError::Refused {
+                    refused,
+                    retry_after,
+                })
+            }
+            Err(reason) => {
+                metrics::counter!("upload_tickets_limits_unavailable_total",
+                "tenant" => charge.tenant.to_owned(),
+                "decision" => match limits.when_unavailable {
+                    WhenUnavailable::Deny => "deny",
+                    WhenUnavailable::Allow => "allow",
+                })
+                .increment(1);
+                match limits.when_unavailable {
+                    WhenUnavailable::Deny => Err(LimitError::Unavailable(reason)),
+                    WhenUnavailable::Allow => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Frees a multipart upload's place (completed or aborted). Best effort: a place
+    /// not freed expires with the upload's deadline anyway.
+    pub async fn release(&self, tenant: &str, subject: &str, key: &str) {
+        let result = match &self.counters {
+            Counters::Memory(memory) => {
+                memory.release(tenant, subject, key);
+                Ok(())
+            }
+            Counters::Redis(redis) => redis.release(tenant, subject, key).await,
+        };
+        let _ = self.observe(result);
+    }
+
+    /// What `subject` of `tenant` has used at `now`.
+    pub async fn usage(
+        &self,
+        tenant: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<Usage, LimitError> {
+        let windows = Windows::at(now);
+        let usage = match &self.counters {
+            Counters::Memory(memory) => Ok(memory.usage(tenant, subject, windows)),
+            Counters::Redis(redis) => redis.usage(tenant, subject, windows).await,
+        };
+        self.observe(usage).map_err(LimitError::Unavailable)
+    }
+
+    /// `None` while healthy, else why not: for `/readyz`.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        (!self.healthy.load(Ordering::Relaxed)).then_some("the limits backend is unreachable")
+    }
+
+    /// Logs the first failure of an episode and the recovery, not every request.
+    fn observe<T>(&self, result: Result<T, String>) -> Result<T, String> {
+        match &result {
+            Ok(_) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("limits backend reachable again");
+                }
+            }
+            Err(reason) => {
+                if self.healthy.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(%reason, "limits backend unreachable; tenants' on_limits_unavailable decides until it is back");
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Refused {
+    /// The problem code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::SubjectRate => "rate_limited",
+            Self::TenantRate => "tenant_rate_limited",
+            Self::Quota { .. } => "quota_exceeded",
+            Self::OpenUploads => "too_many_uploads",
+        }
+    }
+}
+
+/// The key of a counter or set: every key of a tenant shares the `{tenant}` hash tag,
+/// so one script touches one Redis Cluster slot.
+pub(crate) fn key(prefix: &str, tenant: &str, kind: &str, rest: &str) -> String {
+    format!("{prefix}{{{tenant}}}:{kind}:{rest}")
+}
+
+/// The four keys a charge touches at `windows`.
+pub(crate) fn charge_keys(prefix: &str, tenant: &str, subject: &str, w: Windows) -> [String; 4] {
+    [
+        key(prefix, tenant, "sm", &format!("{}:{subject}", w.minute)),
+        key(prefix, tenant, "tm", &w.minute.to_string()),
+        key(prefix, tenant, "bd", &w.day.to_string()),
+        key(prefix, tenant, "open", subject),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

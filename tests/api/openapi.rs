@@ -345,3 +345,30 @@ fn every_example_in_the_spec_validates_against_its_schema() {
     }
     assert!(checked >= 4, "only {checked} examples checked");
 }
+
+/// A standard linter finds nothing: Spectral's `spectral:oas` ruleset (`.spectral.yaml`),
+/// at every severity down to hints.
+#[test]
+fn the_spec_lints_clean_with_spectral() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spectral = root.join("tests/spec/node_modules/.bin/spectral");
+    assert!(
+        spectral.is_file(),
+        "Spectral is not installed: run scripts/install-test-deps.sh"
+    );
+    let output = std::process::Command::new(&spectral)
+        .current_dir(root)
+        .args(["lint", "openapi.yaml", "--ruleset", ".spectral.yaml"])
+        .args(["--format", "json", "--fail-severity", "hint", "--quiet"])
+        .output()
+        .expect("spectral runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let findings: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "spectral printed no JSON: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(findings, json!([]), "spectral:oas findings");
+    assert!(output.status.success());
+}

@@ -4,7 +4,8 @@
 #
 # - Node.js and npm (Debian packages) to run the seed, @aws-sdk/s3-presigned-post.
 # - The seed itself, pinned by tests/seed/package-lock.json (npm ci); Spectral, the
-#   OpenAPI linter, pinned by tests/spec/package-lock.json.
+#   OpenAPI linter, pinned by tests/spec/package-lock.json; the TypeScript client's tools
+#   (typescript, openapi-typescript), pinned by clients/typescript/package-lock.json.
 # - s3s-fs 0.17.0, a real S3-compatible server that enforces POST policies, for the
 #   end-to-end tests. Built once (about 4 minutes) into $UPLOAD_TICKETS_TOOLS
 #   (default ~/.cache/upload-tickets-tools), which later runs reuse.
@@ -46,7 +47,7 @@ if [ "$node_major" -lt 18 ]; then
 fi
 
 # npm ci when the installed tree is missing or older than the lockfile.
-for dir in tests/seed tests/browser tests/spec; do
+for dir in tests/seed tests/browser tests/spec clients/typescript; do
   if [ ! -f "$dir/node_modules/.package-lock.json" ] \
     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     log "installing npm packages (npm ci in $dir)"

@@ -4,6 +4,7 @@
 
 mod auth;
 mod browser;
+mod client;
 mod config;
 mod dev;
 mod e2e;

@@ -274,6 +274,20 @@ impl Cluster {
         (status, body, headers)
     }
 
+    async fn start_multipart(&self, sub: &str, size: u64) -> (u16, Value) {
+        let body = json!({"filename": "big.bin", "size": size});
+        let token = token("shared", sub);
+        let (status, body, _) = self
+            .call(
+                reqwest::Method::POST,
+                "/uploads/multipart",
+                &token,
+                Some(body),
+            )
+            .await;
+        (status, body)
+    }
+
     async fn ticket(
         &self,
         tenant: &str,
@@ -390,68 +404,34 @@ async fn limits_and_quotas_hold_across_two_replicas_behind_nginx() {
     let (status, _, _) = cluster.ticket("shared", "ann", 100).await;
     assert_eq!(status, 429, "still limited after the restarts");
 
-    // One open multipart upload per subject, across replicas; aborting frees it.
-    let start = |sub: &'static str| {
-        let body = json!({"filename": "big.bin", "size": 6_000_000});
-        let token = token("shared", sub);
-        (body, token)
-    };
-    let (body, dora) = start("dora");
-    let (status, first, _) = cluster
-        .call(
-            reqwest::Method::POST,
-            "/uploads/multipart",
-            &dora,
-            Some(body.clone()),
-        )
-        .await;
-    // The quota: 1 999 500 bytes left, a 6 MB upload does not fit.
+    // One open multipart upload per subject, across replicas; aborting frees it. The
+    // quota first: 1 999 500 bytes are left, a 6 MB upload does not fit.
+    let (status, body) = cluster.start_multipart("dora", 6_000_000).await;
     assert_eq!(
-        (status, first["code"].as_str()),
+        (status, body["code"].as_str()),
         (429, Some("quota_exceeded")),
-        "{first}"
+        "{body}"
     );
-    let small = json!({"filename": "big.bin", "size": 400_000});
-    let (status, first, _) = cluster
-        .call(
-            reqwest::Method::POST,
-            "/uploads/multipart",
-            &dora,
-            Some(small.clone()),
-        )
-        .await;
+    let (status, first) = cluster.start_multipart("dora", 400_000).await;
     assert_eq!(status, 201, "{first}");
-    let (status, second, _) = cluster
-        .call(
-            reqwest::Method::POST,
-            "/uploads/multipart",
-            &dora,
-            Some(small.clone()),
-        )
-        .await;
+    let (status, body) = cluster.start_multipart("dora", 400_000).await;
     assert_eq!(
-        (status, second["code"].as_str()),
+        (status, body["code"].as_str()),
         (429, Some("too_many_uploads")),
-        "{second}"
+        "{body}"
     );
     let handle = first["handle"].as_str().unwrap();
+    let path = format!("/uploads/multipart/{handle}");
     let (status, _, _) = cluster
         .call(
             reqwest::Method::DELETE,
-            &format!("/uploads/multipart/{handle}"),
-            &dora,
+            &path,
+            &token("shared", "dora"),
             None,
         )
         .await;
     assert_eq!(status, 204);
-    let (status, body, _) = cluster
-        .call(
-            reqwest::Method::POST,
-            "/uploads/multipart",
-            &dora,
-            Some(small),
-        )
-        .await;
+    let (status, body) = cluster.start_multipart("dora", 400_000).await;
     assert_eq!(status, 201, "the aborted upload's place is free: {body}");
 }
 

@@ -109,7 +109,7 @@ impl Drop for Redis {
 struct Gateway {
     base: String,
     dir: PathBuf,
-    _process: Process,
+    process: Option<Process>,
 }
 
 impl Gateway {
@@ -160,13 +160,25 @@ impl Gateway {
         Self {
             base: format!("http://127.0.0.1:{port}"),
             dir,
-            _process: process,
+            process: Some(process),
         }
     }
 }
 
 impl Drop for Gateway {
+    /// SIGTERM to the master, which stops its workers (a SIGKILL would orphan them, still
+    /// holding the port), then the master's exit; SIGKILL only if it does not come.
     fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            // Not `signal`: a drop must not panic (the master may be gone already).
+            let _ = Command::new("kill")
+                .args(["-TERM", &process.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(process.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -83,6 +83,10 @@ pub struct ServerSettings {
     /// Threads of the runtime that serves requests (tokio's work-stealing scheduler);
     /// default one per CPU.
     pub workers: Option<usize>,
+    /// Where Uppy Companion's S3 routes are served (`@uppy/aws-s3`'s `endpoint` is the
+    /// service's URL); default `/s3`, empty to serve none.
+    #[serde(default = "default_companion_prefix")]
+    pub companion_prefix: String,
 }
 
 impl Default for ServerSettings {
@@ -98,6 +102,7 @@ impl Default for ServerSettings {
             max_header_bytes: default_max_header_bytes(),
             handle_secret_env: None,
             workers: None,
+            companion_prefix: default_companion_prefix(),
         }
     }
 }
@@ -111,6 +116,53 @@ pub enum LogFormat {
     Json,
     /// Human-readable (development).
     Pretty,
+}
+
+fn default_companion_prefix() -> String {
+    "/s3".to_owned()
+}
+
+/// Paths of the service's own routes, which Companion's may not shadow.
+const OWN_PATHS: [&str; 6] = [
+    "/uploads",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/openapi.yaml",
+    "/demo",
+];
+
+/// `prefix` as a place for Companion's routes: `/` and path segments of unreserved
+/// characters, no trailing slash, not over or under one of the service's own paths.
+fn check_companion_prefix(prefix: &str) -> Result<(), ConfigError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let segments_ok = prefix.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        })
+    });
+    if !segments_ok {
+        return Err(ConfigError::invalid(
+            "server.companion_prefix",
+            format!("{prefix:?} is not a path like /s3 (empty serves no Companion routes)"),
+        ));
+    }
+    let clashes = |own: &str| {
+        let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        under(prefix, own) || under(own, prefix)
+    };
+    if let Some(own) = OWN_PATHS.into_iter().find(|own| clashes(own)) {
+        return Err(ConfigError::invalid(
+            "server.companion_prefix",
+            format!("{prefix:?} overlaps the service's own {own}"),
+        ));
+    }
+    Ok(())
 }
 
 fn default_listen() -> SocketAddr {
@@ -271,6 +323,7 @@ impl Config {
                 "must be 16384 to 16777216",
             ));
         }
+        check_companion_prefix(&server.companion_prefix)?;
         for origin in &server.cors_allowed_origins {
             let ok = url::Url::parse(origin).is_ok_and(|u| {
                 matches!(u.scheme(), "http" | "https")

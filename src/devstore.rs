@@ -334,8 +334,19 @@ async fn check_post_policy(
     }
     match verdict {
         Ok(()) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+            let host = parts.headers.get(header::HOST).cloned();
+            let mut response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            if response.status().is_success() {
+                let key = form
+                    .fields
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("key"));
+                let key = key.map_or("", |(_, v)| v.as_str());
+                add_post_headers(&mut response, host, &bucket, key, &form.file);
+            }
+            response
         }
         Err(refusal) => {
             tracing::info!(%refusal, "dev store: POST upload refused");
@@ -344,6 +355,45 @@ async fn check_post_policy(
         }
     }
 }
+
+/// The `ETag` and `Location` headers S3 answers a POST upload with and s3s-fs leaves
+/// out: upload code reads them (Uppy waits for the ETag for ever without it).
+fn add_post_headers(
+    response: &mut Response,
+    host: Option<HeaderValue>,
+    bucket: &str,
+    key: &str,
+    file: &[u8],
+) {
+    use md5::Digest as _;
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ETAG) {
+        let etag = format!("\"{}\"", hex::encode(md5::Md5::digest(file)));
+        if let Ok(value) = HeaderValue::from_str(&etag) {
+            headers.insert(header::ETAG, value);
+        }
+    }
+    let host = host.as_ref().and_then(|h| h.to_str().ok());
+    if let Some(host) = host
+        && !headers.contains_key(header::LOCATION)
+    {
+        let key: String = key
+            .split('/')
+            .map(|segment| percent_encoding::utf8_percent_encode(segment, KEY_SEGMENT).to_string())
+            .collect::<Vec<_>>()
+            .join("/");
+        if let Ok(value) = HeaderValue::from_str(&format!("http://{host}/{bucket}/{key}")) {
+            headers.insert(header::LOCATION, value);
+        }
+    }
+}
+
+/// What a key's path segment keeps unencoded in a URL: RFC 3986's unreserved characters.
+const KEY_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A PUT (object or part) that declares a checksum in a header: its algorithm and value.
 fn declared_header(request: &Request) -> Option<(ChecksumAlgorithm, String)> {

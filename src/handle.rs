@@ -48,6 +48,20 @@ pub struct Upload {
     /// The whole object's checksum declared at the start, if any (base64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// Set when the client lays out the parts itself (Uppy picks its own part size):
+    /// then any numbering S3 accepts, `part_count` is S3's most, `size` is 0 unless
+    /// declared, and the completion holds the total to these bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_parts: Option<SizeBounds>,
+}
+
+/// The sizes an upload whose parts the client lays out may add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeBounds {
+    /// Smallest total in bytes.
+    pub min: u64,
+    /// Largest total in bytes.
+    pub max: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -154,6 +168,7 @@ mod tests {
             content_type: None,
             checksum_algorithm: None,
             checksum: None,
+            client_parts: None,
         }
     }
 

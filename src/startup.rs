@@ -72,10 +72,13 @@ impl Application {
             state.clone(),
             &config.server.cors_allowed_origins,
             timeout,
-            &if config.server.demo {
-                http::Demo::On(config.demo_token.clone())
-            } else {
-                http::Demo::Off
+            http::Extras {
+                demo: &if config.server.demo {
+                    http::Demo::On(config.demo_token.clone())
+                } else {
+                    http::Demo::Off
+                },
+                companion_prefix: &config.server.companion_prefix,
             },
         );
         Ok(Self {

@@ -199,6 +199,8 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, for a person.
     pub detail: String,
+    /// The same words again: Uppy (Companion's clients) shows a 4xx body's `message`.
+    pub message: String,
     /// The stable machine code.
     pub code: &'static str,
 }
@@ -232,6 +234,7 @@ impl IntoResponse for ApiError {
             kind: format!("urn:upload-tickets:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
+            message: detail.clone(),
             detail,
             code,
         };

@@ -1,6 +1,7 @@
 //! The HTTP API: router, state, layers. Handlers live in one file per resource.
 
 mod access;
+mod companion;
 mod completion;
 pub mod demo;
 pub mod error;
@@ -149,10 +150,24 @@ impl MakeRequestId for NewRequestId {
     }
 }
 
+/// What the router serves beyond the API itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Extras<'a> {
+    /// `GET /demo` and `GET /demo/objects`.
+    pub demo: &'a Demo,
+    /// Where Uppy Companion's S3 routes are (`/s3`); empty: nowhere. Checked by the
+    /// configuration (a path that overlaps the API's own would panic here).
+    pub companion_prefix: &'a str,
+}
+
 /// The router with every layer: request id, tracing, CORS, body limit, timeout,
-/// panic catching. `cors_origins` are exact origins; `demo` serves `GET /demo` and
-/// `GET /demo/objects`.
-pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo: &Demo) -> Router {
+/// panic catching. `cors_origins` are exact origins.
+pub fn router(
+    state: AppState,
+    cors_origins: &[String],
+    timeout: Duration,
+    extras: Extras<'_>,
+) -> Router {
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -164,13 +179,17 @@ pub fn router(state: AppState, cors_origins: &[String], timeout: Duration, demo:
         .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(600));
 
-    Router::new()
+    let mut routes = Router::new();
+    if !extras.companion_prefix.is_empty() {
+        routes = routes.nest(extras.companion_prefix, companion::router());
+    }
+    routes
         .merge(uploads::router())
         .merge(usage::router())
         .merge(multipart::router())
         .merge(completion::router())
         .merge(health::router())
-        .merge(demo::router(demo))
+        .merge(demo::router(extras.demo))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

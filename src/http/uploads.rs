@@ -51,14 +51,29 @@ async fn create_upload(
     who: Authorized,
     AppJson(body): AppJson<UploadRequest>,
 ) -> Reply {
-    let issued = match who.rules.upload_method {
-        UploadMethod::Post => post_ticket(&state, &who, &body).await,
-        UploadMethod::Put => put_ticket(&state, &who, &body).await,
-    };
+    let issued = ticket(&state, &who, &body, StatusCode::CREATED).await;
     who.reply("ticket_issued", issued)
 }
 
-async fn post_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
+/// A ticket of the tenant's method for `body`, answered with `status`.
+pub(super) async fn ticket(
+    state: &AppState,
+    who: &Authorized,
+    body: &UploadRequest,
+    status: StatusCode,
+) -> Handled {
+    match who.rules.upload_method {
+        UploadMethod::Post => post_ticket(state, who, body, status).await,
+        UploadMethod::Put => put_ticket(state, who, body, status).await,
+    }
+}
+
+async fn post_ticket(
+    state: &AppState,
+    who: &Authorized,
+    body: &UploadRequest,
+    status: StatusCode,
+) -> Handled {
     let mut plan = policy::plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
     let credentials = tickets::admit(state, who, plan.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
@@ -81,10 +96,15 @@ async fn post_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -
         max_size: plan.max_size,
         post,
     };
-    Ok((tickets::json(StatusCode::CREATED, &ticket)?, plan.key))
+    Ok((tickets::json(status, &ticket)?, plan.key))
 }
 
-async fn put_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
+async fn put_ticket(
+    state: &AppState,
+    who: &Authorized,
+    body: &UploadRequest,
+    status: StatusCode,
+) -> Handled {
     let mut plan = policy::put_plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
     let credentials = tickets::admit(state, who, plan.object.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
@@ -106,8 +126,5 @@ async fn put_ticket(state: &AppState, who: &Authorized, body: &UploadRequest) ->
         min_size: plan.object.min_size,
         max_size: plan.object.max_size,
     };
-    Ok((
-        tickets::json(StatusCode::CREATED, &ticket)?,
-        plan.object.key,
-    ))
+    Ok((tickets::json(status, &ticket)?, plan.object.key))
 }

@@ -340,6 +340,26 @@ pub fn multipart_plan(
     })
 }
 
+/// A multipart upload whose parts the client lays out (Uppy picks its own part size):
+/// the size may be left undeclared, and the completion holds the total to the plan's
+/// `min_size..=max_size` (the declared size, if there is one).
+pub fn client_multipart_plan(
+    rules: &TenantRules,
+    subject: &str,
+    request: &UploadRequest,
+    now: SystemTime,
+    uuid: &str,
+) -> Result<ObjectPlan, PolicyError> {
+    if request.size == Some(0) {
+        return Err(PolicyError::FileTooSmall { size: 0, min: 1 });
+    }
+    let mut object = resolve(rules, subject, request, now, uuid)?;
+    // S3 completes no upload without a part, and a part of no bytes is no file.
+    object.min_size = object.min_size.max(1);
+    object.expires_in = object.expires_in.min(rules.multipart_expires_in);
+    Ok(object)
+}
+
 fn content_type(rules: &TenantRules, given: Option<&str>) -> Result<Option<String>, PolicyError> {
     let allowed = || {
         rules

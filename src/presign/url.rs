@@ -176,6 +176,17 @@ pub struct PresignedUrl {
 }
 
 impl Presigner {
+    /// The object's plain URL, unsigned: where an upload landed, as S3's `Location`
+    /// names it (a private bucket still refuses an unsigned GET of it).
+    pub fn object_url(&self, bucket: &BucketName, key: &ObjectKey) -> Result<String, PresignError> {
+        let mut url = self.addressing().url(self.region(), bucket)?;
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        encode_into(&mut url, key.as_str(), true);
+        Ok(url)
+    }
+
     /// Signs `request` as of `now`.
     pub fn presign_url(
         &self,

@@ -174,9 +174,10 @@ impl ObjectStore for MemoryStore {
             let parts = &Self::upload(&mut state, &upload)?.parts;
             Ok(parts
                 .iter()
-                .map(|(&number, &(_, size))| StoredPart {
+                .map(|(&number, (etag, size))| StoredPart {
                     number,
-                    size,
+                    size: *size,
+                    etag: etag.clone(),
                     checksum: None,
                 })
                 .collect())

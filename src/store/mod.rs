@@ -40,6 +40,8 @@ pub struct StoredPart {
     pub number: u16,
     /// Its size in bytes.
     pub size: u64,
+    /// The ETag the store answered its upload with (a client resuming completes with it).
+    pub etag: String,
     /// Its checksum, if the store lists one.
     pub checksum: Option<StoredChecksum>,
 }

@@ -155,6 +155,7 @@ impl ObjectStore for S3Store {
                             .and_then(|n| u16::try_from(n).ok())
                             .unwrap_or(0),
                         size: part.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                        etag: part.e_tag().unwrap_or_default().to_owned(),
                         checksum: reported([
                             part.checksum_crc32(),
                             part.checksum_crc32_c(),

@@ -10,40 +10,47 @@ use serde_json::Value;
 use crate::helpers::*;
 use crate::store::{BUCKET, Kind, Store};
 
-/// Runs tests/browser/demo.mjs off the test's runtime (the server under test runs on
-/// it) and returns what the page showed.
-async fn drive_demo(url: &str, token: &str, file: &Path, declare_size: bool) -> Value {
-    let (url, token, file) = (url.to_owned(), token.to_owned(), file.to_owned());
-    tokio::task::spawn_blocking(move || drive_demo_blocking(&url, &token, &file, declare_size))
-        .await
-        .expect("the browser driver thread")
-}
-
-fn drive_demo_blocking(url: &str, token: &str, file: &Path, declare_size: bool) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/demo.mjs");
+/// Runs the driver `tests/browser/<script>` with `args` in Node, off the test's runtime
+/// (the server under test runs on it), and answers the JSON it prints. `needs` is a
+/// file under `tests/browser/node_modules` the driver cannot run without.
+pub(crate) async fn run_driver(script: &str, args: Vec<String>, needs: &str) -> Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
-        script
-            .with_file_name("node_modules/playwright-core")
-            .is_dir(),
-        "playwright-core is not installed: run scripts/install-test-deps.sh"
+        dir.join("node_modules").join(needs).exists(),
+        "{needs} is not installed: run scripts/install-test-deps.sh"
     );
     assert!(
         Path::new("/usr/bin/chromium").is_file(),
         "chromium is not installed: run scripts/install-test-deps.sh"
     );
-    let output = Command::new("node")
-        .arg(&script)
-        .args([url, token])
-        .arg(file)
-        .arg(if declare_size { "yes" } else { "no" })
-        .output()
-        .expect("node runs");
+    let script = dir.join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .args(&args)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("the browser driver thread");
     assert!(
         output.status.success(),
         "the browser run failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("the driver prints JSON")
+}
+
+/// Runs tests/browser/demo.mjs and returns what the page showed.
+async fn drive_demo(url: &str, token: &str, file: &Path, declare_size: bool) -> Value {
+    let declare = if declare_size { "yes" } else { "no" };
+    let args = vec![
+        url.to_owned(),
+        token.to_owned(),
+        file.to_string_lossy().into_owned(),
+        declare.to_owned(),
+    ];
+    run_driver("demo.mjs", args, "playwright-core").await
 }
 
 // s3s-fs answers no CORS (501), so a browser cannot use it.

@@ -163,6 +163,15 @@ impl Drop for Dev {
 /// Posts `file` with the ticket's fields in order, plus `extra` fields before the
 /// file; answers the store's status and body.
 pub async fn post_form(ticket: &Value, extra: &[(&str, &str)], file: &[u8]) -> (u16, String) {
+    let response = post_form_response(ticket, extra, file).await;
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn post_form_response(
+    ticket: &Value,
+    extra: &[(&str, &str)],
+    file: &[u8],
+) -> reqwest::Response {
     let mut form = reqwest::multipart::Form::new();
     for (name, value) in ticket["fields"].as_object().unwrap() {
         form = form.text(name.clone(), value.as_str().unwrap().to_owned());
@@ -171,13 +180,12 @@ pub async fn post_form(ticket: &Value, extra: &[(&str, &str)], file: &[u8]) -> (
         form = form.text((*name).to_owned(), (*value).to_owned());
     }
     let part = reqwest::multipart::Part::bytes(file.to_vec()).file_name("hello.txt");
-    let response = reqwest::Client::new()
+    reqwest::Client::new()
         .post(ticket["url"].as_str().unwrap())
         .multipart(form.part("file", part))
         .send()
         .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+        .unwrap()
 }
 
 async fn get_bytes(url: &str) -> (u16, Vec<u8>) {
@@ -209,6 +217,21 @@ async fn dev_prints_a_token_and_a_curl_line_that_work() {
             .starts_with("minioadmin/")
     );
     assert!(ticket["key"].as_str().unwrap().starts_with("dev/dev-user/"));
+
+    // The store answers a POST upload with the headers S3 sends and upload code reads
+    // (Uppy waits for the ETag for ever without it).
+    let response = post_form_response(&ticket, &[], b"hello").await;
+    assert_eq!(response.status(), 201);
+    let headers = response.headers();
+    assert_eq!(
+        headers["etag"], "\"5d41402abc4b2a76b9719d911017c592\"",
+        "MD5 of hello"
+    );
+    let location = headers["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("{}/uploads/{}", dev.store, ticket["key"].as_str().unwrap())
+    );
 }
 
 /// A POST upload and a PUT upload land in the store's directory and come back through

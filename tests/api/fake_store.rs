@@ -57,7 +57,10 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
         state,
         &[],
         config.request_timeout(),
-        &upload_tickets::http::Demo::Off,
+        upload_tickets::http::Extras {
+            demo: &upload_tickets::http::Demo::Off,
+            companion_prefix: &config.server.companion_prefix,
+        },
     );
     InProcess {
         router,

@@ -5,6 +5,7 @@
 mod auth;
 mod browser;
 mod client;
+mod companion;
 mod config;
 mod dev;
 mod e2e;
@@ -21,4 +22,5 @@ mod scale;
 mod schemathesis;
 mod store;
 mod uploads;
+mod uppy;
 mod walkthrough;

@@ -157,7 +157,8 @@ impl Store {
         Some(object.body.collect().await.ok()?.to_vec())
     }
 
-    /// CORS on [`BUCKET`]: browsers of `origin` may POST and PUT to it.
+    /// CORS on [`BUCKET`]: browsers of `origin` may POST and PUT to it, and read the
+    /// ETag and Location of the answer (Uppy reads both).
     pub async fn allow_origin(&self, origin: &str) {
         let rule = CorsRule::builder()
             .allowed_origins(origin)
@@ -166,6 +167,7 @@ impl Store {
             .allowed_methods("GET")
             .allowed_headers("*")
             .expose_headers("ETag")
+            .expose_headers("Location")
             .max_age_seconds(600)
             .build()
             .unwrap();

@@ -2,17 +2,10 @@
 // prints what the page ends up showing, as one JSON line.
 // Usage: node demo.mjs <demo URL> <bearer token, or - for the one the page comes with>
 //        <file> <yes|no: declare the size> [yes|no: declare the SHA-256, default yes]
-import { chromium } from "playwright-core";
+import { launchChromium } from "./launch.mjs";
 
 const [url, token, file, declare, checksum = "yes"] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  // No sandbox as root; no background traffic: this machine has no network.
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const consoleErrors = [];

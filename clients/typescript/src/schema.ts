@@ -291,10 +291,184 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/s3/params": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A ticket, as Uppy's Companion answers getUploadParameters
+         * @description What `@uppy/aws-s3` (4.x, 5.x; option `endpoint`) asks for a file below its
+         *     multipart threshold. The same ticket as `POST /uploads` (the tenant's method,
+         *     rules and key scheme), answered with 200. The file's meta comes as
+         *     `metadata[<name>]`: `name` and `type` (Uppy's own) and `relativePath` are
+         *     dropped, `size` is the declared size (PUT tenants need it: put the file's size
+         *     in its meta), the rest is object metadata under the tenant's `metadata_keys`.
+         *     The prefix `/s3` is `server.companion_prefix`.
+         */
+        get: operations["companionParams"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/s3/multipart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a multipart upload, as Companion does for Uppy
+         * @description Uppy sends no size and picks its own part size: the upload takes any part
+         *     layout S3 accepts, and its total is checked at completion against the declared
+         *     size (`metadata.size`, if the app puts it in the file's meta) or the tenant's
+         *     `min_size` and `max_size`. The `uploadId` answered is the signed handle, not
+         *     the store's id: every later call is checked against the caller with it.
+         */
+        post: operations["companionCreateMultipart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/s3/multipart/{uploadId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The parts the store holds (Uppy resuming)
+         * @description With the ETag of each, which Uppy completes with.
+         */
+        get: operations["companionListParts"];
+        put?: never;
+        post?: never;
+        /**
+         * Abort the upload (Uppy cancelling)
+         * @description Answers an empty JSON object, which Uppy reads.
+         */
+        delete: operations["companionAbortMultipart"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/s3/multipart/{uploadId}/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sign several part URLs at once
+         * @description Companion's batch form (`presignedUrls` by part number), for clients that sign ahead.
+         */
+        get: operations["companionSignBatch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/s3/multipart/{uploadId}/{partNumber}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sign one part's URL
+         * @description PUT the part's bytes to `url` and keep the `ETag` the store answers (the bucket's CORS must expose it).
+         */
+        get: operations["companionSignPart"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/s3/multipart/{uploadId}/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Complete the upload
+         * @description The parts in any order (they are sorted), each once. The service checks with the
+         *     store that every listed part is there and that they add up to the declared size
+         *     or fit the tenant's bounds, then completes (with `If-None-Match: *` unless the
+         *     tenant sets `prevent_overwrite = false`).
+         */
+        post: operations["companionCompleteMultipart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        CompanionStart: {
+            filename: string;
+            type?: string;
+            /** @description The file's meta (Uppy sends strings); see `/s3/params`. */
+            metadata?: {
+                [key: string]: string | number | boolean | null;
+            };
+        };
+        CompanionUpload: {
+            key: string;
+            /** @description The signed handle; send it back as the upload id. */
+            uploadId: string;
+            bucket: string;
+        };
+        CompanionPart: {
+            PartNumber: number;
+            /** Format: int64 */
+            Size: number;
+            ETag: string;
+        };
+        CompanionComplete: {
+            parts: {
+                PartNumber: number;
+                ETag: string;
+            }[];
+        };
+        CompanionCompleted: {
+            /**
+             * Format: uri
+             * @description The object's URL (unsigned).
+             */
+            location: string;
+            key: string;
+            bucket: string;
+            /** Format: int64 */
+            size: number;
+        };
         UploadRequest: {
             /**
              * @description The file's name as the user has it. It is sanitised (NFC, no path separators,
@@ -601,6 +775,8 @@ export interface components {
             status: number;
             /** @description For a person; for `internal`, generic. */
             detail: string;
+            /** @description The same as `detail`, for clients that read `message` (Uppy shows it). */
+            message: string;
             /** @enum {string} */
             code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
         };
@@ -790,6 +966,10 @@ export interface components {
         RequestId: string;
         /** @description The `handle` from starting the upload. */
         Handle: string;
+        /** @description The `uploadId` from `POST /s3/multipart` (the signed handle). */
+        CompanionUploadId: string;
+        /** @description The `key` from `POST /s3/multipart`; another key is refused with 403. */
+        CompanionKey: string;
     };
     requestBodies: never;
     headers: {
@@ -1224,6 +1404,297 @@ export interface operations {
                 };
             };
             405: components["responses"]["MethodNotAllowed"];
+        };
+    };
+    companionParams: {
+        parameters: {
+            query: {
+                filename: string;
+                /** @description The file's media type (empty for none). */
+                type?: string;
+                /** @description The file's meta, as `metadata[<name>]=<value>`. */
+                metadata?: {
+                    [key: string]: string;
+                };
+            };
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ticket. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ticket"] | components["schemas"]["PutTicket"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    companionCreateMultipart: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompanionStart"];
+            };
+        };
+        responses: {
+            /** @description The upload has started. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompanionUpload"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["Forbidden"];
+            405: components["responses"]["MethodNotAllowed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["StoreError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    companionListParts: {
+        parameters: {
+            query: {
+                /** @description The `key` from `POST /s3/multipart`; another key is refused with 403. */
+                key: components["parameters"]["CompanionKey"];
+            };
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The `uploadId` from `POST /s3/multipart` (the signed handle). */
+                uploadId: components["parameters"]["CompanionUploadId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The parts, by number. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompanionPart"][];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["NotOwner"];
+            404: components["responses"]["UploadNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["StoreError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    companionAbortMultipart: {
+        parameters: {
+            query: {
+                /** @description The `key` from `POST /s3/multipart`; another key is refused with 403. */
+                key: components["parameters"]["CompanionKey"];
+            };
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The `uploadId` from `POST /s3/multipart` (the signed handle). */
+                uploadId: components["parameters"]["CompanionUploadId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Aborted. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["NotOwner"];
+            404: components["responses"]["UploadNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["StoreError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    companionSignBatch: {
+        parameters: {
+            query: {
+                /** @description The `key` from `POST /s3/multipart`; another key is refused with 403. */
+                key: components["parameters"]["CompanionKey"];
+                /** @description 1 to 100 distinct part numbers, separated by commas. */
+                partNumbers: string;
+            };
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The `uploadId` from `POST /s3/multipart` (the signed handle). */
+                uploadId: components["parameters"]["CompanionUploadId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The URLs by part number. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        presignedUrls: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["NotOwner"];
+            404: components["responses"]["UploadNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            422: components["responses"]["PartsInvalid"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    companionSignPart: {
+        parameters: {
+            query: {
+                /** @description The `key` from `POST /s3/multipart`; another key is refused with 403. */
+                key: components["parameters"]["CompanionKey"];
+            };
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The `uploadId` from `POST /s3/multipart` (the signed handle). */
+                uploadId: components["parameters"]["CompanionUploadId"];
+                partNumber: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The part's URL. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uri */
+                        url: string;
+                        /** @constant */
+                        method: "PUT";
+                        /** @description Seconds the URL stays valid. */
+                        expires: number;
+                    };
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["NotOwner"];
+            404: components["responses"]["UploadNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            422: components["responses"]["PartsInvalid"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    companionCompleteMultipart: {
+        parameters: {
+            query: {
+                /** @description The `key` from `POST /s3/multipart`; another key is refused with 403. */
+                key: components["parameters"]["CompanionKey"];
+            };
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The `uploadId` from `POST /s3/multipart` (the signed handle). */
+                uploadId: components["parameters"]["CompanionUploadId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompanionComplete"];
+            };
+        };
+        responses: {
+            /** @description The object exists. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompanionCompleted"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["NotOwner"];
+            404: components["responses"]["UploadNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["ObjectExists"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["PartsInvalid"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["StoreError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

@@ -7,6 +7,7 @@
 //! binding, and every call checks it against the caller's token and key prefix.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
@@ -24,15 +25,15 @@ use super::tickets::{self, new_uuid, rfc3339, usable_validity};
 use super::{ApiError, AppState};
 use crate::credentials::LoadedCredentials;
 use crate::handle::Upload;
-use crate::policy::{self, MultipartPlan, UploadRequest};
-use crate::presign::{BucketName, Checksum, ChecksumAlgorithm, Credentials, ObjectKey, UrlRequest};
-use crate::store::{Completion, PartTag, StoredChecksum, StoredPart, UploadRef};
+use crate::policy::{self, MultipartPlan, ObjectPlan, UploadRequest};
+use crate::presign::{BucketName, Checksum, Credentials, ObjectKey, UrlRequest};
+use crate::store::{CompletedObject, Completion, PartTag, StoredChecksum, StoredPart, UploadRef};
 
 /// Most part URLs one response carries; clients ask for the rest in batches.
-const PART_BATCH: u16 = 100;
+pub(super) const PART_BATCH: u16 = 100;
 
 /// Largest completion body: 10 000 parts of about 100 bytes each.
-const COMPLETE_BODY_BYTES: usize = 1024 * 1024;
+pub(super) const COMPLETE_BODY_BYTES: usize = 1024 * 1024;
 
 /// Longest ETag accepted (S3's are 34 to 42 characters with their quotes).
 const MAX_ETAG_BYTES: usize = 64;
@@ -51,9 +52,9 @@ pub(super) fn router() -> Router<AppState> {
 
 /// One signed part URL, and the headers its PUT must carry (a declared checksum).
 #[derive(Debug, Serialize)]
-struct PartUrl {
-    part_number: u16,
-    url: String,
+pub(super) struct PartUrl {
+    pub part_number: u16,
+    pub url: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<String, String>,
 }
@@ -85,39 +86,51 @@ async fn start(
 
 async fn start_upload(state: &AppState, who: &Authorized, body: &UploadRequest) -> Handled {
     let plan = policy::multipart_plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
-    let key = plan.object.key.as_str();
-    let deadline = who.now + who.rules.multipart_expires_in;
-    let credentials = tickets::admit(state, who, plan.size, Some((key, deadline))).await?;
-    let bucket = who.rules.bucket.as_str();
-    let settings = &who.rules.object_settings;
-    let created = state
-        .store
-        .create_upload(bucket, &plan.object, settings)
-        .await;
-    let upload_id = match created {
-        Ok(upload_id) => upload_id,
-        Err(error) => {
-            // No upload: its place among the subject's open ones is free again.
-            release(state, who, key).await;
-            return Err(error.into());
-        }
-    };
+    let (upload_id, credentials) = create_in_store(state, who, &plan.object, plan.size).await?;
     let answer = started(state, who, &plan, &credentials, &upload_id);
     if answer.is_err() {
-        // Nobody will ever hold a handle for it: do not leave its parts behind.
-        let upload = UploadRef {
-            bucket,
-            key,
-            upload_id: &upload_id,
-        };
-        let _ = state.store.abort_upload(upload).await;
-        release(state, who, key).await;
+        undo(state, who, &plan.object.key, &upload_id).await;
     }
     answer
 }
 
+/// Counts a new upload of up to `bytes` against the tenant's limits and starts it in
+/// the store; answers its upload id and the credentials to sign its parts with. An
+/// upload the store refuses frees its place among the subject's open ones again.
+pub(super) async fn create_in_store(
+    state: &AppState,
+    who: &Authorized,
+    object: &ObjectPlan,
+    bytes: u64,
+) -> Result<(String, Arc<LoadedCredentials>), ApiError> {
+    let key = object.key.as_str();
+    let deadline = who.now + who.rules.multipart_expires_in;
+    let credentials = tickets::admit(state, who, bytes, Some((key, deadline))).await?;
+    let bucket = who.rules.bucket.as_str();
+    let settings = &who.rules.object_settings;
+    match state.store.create_upload(bucket, object, settings).await {
+        Ok(upload_id) => Ok((upload_id, credentials)),
+        Err(error) => {
+            release(state, who, key).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Aborts an upload nobody will ever hold a handle for (its answer failed), so that its
+/// parts are not left behind, and frees its place.
+pub(super) async fn undo(state: &AppState, who: &Authorized, key: &str, upload_id: &str) {
+    let upload = UploadRef {
+        bucket: who.rules.bucket.as_str(),
+        key,
+        upload_id,
+    };
+    let _ = state.store.abort_upload(upload).await;
+    release(state, who, key).await;
+}
+
 /// Frees the upload's place among its subject's open uploads.
-async fn release(state: &AppState, who: &Authorized, key: &str) {
+pub(super) async fn release(state: &AppState, who: &Authorized, key: &str) {
     state
         .limits
         .release(&who.rules.id, &who.caller.subject, key)
@@ -144,6 +157,7 @@ fn started(
         content_type: plan.object.content_type.clone(),
         checksum_algorithm: plan.object.checksum_algorithm,
         checksum: plan.object.checksum.as_ref().map(|c| c.value().to_owned()),
+        client_parts: None,
     };
     let deadline = who.now + who.rules.multipart_expires_in;
     let handle = state
@@ -181,7 +195,7 @@ fn started(
     Ok((tickets::json(StatusCode::CREATED, &started)?, upload.key))
 }
 
-fn part_urls(
+pub(super) fn part_urls(
     state: &AppState,
     credentials: &Credentials,
     upload: &Upload,
@@ -218,7 +232,7 @@ fn part_urls(
 
 /// The upload a handle names, if the caller owns it: same tenant, same subject, and
 /// the key under the subject's prefix in the tenant's bucket.
-fn owned_upload(
+pub(super) fn owned_upload(
     state: &AppState,
     who: &Authorized,
     handle: &str,
@@ -238,7 +252,7 @@ fn owned_upload(
     Ok((upload, deadline))
 }
 
-fn store_ref(upload: &Upload) -> UploadRef<'_> {
+pub(super) fn store_ref(upload: &Upload) -> UploadRef<'_> {
     UploadRef {
         bucket: &upload.bucket,
         key: &upload.key,
@@ -294,7 +308,7 @@ fn signed_parts(state: &AppState, who: &Authorized, handle: &str, body: &PartsRe
 }
 
 /// A batch of 1 to [`PART_BATCH`] distinct part numbers of an upload of `count` parts.
-fn check_part_numbers(numbers: &[u16], count: u16) -> Result<(), ApiError> {
+pub(super) fn check_part_numbers(numbers: &[u16], count: u16) -> Result<(), ApiError> {
     if numbers.is_empty() || numbers.len() > usize::from(PART_BATCH) {
         return Err(ApiError::InvalidRequest(format!(
             "part_numbers: 1 to {PART_BATCH} numbers per request"
@@ -360,56 +374,57 @@ async fn complete_upload(
     body: &CompleteRequest,
 ) -> Handled {
     let (upload, _) = owned_upload(state, who, handle)?;
-    let mut parts = part_list(body, upload.part_count, upload.checksum_algorithm)?;
+    let parts = part_list(body, &upload)?;
     let checksum = checksums::whole(&who.rules, &upload, body.checksum.as_deref())?;
-    let stored = check_stored_parts(state, &upload).await?;
-    checksums::fill_from_store(&mut parts, stored, upload.checksum_algorithm);
-    let completion = Completion {
-        algorithm: upload.checksum_algorithm,
-        checksum: checksum.as_ref(),
-        if_none_match: who.rules.prevent_overwrite,
-    };
-    let done = state
-        .store
-        .complete_upload(store_ref(&upload), &parts, completion)
-        .await?;
-    release(state, who, &upload.key).await;
+    let (done, size) = finish(state, who, &upload, parts, checksum.as_ref()).await?;
     let completed = Completed {
         key: upload.key.clone(),
         bucket: upload.bucket,
-        size: upload.size,
+        size,
         etag: done.etag,
         checksum: done.checksum,
     };
     Ok((tickets::json(StatusCode::OK, &completed)?, upload.key))
 }
 
-/// The completion's part list: every part, in order, each once, with a plausible ETag
-/// (and a well-formed checksum, if given).
-fn part_list(
-    body: &CompleteRequest,
-    count: u16,
-    algorithm: Option<ChecksumAlgorithm>,
-) -> Result<Vec<PartTag>, ApiError> {
-    let expected = usize::from(count);
-    let in_order = body
-        .parts
-        .iter()
-        .enumerate()
-        .all(|(i, p)| usize::from(p.part_number) == i + 1);
-    if body.parts.len() != expected || !in_order {
-        return Err(ApiError::PartsInvalid(format!(
-            "list parts 1 to {expected}, in order, each once"
-        )));
-    }
-    let odd = |etag: &str| {
-        etag.is_empty() || etag.len() > MAX_ETAG_BYTES || etag.chars().any(char::is_control)
+/// Completes `upload` with `parts` once the store holds them and they add up to what
+/// the upload declared; frees its place among the subject's open uploads. Answers the
+/// store's completion and the object's size.
+pub(super) async fn finish(
+    state: &AppState,
+    who: &Authorized,
+    upload: &Upload,
+    mut parts: Vec<PartTag>,
+    checksum: Option<&Checksum>,
+) -> Result<(CompletedObject, u64), ApiError> {
+    let stored = state.store.list_parts(store_ref(upload)).await?;
+    let size = check_stored_parts(upload, &parts, &stored)?;
+    checksums::fill_from_store(&mut parts, stored, upload.checksum_algorithm);
+    let completion = Completion {
+        algorithm: upload.checksum_algorithm,
+        checksum,
+        if_none_match: who.rules.prevent_overwrite,
     };
-    if body.parts.iter().any(|p| odd(&p.etag)) {
+    let done = state
+        .store
+        .complete_upload(store_ref(upload), &parts, completion)
+        .await?;
+    release(state, who, &upload.key).await;
+    Ok((done, size))
+}
+
+/// The completion's part list: every part, in order, each once, with a plausible ETag
+/// (and a well-formed checksum, if given). Where the client lays out the parts: any
+/// ascending numbers S3 accepts.
+fn part_list(body: &CompleteRequest, upload: &Upload) -> Result<Vec<PartTag>, ApiError> {
+    let numbers: Vec<u16> = body.parts.iter().map(|p| p.part_number).collect();
+    check_part_order(&numbers, upload)?;
+    if body.parts.iter().any(|p| odd_etag(&p.etag)) {
         return Err(ApiError::InvalidRequest(
             "etag: the ETag the store returned for the part".to_owned(),
         ));
     }
+    let algorithm = upload.checksum_algorithm;
     let tags = body.parts.iter().map(|p| {
         Ok(PartTag {
             number: p.part_number,
@@ -420,25 +435,88 @@ fn part_list(
     tags.collect()
 }
 
-/// The store accepts parts of any size: hold the upload to its declared size here.
-/// Answers the parts the store holds.
-async fn check_stored_parts(
-    state: &AppState,
-    upload: &Upload,
-) -> Result<Vec<StoredPart>, ApiError> {
-    let stored = state.store.list_parts(store_ref(upload)).await?;
-    let count = stored.len();
-    let bytes = stored
-        .iter()
-        .fold(0u64, |sum, p| sum.saturating_add(p.size));
+/// Part numbers as a completion lists them: 1 to the part count, in order, each once;
+/// where the client lays out the parts, any ascending numbers from 1 to 10 000.
+pub(super) fn check_part_order(numbers: &[u16], upload: &Upload) -> Result<(), ApiError> {
     let expected = usize::from(upload.part_count);
-    if count != expected || bytes != upload.size {
+    let fits = match upload.client_parts {
+        None => {
+            numbers.len() == expected
+                && numbers
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &n)| usize::from(n) == i + 1)
+        }
+        Some(_) => {
+            !numbers.is_empty()
+                && numbers.first().is_some_and(|&n| n >= 1)
+                && numbers.last().is_some_and(|&n| n <= upload.part_count)
+                && numbers.windows(2).all(|pair| pair[0] < pair[1])
+        }
+    };
+    match (fits, upload.client_parts) {
+        (true, _) => Ok(()),
+        (false, None) => Err(ApiError::PartsInvalid(format!(
+            "list parts 1 to {expected}, in order, each once"
+        ))),
+        (false, Some(_)) => Err(ApiError::PartsInvalid(format!(
+            "list the uploaded parts in ascending order, each once, numbered 1 to {}",
+            upload.part_count
+        ))),
+    }
+}
+
+/// An ETag no store answers with: empty, overlong or with control characters.
+pub(super) fn odd_etag(etag: &str) -> bool {
+    etag.is_empty() || etag.len() > MAX_ETAG_BYTES || etag.chars().any(char::is_control)
+}
+
+/// The store accepts parts of any size: hold the upload to its declared size here
+/// (where the client lays out the parts: every listed part stored, and their total
+/// within the upload's bounds). Answers the total.
+fn check_stored_parts(
+    upload: &Upload,
+    listed: &[PartTag],
+    stored: &[StoredPart],
+) -> Result<u64, ApiError> {
+    let Some(bounds) = upload.client_parts else {
+        let count = stored.len();
+        let bytes = stored
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.size));
+        let expected = usize::from(upload.part_count);
+        if count != expected || bytes != upload.size {
+            return Err(ApiError::PartsInvalid(format!(
+                "the store holds {count} parts of {bytes} bytes; this upload declared {expected} parts of {} bytes",
+                upload.size
+            )));
+        }
+        return Ok(bytes);
+    };
+    let mut bytes = 0u64;
+    for part in listed {
+        let held = stored.iter().find(|s| s.number == part.number);
+        let Some(held) = held else {
+            return Err(ApiError::PartsInvalid(format!(
+                "part {} is not in the store: upload it before completing",
+                part.number
+            )));
+        };
+        bytes = bytes.saturating_add(held.size);
+    }
+    if upload.size > 0 && bytes != upload.size {
         return Err(ApiError::PartsInvalid(format!(
-            "the store holds {count} parts of {bytes} bytes; this upload declared {expected} parts of {} bytes",
+            "the listed parts hold {bytes} bytes; this upload declared {} bytes",
             upload.size
         )));
     }
-    Ok(stored)
+    if bytes < bounds.min || bytes > bounds.max {
+        return Err(ApiError::PartsInvalid(format!(
+            "the listed parts hold {bytes} bytes; this tenant takes {} to {} bytes",
+            bounds.min, bounds.max
+        )));
+    }
+    Ok(bytes)
 }
 
 async fn abort(
@@ -454,7 +532,17 @@ async fn abort(
 
 async fn abort_upload(state: &AppState, who: &Authorized, handle: &str) -> Handled {
     let (upload, _) = owned_upload(state, who, handle)?;
-    state.store.abort_upload(store_ref(&upload)).await?;
-    release(state, who, &upload.key).await;
+    abort_owned(state, who, &upload).await?;
     Ok((StatusCode::NO_CONTENT.into_response(), upload.key))
+}
+
+/// Aborts the caller's `upload` and frees its place among the subject's open uploads.
+pub(super) async fn abort_owned(
+    state: &AppState,
+    who: &Authorized,
+    upload: &Upload,
+) -> Result<(), ApiError> {
+    state.store.abort_upload(store_ref(upload)).await?;
+    release(state, who, &upload.key).await;
+    Ok(())
 }

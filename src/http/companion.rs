@@ -1,0 +1,468 @@
+//! Uppy Companion's S3 routes, served on this service's rules: `@uppy/aws-s3` (4.x and
+//! 5.x, option `endpoint`) pointed here works unchanged, the bearer token in its
+//! `headers` option.
+//!
+//! The plugin sends back the key and the upload id it was given; neither is trusted.
+//! The upload id it gets is the signed multipart handle, and every call checks it
+//! against the caller exactly as the multipart routes do (same tenant, same subject,
+//! key under the subject's prefix), and the key it sends against the handle's.
+//!
+//! Uppy chooses its own part size and sends no file size: these uploads take any part
+//! layout S3 accepts, and their total is checked at completion (the declared size, when
+//! the app puts `size` in the file's meta; else the tenant's bounds). Refusals are
+//! problem+json, whose `message` Uppy's Dashboard shows.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use url::form_urlencoded;
+
+use super::extract::{AppJson, Authorized};
+use super::multipart::{
+    self, COMPLETE_BODY_BYTES, PART_BATCH, check_part_numbers, owned_upload, part_urls,
+};
+use super::reply::{Handled, Reply};
+use super::tickets::{self, new_uuid, usable_validity};
+use super::uploads;
+use super::{ApiError, AppState};
+use crate::handle::{SizeBounds, Upload};
+use crate::policy::{self, UploadRequest};
+use crate::presign::{BucketName, ObjectKey};
+use crate::store::PartTag;
+
+/// S3's most parts in one upload.
+const MAX_PARTS: u16 = 10_000;
+
+/// Meta fields Uppy keeps for itself; they are not object metadata.
+const UPPY_META: [&str; 3] = ["name", "type", "relativePath"];
+
+/// The routes, relative to the configured prefix (`/s3` by default).
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/params", get(params))
+        .route("/multipart", post(create))
+        .route("/multipart/{upload_id}", get(list_parts).delete(abort))
+        .route("/multipart/{upload_id}/batch", get(sign_batch))
+        .route(
+            "/multipart/{upload_id}/complete",
+            post(complete).layer(DefaultBodyLimit::max(COMPLETE_BODY_BYTES)),
+        )
+        .route("/multipart/{upload_id}/{part_number}", get(sign_part))
+}
+
+/// The query's pairs, each name once.
+fn query_pairs(query: Option<&str>) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut pairs = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if pairs.insert(name.to_string(), value.into_owned()).is_some() {
+            return Err(ApiError::InvalidRequest(format!(
+                "{name}: given more than once"
+            )));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The upload request Uppy's `filename`, `type` and file meta make: `size` in the meta
+/// is the declared size, Uppy's own fields are dropped, the rest is object metadata
+/// (held to the tenant's metadata rules).
+fn upload_request(
+    filename: Option<String>,
+    content_type: Option<String>,
+    meta: BTreeMap<String, String>,
+) -> Result<UploadRequest, ApiError> {
+    let filename = filename.filter(|f| !f.is_empty()).ok_or_else(|| {
+        ApiError::InvalidRequest("filename: the file's name is required".to_owned())
+    })?;
+    let mut metadata = BTreeMap::new();
+    let mut size = None;
+    for (name, value) in meta {
+        if name == "size" {
+            let bytes = value.parse::<u64>().map_err(|_| {
+                ApiError::InvalidRequest(format!("metadata.size: {value:?} is not a size in bytes"))
+            })?;
+            size = Some(bytes);
+        } else if !UPPY_META.contains(&name.as_str()) {
+            metadata.insert(name, value);
+        }
+    }
+    Ok(UploadRequest {
+        filename,
+        // Uppy sends an empty type for a file the browser could not type.
+        content_type: content_type.filter(|t| !t.is_empty()),
+        size,
+        metadata,
+        expires_in: None,
+        checksum: None,
+    })
+}
+
+/// `GET /params?filename=&type=&metadata[name]=…`: a ticket of the tenant's method,
+/// the same as `POST /uploads` answers (`method`, `url`, `fields` or `headers`, `key`).
+async fn params(
+    State(state): State<AppState>,
+    who: Authorized,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let issued = match params_request(query.as_deref()) {
+        Ok(body) => uploads::ticket(&state, &who, &body, StatusCode::OK).await,
+        Err(error) => Err(error),
+    };
+    who.reply("ticket_issued", issued)
+}
+
+fn params_request(query: Option<&str>) -> Result<UploadRequest, ApiError> {
+    let mut pairs = query_pairs(query)?;
+    let filename = pairs.remove("filename");
+    let content_type = pairs.remove("type");
+    let mut meta = BTreeMap::new();
+    for (name, value) in pairs {
+        let field = name
+            .strip_prefix("metadata[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "{name}: not a parameter here (filename, type, metadata[...])"
+                ))
+            })?;
+        meta.insert(field.to_owned(), value);
+    }
+    upload_request(filename, content_type, meta)
+}
+
+/// The body of `POST /multipart`.
+#[derive(Debug, Deserialize)]
+struct CreateBody {
+    filename: Option<String>,
+    #[serde(rename = "type")]
+    content_type: Option<String>,
+    /// Uppy sends every value as a string; numbers and booleans are taken as written.
+    #[serde(default)]
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// Companion's answer to a new upload: the upload id is the signed handle.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    key: String,
+    upload_id: String,
+    bucket: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    who: Authorized,
+    AppJson(body): AppJson<CreateBody>,
+) -> Reply {
+    who.reply("multipart_started", create_upload(&state, &who, body).await)
+}
+
+async fn create_upload(state: &AppState, who: &Authorized, body: CreateBody) -> Handled {
+    let mut meta = BTreeMap::new();
+    for (name, value) in body.metadata {
+        let text = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(ApiError::InvalidRequest(format!(
+                    "metadata.{name}: a string, number or boolean"
+                )));
+            }
+        };
+        meta.insert(name, text);
+    }
+    let request = upload_request(body.filename, body.content_type, meta)?;
+    let subject = &who.caller.subject;
+    let object =
+        policy::client_multipart_plan(&who.rules, subject, &request, who.now, &new_uuid())?;
+    let size = request.size;
+    let bytes = size.unwrap_or(object.max_size);
+    let (upload_id, _) = multipart::create_in_store(state, who, &object, bytes).await?;
+    let upload = Upload {
+        tenant: who.rules.id.clone(),
+        sub: subject.clone(),
+        bucket: who.rules.bucket.to_string(),
+        key: object.key.clone(),
+        upload_id: upload_id.clone(),
+        size: size.unwrap_or(0),
+        part_size: 0,
+        part_count: MAX_PARTS,
+        content_type: object.content_type.clone(),
+        checksum_algorithm: None,
+        checksum: None,
+        client_parts: Some(SizeBounds {
+            min: object.min_size,
+            max: object.max_size,
+        }),
+    };
+    let deadline = who.now + who.rules.multipart_expires_in;
+    let answer = state
+        .handles
+        .sign(&upload, deadline)
+        .map_err(ApiError::internal)
+        .and_then(|handle| {
+            let created = Created {
+                key: upload.key.clone(),
+                upload_id: handle,
+                bucket: upload.bucket.clone(),
+            };
+            tickets::json(StatusCode::OK, &created)
+        });
+    match answer {
+        Ok(response) => Ok((response, object.key)),
+        Err(error) => {
+            multipart::undo(state, who, &object.key, &upload_id).await;
+            Err(error)
+        }
+    }
+}
+
+/// The upload a Companion call names: the handle in its path, owned by the caller, and
+/// the `key` of its query the handle's own.
+fn named_upload(
+    state: &AppState,
+    who: &Authorized,
+    handle: &str,
+    query: Option<&str>,
+) -> Result<(Upload, std::time::SystemTime, BTreeMap<String, String>), ApiError> {
+    let (upload, deadline) = owned_upload(state, who, handle)?;
+    let mut pairs = query_pairs(query)?;
+    match pairs.remove("key") {
+        Some(key) if key == upload.key => Ok((upload, deadline, pairs)),
+        Some(_) => Err(ApiError::NotOwner),
+        None => Err(ApiError::InvalidRequest(
+            "key: the key this upload was started with".to_owned(),
+        )),
+    }
+}
+
+/// A part number as a path or list gives it.
+fn part_number(text: &str) -> Result<u16, ApiError> {
+    text.trim().parse::<u16>().map_err(|_| {
+        ApiError::InvalidRequest(format!(
+            "partNumber: {text:?} is not a part number (1 to {MAX_PARTS})"
+        ))
+    })
+}
+
+/// Signed part URLs of `numbers`, and how long they stay valid.
+fn signed(
+    state: &AppState,
+    who: &Authorized,
+    upload: &Upload,
+    deadline: std::time::SystemTime,
+    numbers: &[u16],
+) -> Result<(Vec<multipart::PartUrl>, u64), ApiError> {
+    check_part_numbers(numbers, upload.part_count)?;
+    if upload.checksum_algorithm.is_some() {
+        return Err(ApiError::InvalidRequest(
+            "this upload verifies part checksums: sign its parts with POST /uploads/multipart/{handle}/parts".to_owned(),
+        ));
+    }
+    let credentials = tickets::credentials(state, who.now)?;
+    let wanted = who.rules.default_expires_in;
+    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
+    let checksums = BTreeMap::new();
+    let (parts, _) = part_urls(
+        state,
+        &credentials.credentials,
+        upload,
+        numbers,
+        &checksums,
+        validity,
+        who.now,
+    )?;
+    Ok((parts, validity.as_secs()))
+}
+
+/// One part's URL, as Companion answers it (`expires` in seconds).
+#[derive(Debug, Serialize)]
+struct SignedPart {
+    url: String,
+    method: &'static str,
+    expires: u64,
+}
+
+async fn sign_part(
+    State(state): State<AppState>,
+    who: Authorized,
+    Path((handle, number)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let result = (|| {
+        let (upload, deadline, _) = named_upload(&state, &who, &handle, query.as_deref())?;
+        let number = part_number(&number)?;
+        let (mut parts, expires) = signed(&state, &who, &upload, deadline, &[number])?;
+        let url = parts
+            .pop()
+            .map(|p| p.url)
+            .ok_or_else(|| ApiError::Internal("no URL signed for the part".into()))?;
+        let part = SignedPart {
+            url,
+            method: "PUT",
+            expires,
+        };
+        Ok((tickets::json(StatusCode::OK, &part)?, upload.key))
+    })();
+    who.reply("parts_signed", result)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedBatch {
+    presigned_urls: BTreeMap<u16, String>,
+}
+
+/// `GET /multipart/{uploadId}/batch?key=&partNumbers=1,2,3`.
+async fn sign_batch(
+    State(state): State<AppState>,
+    who: Authorized,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let result = (|| {
+        let (upload, deadline, mut pairs) = named_upload(&state, &who, &handle, query.as_deref())?;
+        let listed = pairs.remove("partNumbers").unwrap_or_default();
+        let numbers = listed
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(part_number)
+            .collect::<Result<Vec<u16>, ApiError>>()?;
+        if numbers.is_empty() {
+            return Err(ApiError::InvalidRequest(format!(
+                "partNumbers: 1 to {PART_BATCH} part numbers, separated by commas"
+            )));
+        }
+        let (parts, _) = signed(&state, &who, &upload, deadline, &numbers)?;
+        let presigned_urls = parts.into_iter().map(|p| (p.part_number, p.url)).collect();
+        let batch = SignedBatch { presigned_urls };
+        Ok((tickets::json(StatusCode::OK, &batch)?, upload.key))
+    })();
+    who.reply("parts_signed", result)
+}
+
+/// A part the store holds, as Companion lists it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedPart {
+    part_number: u16,
+    size: u64,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+async fn list_parts(
+    State(state): State<AppState>,
+    who: Authorized,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let result = async {
+        let (upload, _, _) = named_upload(&state, &who, &handle, query.as_deref())?;
+        let mut stored = state
+            .store
+            .list_parts(multipart::store_ref(&upload))
+            .await?;
+        stored.sort_by_key(|p| p.number);
+        let listed: Vec<ListedPart> = stored
+            .into_iter()
+            .map(|p| ListedPart {
+                part_number: p.number,
+                size: p.size,
+                etag: p.etag,
+            })
+            .collect();
+        Ok((tickets::json(StatusCode::OK, &listed)?, upload.key))
+    };
+    who.reply("parts_listed", result.await)
+}
+
+/// The body of `POST /multipart/{uploadId}/complete`.
+#[derive(Debug, Deserialize)]
+struct CompleteBody {
+    parts: Vec<CompletedPart>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletedPart {
+    #[serde(rename = "PartNumber")]
+    part_number: u16,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Completed {
+    location: String,
+    key: String,
+    bucket: String,
+    size: u64,
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    who: Authorized,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+    AppJson(body): AppJson<CompleteBody>,
+) -> Reply {
+    let result = async {
+        let (upload, _, _) = named_upload(&state, &who, &handle, query.as_deref())?;
+        // The browser's order means nothing; S3 wants them ascending.
+        let mut listed = body.parts;
+        listed.sort_by_key(|p| p.part_number);
+        let numbers: Vec<u16> = listed.iter().map(|p| p.part_number).collect();
+        multipart::check_part_order(&numbers, &upload)?;
+        if listed.iter().any(|p| multipart::odd_etag(&p.etag)) {
+            return Err(ApiError::InvalidRequest(
+                "parts.ETag: the ETag the store answered the part's upload with".to_owned(),
+            ));
+        }
+        let parts = listed
+            .into_iter()
+            .map(|p| PartTag {
+                number: p.part_number,
+                etag: p.etag,
+                checksum: None,
+            })
+            .collect();
+        let (_, size) = multipart::finish(&state, &who, &upload, parts, None).await?;
+        let bucket = BucketName::new(upload.bucket.as_str()).map_err(ApiError::internal)?;
+        let key = ObjectKey::new(upload.key.as_str()).map_err(ApiError::internal)?;
+        let location = state
+            .presigner
+            .object_url(&bucket, &key)
+            .map_err(ApiError::internal)?;
+        let completed = Completed {
+            location,
+            key: upload.key.clone(),
+            bucket: upload.bucket,
+            size,
+        };
+        Ok((tickets::json(StatusCode::OK, &completed)?, upload.key))
+    };
+    who.reply("multipart_completed", result.await)
+}
+
+async fn abort(
+    State(state): State<AppState>,
+    who: Authorized,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let result = async {
+        let (upload, _, _) = named_upload(&state, &who, &handle, query.as_deref())?;
+        multipart::abort_owned(&state, &who, &upload).await?;
+        // Uppy reads a JSON body from every answer, an abort's too.
+        let empty = serde_json::json!({});
+        Ok((tickets::json(StatusCode::OK, &empty)?, upload.key))
+    };
+    who.reply("multipart_aborted", result.await)
+}

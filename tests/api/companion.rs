@@ -1,0 +1,489 @@
+//! Uppy Companion's S3 routes in process, on the memory store: the requests
+//! `@uppy/aws-s3` 5.x sends (read from its source), every refusal, and that no key,
+//! upload id or part number from the browser reaches another subject's upload. Real
+//! Uppy in Chromium against real stores is in `uppy.rs`.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use upload_tickets::config::{Config, Settings, Source};
+
+use crate::fake_store::{InProcess, in_process};
+use crate::helpers::*;
+
+const MIB: u64 = 1024 * 1024;
+
+/// The store's own upload id, which only the handle (Uppy's "upload id") carries.
+fn store_upload_id(handle: &str) -> String {
+    let payload = handle.split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64_simd::URL_SAFE_NO_PAD.decode_to_vec(payload).unwrap())
+            .unwrap();
+    claims["upload_id"].as_str().unwrap().to_owned()
+}
+
+fn enc(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn get(app: &InProcess, path: &str, token: &str) -> (u16, Value) {
+    app.call(Method::GET, path, token, Value::Null).await
+}
+
+/// Starts an upload the way Uppy does (no size unless `meta` has one).
+async fn create(app: &InProcess, token: &str, meta: Value) -> Value {
+    let body = json!({"filename": "big.bin", "type": "application/octet-stream", "metadata": meta});
+    let (status, created) = app.post("/s3/multipart", token, body).await;
+    assert_eq!(status, 200, "{created}");
+    created
+}
+
+fn on(created: &Value, rest: &str) -> String {
+    format!(
+        "/s3/multipart/{}{rest}?key={}",
+        created["uploadId"].as_str().unwrap(),
+        enc(created["key"].as_str().unwrap())
+    )
+}
+
+fn refused<'a>(status: u16, body: &'a Value, want: (u16, &str)) -> &'a Value {
+    assert_eq!(
+        (status, body["code"].as_str().unwrap_or("")),
+        want,
+        "{body}"
+    );
+    // Uppy's Dashboard shows `message`: the same words as `detail`.
+    assert_eq!(body["message"], body["detail"], "{body}");
+    body
+}
+
+#[tokio::test]
+async fn params_answer_a_post_ticket_uppy_can_use_and_refuse_in_words() {
+    let app = in_process().await;
+    let alice = token("acme", "alice");
+    let query = "filename=cat.png&type=image%2Fpng&metadata%5Bname%5D=cat.png\
+                 &metadata%5Btype%5D=image%2Fpng&metadata%5Balbum%5D=pets";
+    let (status, ticket) = get(&app, &format!("/s3/params?{query}"), &alice).await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(ticket["method"], "POST");
+    let key = ticket["fields"]["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("acme/alice/") && key.ends_with("/cat.png"),
+        "{key}"
+    );
+    assert_eq!(ticket["key"], key);
+    // Uppy's own meta (name, type) is not object metadata; the rest is, by the rules.
+    assert_eq!(ticket["fields"]["x-amz-meta-album"], "pets");
+    assert!(
+        ticket["fields"].get("x-amz-meta-name").is_none(),
+        "{ticket}"
+    );
+    assert_eq!(ticket["fields"]["Content-Type"], "image/png");
+
+    let cases = [
+        (
+            "filename=a.exe&type=application%2Fx-msdownload",
+            (422, "content_type_not_allowed"),
+        ),
+        ("type=image%2Fpng", (400, "invalid_request")),
+        (
+            "filename=a.png&type=image%2Fpng&metadata%5Bcolour%5D=red",
+            (422, "metadata_not_allowed"),
+        ),
+        (
+            "filename=a.png&type=image%2Fpng&bucket=other",
+            (400, "invalid_request"),
+        ),
+        (
+            "filename=a.png&filename=b.png&type=image%2Fpng",
+            (400, "invalid_request"),
+        ),
+        (
+            "filename=a.png&type=image%2Fpng&metadata%5Bsize%5D=many",
+            (400, "invalid_request"),
+        ),
+        (
+            "filename=a.png&type=image%2Fpng&metadata%5Bsize%5D=2000000",
+            (422, "file_too_large"),
+        ),
+    ];
+    for (query, want) in cases {
+        let (status, body) = get(&app, &format!("/s3/params?{query}"), &alice).await;
+        refused(status, &body, want);
+    }
+    let (status, body) = get(&app, "/s3/params?filename=a.png", "not-a-token").await;
+    refused(status, &body, (401, "invalid_token"));
+}
+
+#[tokio::test]
+async fn a_declared_size_in_the_meta_pins_the_ticket() {
+    let app = in_process().await;
+    let alice = token("acme", "alice");
+    let query = "filename=a.png&type=image%2Fpng&metadata%5Bsize%5D=1234";
+    let (status, ticket) = get(&app, &format!("/s3/params?{query}"), &alice).await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(
+        (ticket["min_size"].as_u64(), ticket["max_size"].as_u64()),
+        (Some(1234), Some(1234))
+    );
+}
+
+#[tokio::test]
+async fn a_multipart_upload_in_uppys_own_layout_completes_and_reports_where_it_landed() {
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    let created = create(
+        &app,
+        &alice,
+        json!({"name": "big.bin", "type": "application/octet-stream"}),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with("big/alice/"), "{created}");
+    assert_eq!(created["bucket"], "big-uploads");
+
+    let (status, part) = get(&app, &on(&created, "/1"), &alice).await;
+    assert_eq!(status, 200, "{part}");
+    let url = part["url"].as_str().unwrap();
+    assert!(
+        url.contains("partNumber=1&") && url.contains("X-Amz-Signature="),
+        "{url}"
+    );
+    assert!(part["expires"].as_u64().unwrap() > 0);
+
+    let (status, batch) = get(
+        &app,
+        &format!("{}&partNumbers=2,3", on(&created, "/batch")),
+        &alice,
+    )
+    .await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(
+        batch["presignedUrls"].as_object().unwrap().len(),
+        2,
+        "{batch}"
+    );
+    assert!(
+        batch["presignedUrls"]["3"]
+            .as_str()
+            .unwrap()
+            .contains("partNumber=3&")
+    );
+
+    // Uppy's own part size (6 MiB here, not the tenant's 5), the last one short.
+    let id = store_upload_id(created["uploadId"].as_str().unwrap());
+    let sizes = [6 * MIB, 6 * MIB, 1000];
+    let etags: Vec<String> = (1..=3u16)
+        .map(|n| {
+            app.store
+                .put_part(&id, n, sizes[usize::from(n) - 1])
+                .unwrap()
+        })
+        .collect();
+
+    let (status, listed) = get(&app, &on(&created, ""), &alice).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed[0],
+        json!({"PartNumber": 1, "Size": 6 * MIB, "ETag": etags[0]})
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+
+    // In whatever order the browser has them.
+    let parts: Vec<Value> = [3usize, 1, 2]
+        .iter()
+        .map(|&n| json!({"PartNumber": n, "ETag": etags[n - 1]}))
+        .collect();
+    let (status, done) = app
+        .post(&on(&created, "/complete"), &alice, json!({"parts": parts}))
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["key"], key);
+    assert_eq!(done["size"], 12 * MIB + 1000);
+    assert_eq!(
+        done["location"],
+        format!("http://127.0.0.1:9000/big-uploads/{key}")
+    );
+    assert!(app.store.open_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn the_total_is_held_to_the_declared_size_and_the_tenants_bounds_at_completion() {
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    // Declared in the file's meta: the parts must add up to it.
+    let created = create(&app, &alice, json!({"size": "7340032"})).await;
+    let id = store_upload_id(created["uploadId"].as_str().unwrap());
+    let etag = app.store.put_part(&id, 1, 5 * MIB).unwrap();
+    let body = json!({"parts": [{"PartNumber": 1, "ETag": etag}]});
+    let (status, body) = app.post(&on(&created, "/complete"), &alice, body).await;
+    let detail = refused(status, &body, (422, "parts_invalid"))["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("declared 7340032"), "{detail}");
+
+    // A part listed but never uploaded.
+    let body =
+        json!({"parts": [{"PartNumber": 1, "ETag": etag}, {"PartNumber": 2, "ETag": "\"x\""}]});
+    let (status, body) = app.post(&on(&created, "/complete"), &alice, body).await;
+    refused(status, &body, (422, "parts_invalid"));
+
+    // No size declared: the tenant's largest file bounds it (acme takes 1 MiB).
+    let acme = token("acme", "alice");
+    let body = json!({"filename": "a.png", "type": "image/png", "metadata": {}});
+    let (status, created) = app.post("/s3/multipart", &acme, body).await;
+    assert_eq!(status, 200, "{created}");
+    let id = store_upload_id(created["uploadId"].as_str().unwrap());
+    let etag = app.store.put_part(&id, 1, 2 * MIB).unwrap();
+    let body = json!({"parts": [{"PartNumber": 1, "ETag": etag}]});
+    let (status, body) = app.post(&on(&created, "/complete"), &acme, body).await;
+    let detail = refused(status, &body, (422, "parts_invalid"))["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("1 to 1048576 bytes"), "{detail}");
+    assert_eq!(
+        app.store.open_uploads().len(),
+        2,
+        "refused completions change nothing"
+    );
+
+    let cases = [
+        (json!({"parts": []}), (422, "parts_invalid")),
+        (
+            json!({"parts": [{"PartNumber": 1, "ETag": etag}, {"PartNumber": 1, "ETag": etag}]}),
+            (422, "parts_invalid"),
+        ),
+        (
+            json!({"parts": [{"PartNumber": 0, "ETag": etag}]}),
+            (422, "parts_invalid"),
+        ),
+        (
+            json!({"parts": [{"PartNumber": 1, "ETag": ""}]}),
+            (400, "invalid_request"),
+        ),
+        (
+            json!({"parts": [{"PartNumber": "one", "ETag": etag}]}),
+            (400, "invalid_request"),
+        ),
+        (json!({}), (400, "invalid_request")),
+    ];
+    for (body, want) in cases {
+        let (status, answer) = app.post(&on(&created, "/complete"), &acme, body).await;
+        refused(status, &answer, want);
+    }
+}
+
+#[tokio::test]
+async fn starting_refuses_what_the_rules_refuse_and_counts_nothing() {
+    let app = in_process().await;
+    let acme = token("acme", "alice");
+    let cases = [
+        (
+            json!({"filename": "a.exe", "type": "application/x-msdownload"}),
+            (422, "content_type_not_allowed"),
+        ),
+        (json!({"type": "image/png"}), (400, "invalid_request")),
+        (
+            json!({"filename": "a.png", "type": "image/png", "metadata": {"size": "0"}}),
+            (422, "file_too_small"),
+        ),
+        (
+            json!({"filename": "a.png", "type": "image/png", "metadata": {"size": 5000000}}),
+            (422, "file_too_large"),
+        ),
+        (
+            json!({"filename": "a.png", "type": "image/png", "metadata": {"colour": "red"}}),
+            (422, "metadata_not_allowed"),
+        ),
+        (
+            json!({"filename": "a.png", "type": "image/png", "metadata": {"album": ["a"]}}),
+            (400, "invalid_request"),
+        ),
+    ];
+    for (body, want) in cases {
+        let (status, answer) = app.post("/s3/multipart", &acme, body).await;
+        refused(status, &answer, want);
+    }
+    // A tenant that requires a checksum: Uppy declares none.
+    let strict = token("strict", "alice");
+    let (status, answer) = app
+        .post(
+            "/s3/multipart",
+            &strict,
+            json!({"filename": "a.bin", "metadata": {}}),
+        )
+        .await;
+    refused(status, &answer, (422, "checksum_required"));
+    assert!(app.store.open_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn no_key_upload_id_or_part_number_from_the_browser_reaches_another_subjects_upload() {
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    let created = create(&app, &alice, json!({})).await;
+    let id = store_upload_id(created["uploadId"].as_str().unwrap());
+    let etag = app.store.put_part(&id, 1, 6 * MIB).unwrap();
+    let complete = json!({"parts": [{"PartNumber": 1, "ETag": etag}]});
+
+    // Other callers with alice's upload id and key: every route.
+    for (other, code) in [
+        (token("big", "bob"), (403, "not_owner")),
+        (token("strict", "alice"), (403, "not_owner")),
+        (token("big", "alice-2"), (403, "not_owner")),
+    ] {
+        for path in [
+            on(&created, "/1"),
+            on(&created, ""),
+            format!("{}&partNumbers=1", on(&created, "/batch")),
+        ] {
+            let (status, body) = get(&app, &path, &other).await;
+            refused(status, &body, code);
+        }
+        let (status, body) = app
+            .post(&on(&created, "/complete"), &other, complete.clone())
+            .await;
+        refused(status, &body, code);
+        let (status, body) = app
+            .call(Method::DELETE, &on(&created, ""), &other, Value::Null)
+            .await;
+        refused(status, &body, code);
+    }
+
+    // Alice naming another key, or none, with her own upload id.
+    let handle = created["uploadId"].as_str().unwrap();
+    let bobs_key = enc("big/bob/00000000-0000-0000-0000-000000000000/big.bin");
+    let (status, body) = get(
+        &app,
+        &format!("/s3/multipart/{handle}/1?key={bobs_key}"),
+        &alice,
+    )
+    .await;
+    refused(status, &body, (403, "not_owner"));
+    let (status, body) = get(&app, &format!("/s3/multipart/{handle}/1"), &alice).await;
+    refused(status, &body, (400, "invalid_request"));
+    // A store upload id or a forged one in place of the handle.
+    let key = enc(created["key"].as_str().unwrap());
+    for forged in [id.clone(), format!("{handle}x"), "..".to_owned()] {
+        let (status, body) = get(
+            &app,
+            &format!("/s3/multipart/{}/1?key={key}", enc(&forged)),
+            &alice,
+        )
+        .await;
+        assert!(matches!(status, 404 | 400), "{forged}: {status} {body}");
+    }
+    // Part numbers S3 has no place for.
+    for bad in ["0", "10001", "x", "-1"] {
+        let (status, body) = get(&app, &on(&created, &format!("/{bad}")), &alice).await;
+        assert!(matches!(status, 400 | 422), "{bad}: {status} {body}");
+        assert_eq!(body["message"], body["detail"]);
+    }
+    for bad in ["", "1,1", "0,1", "1,x"] {
+        let path = format!("{}&partNumbers={bad}", on(&created, "/batch"));
+        let (status, body) = get(&app, &path, &alice).await;
+        assert!(matches!(status, 400 | 422), "{bad:?}: {status} {body}");
+    }
+    assert_eq!(
+        app.store.open_uploads().len(),
+        1,
+        "nothing reached the upload"
+    );
+
+    // Alice aborts her own; Uppy reads a JSON body.
+    let (status, body) = app
+        .call(Method::DELETE, &on(&created, ""), &alice, Value::Null)
+        .await;
+    assert_eq!((status, &body), (200, &json!({})));
+    assert!(app.store.open_uploads().is_empty());
+    let (status, body) = get(&app, &on(&created, ""), &alice).await;
+    refused(status, &body, (404, "upload_not_found"));
+}
+
+async fn config_error(toml: String) -> String {
+    let settings = Settings::load(&Source::Text(toml)).unwrap();
+    Config::from_settings_with_env(settings, &|name| {
+        (name == SECRET_ENV).then(|| SECRET.to_owned())
+    })
+    .unwrap_err()
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_prefix_is_configurable_off_and_checked() {
+    let with = |prefix: &str| {
+        base_config().replace(
+            "shutdown_grace_seconds = 5",
+            &format!("shutdown_grace_seconds = 5\ncompanion_prefix = \"{prefix}\""),
+        )
+    };
+    for bad in [
+        "s3",
+        "/s3/",
+        "/uploads",
+        "/uploads/s3",
+        "/",
+        "/a b",
+        "/demo",
+    ] {
+        let error = config_error(with(bad)).await;
+        assert!(error.contains("server.companion_prefix"), "{bad}: {error}");
+    }
+    let alice = token("acme", "alice");
+    let path = "/companion/s3/params?filename=a.png&type=image%2Fpng";
+    let app = spawn_app_on(&with("/companion/s3")).await;
+    let response = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = app
+        .client
+        .get(app.url("/s3/params?filename=a.png"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 404, "not_found").await;
+    app.stop().await.unwrap();
+
+    let app = spawn_app_on(&with("")).await;
+    let response = app
+        .client
+        .get(app.url("/s3/params?filename=a.png"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    problem(response, 404, "not_found").await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn uppys_preflight_is_answered_for_the_companion_routes() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/s3/multipart"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,accept",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,230 @@
+//! Real Uppy (Dashboard + `@uppy/aws-s3` 4.x and 5.x, from npm) in Debian's Chromium,
+//! switched from Companion to upload-tickets by its endpoint and a token header, uploads
+//! to a real store: a small file (POST tenant and PUT tenant) and one of three parts,
+//! read back identical; a refused file type shows the service's words in the Dashboard;
+//! another tenant's token cannot complete the upload.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::browser::run_driver;
+use crate::helpers::*;
+use crate::store::{BUCKET, Kind, Store};
+
+const MIB: usize = 1024 * 1024;
+
+/// Runs tests/browser/uppy.mjs with `test` and answers what Uppy reported and its
+/// Dashboard showed.
+async fn drive_uppy(test: Value) -> Value {
+    let version = test["version"].as_str().unwrap();
+    let bundle = format!("uppy{version}/dist/uppy.min.js");
+    run_driver("uppy.mjs", vec![test.to_string()], &bundle).await
+}
+
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("upload-tickets-uppy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
+    }
+
+    /// A file of `len` bytes that differ from part to part, so that a misplaced part shows.
+    fn write(&self, name: &str, len: usize) -> (String, Vec<u8>) {
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i % 251) as u8 ^ (i / MIB) as u8)
+            .collect();
+        let path = self.dir.join(name);
+        std::fs::write(&path, &data).unwrap();
+        (path.to_string_lossy().into_owned(), data)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn successful<'a>(shown: &'a Value, name: &str) -> &'a Value {
+    shown["successful"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("{name} did not upload: {shown}"))
+}
+
+async fn keys_under(store: &Store, prefix: &str) -> Vec<String> {
+    let listed = store
+        .client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn uppy_5_uploads_through_upload_tickets_on_garage() {
+    uppy_uploads_through_upload_tickets("5", Kind::Garage).await;
+}
+
+#[tokio::test]
+async fn uppy_4_uploads_through_upload_tickets_on_seaweedfs() {
+    uppy_uploads_through_upload_tickets("4", Kind::SeaweedFs).await;
+}
+
+async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
+    let store = Store::start(kind).await;
+    // The page's own origin, allowed by the service and the bucket.
+    let page_port = free_port();
+    let page_origin = format!("http://localhost:{page_port}");
+    let config = base_config()
+        .replace("http://127.0.0.1:9000", &store.endpoint)
+        .replace(
+            r#"cors_allowed_origins = ["https://app.example.com"]"#,
+            &format!(r#"cors_allowed_origins = ["{page_origin}"]"#),
+        )
+        .replace(
+            "[tenants.limited]",
+            &format!(
+                "[tenants.uppy]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\n\
+                 content_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
+                 [tenants.uppyput]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\nupload_method = \"put\"\n\n\
+                 [tenants.limited]"
+            ),
+        );
+    let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
+    store.allow_origin(&page_origin).await;
+    let service = app.base.clone();
+    let files = Files::new();
+    let (small, small_data) = files.write("notes.txt", 3000);
+    let (big, big_data) = files.write("big.bin", 11 * MIB);
+    let over = 5 * MIB;
+
+    // POST tenant: the small file with a POST ticket, the big one in three parts
+    // (Uppy's own 5 MiB), in one Uppy run, bytes read back identical.
+    let shown = drive_uppy(json!({
+        "version": version, "service": service, "pagePort": page_port, "token": token("uppy", "user-1"),
+        "files": [small, big], "multipartOver": over, "declareSize": false,
+    }))
+    .await;
+    assert_eq!(shown["failed"], json!([]), "{shown}");
+    let small_key = successful(&shown, "notes.txt")["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        small_key.starts_with("uppy/user-1/") && small_key.ends_with("/notes.txt"),
+        "{shown}"
+    );
+    assert_eq!(
+        store.read(&small_key).await.as_deref(),
+        Some(small_data.as_slice())
+    );
+    let big_file = successful(&shown, "big.bin");
+    let big_key = big_file["key"].as_str().unwrap().to_owned();
+    assert!(big_key.starts_with("uppy/user-1/"), "{shown}");
+    assert!(
+        big_file["uploadURL"].as_str().unwrap().ends_with(&big_key),
+        "{shown}"
+    );
+    assert_eq!(
+        store.read(&big_key).await.as_deref(),
+        Some(big_data.as_slice())
+    );
+    let calls: Vec<&str> = shown["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        calls.iter().any(|c| c.starts_with("GET /s3/params")),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&"POST /s3/multipart"), "{calls:?}");
+    let part_calls = calls
+        .iter()
+        .filter(|c| c.starts_with("GET /s3/multipart/") && !c.contains("/batch"))
+        .count();
+    assert_eq!(part_calls, 3, "one signed URL per part: {calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("POST /s3/multipart/") && c.ends_with("/complete")),
+        "{calls:?}"
+    );
+
+    // PUT tenant: the app puts the size in the file's meta (PUT URLs sign one length).
+    let shown = drive_uppy(json!({
+        "version": version, "service": service, "pagePort": page_port, "token": token("uppyput", "user-2"),
+        "files": [small], "multipartOver": over, "declareSize": true,
+    }))
+    .await;
+    assert_eq!(shown["failed"], json!([]), "{shown}");
+    // Uppy reads a key from POST fields only; a PUT's is in the URL it reports.
+    let url = successful(&shown, "notes.txt")["uploadURL"]
+        .as_str()
+        .unwrap();
+    let path = url.split_once(&format!("/{BUCKET}/")).unwrap().1;
+    let put_key = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .unwrap()
+        .into_owned();
+    assert!(put_key.starts_with("uppyput/user-2/"), "{shown}");
+    assert_eq!(
+        store.read(&put_key).await.as_deref(),
+        Some(small_data.as_slice())
+    );
+
+    // A type the tenant refuses: the Dashboard shows the service's detail.
+    let (photo, _) = files.write("photo.png", 2000);
+    let shown = drive_uppy(json!({
+        "version": version, "service": service, "pagePort": page_port, "token": token("uppy", "user-3"),
+        "files": [photo], "multipartOver": over, "declareSize": false,
+    }))
+    .await;
+    assert_eq!(shown["successful"], json!([]), "{shown}");
+    let text = shown["shown"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "content type image/png is not allowed; allowed: text/plain, application/octet-stream"
+        ),
+        "the Dashboard shows the service's detail: {text}"
+    );
+    assert_eq!(
+        keys_under(&store, "uppy/user-3/").await,
+        Vec::<String>::new()
+    );
+
+    // Another tenant's token on the completion of user-4's upload: refused in words,
+    // nothing stored.
+    let shown = drive_uppy(json!({
+        "version": version, "service": service, "pagePort": page_port, "token": token("uppy", "user-4"),
+        "files": [big], "multipartOver": over, "declareSize": false,
+        "completeAs": token("uppyput", "user-4"),
+    }))
+    .await;
+    assert_eq!(shown["successful"], json!([]), "{shown}");
+    let text = shown["shown"].as_str().unwrap();
+    assert!(text.contains("belongs to someone else"), "{text}");
+    assert_eq!(
+        keys_under(&store, "uppy/user-4/").await,
+        Vec::<String>::new()
+    );
+
+    app.stop().await.unwrap();
+}

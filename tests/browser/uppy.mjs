@@ -1,0 +1,76 @@
+// Drives uppy.html in Debian's Chromium: adds files to Uppy's Dashboard, presses its
+// upload button and prints, as one JSON line, what Uppy reported and what its Dashboard
+// shows. The page is served on 127.0.0.1:<pagePort> and opened as http://localhost:<pagePort>,
+// an origin of its own, so every call to the service and the store is cross-origin, as
+// in production (and on loopback, which Chromium lets a loopback page reach).
+// Usage: node uppy.mjs '<json>' with {version: "4"|"5", service, token, files: [path],
+//   pagePort, multipartOver: bytes, declareSize: bool, completeAs?: token, screenshot?: path}
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { launchChromium } from "./launch.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const test = JSON.parse(process.argv[2]);
+const bundle = join(here, "node_modules", `uppy${test.version}`, "dist");
+const origin = `http://localhost:${test.pagePort}`;
+const served = {
+  "/": ["text/html", join(here, "uppy.html")],
+  "/uppy.min.js": ["text/javascript", join(bundle, "uppy.min.js")],
+  "/uppy.min.css": ["text/css", join(bundle, "uppy.min.css")],
+};
+
+const server = createServer(async (request, response) => {
+  const [type, file] = served[new URL(request.url, origin).pathname] ?? [];
+  if (!file) {
+    response.writeHead(404).end("not here");
+    return;
+  }
+  response.writeHead(200, { "content-type": type }).end(await readFile(file));
+});
+await new Promise((resolve) => server.listen(test.pagePort, "127.0.0.1", resolve));
+
+const browser = await launchChromium();
+try {
+  const page = await browser.newPage({ viewport: { width: 900, height: 560 } });
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  const calls = [];
+  page.on("request", (r) => {
+    if (r.url().startsWith(test.service)) calls.push(`${r.method()} ${new URL(r.url()).pathname}`);
+  });
+  if (test.completeAs) {
+    // Someone else's token on the completion: as if the upload id and key had leaked.
+    await page.route(`${test.service}/s3/multipart/*/complete*`, (route) => {
+      const headers = { ...route.request().headers(), authorization: `Bearer ${test.completeAs}` };
+      return route.continue({ headers });
+    });
+  }
+  await page.addInitScript((t) => { window.TEST = t; }, test);
+  await page.goto(`${origin}/`);
+  await page.setInputFiles(".uppy-Dashboard-input >> nth=0", test.files);
+  await page.click(".uppy-StatusBar-actionBtn--upload");
+  try {
+    await page.waitForFunction(() => window.results !== null, null, { timeout: 60000 });
+  } catch (error) {
+    // Say what Uppy got to, not only that it never finished.
+    console.error(JSON.stringify({ error: String(error), calls, consoleErrors }));
+    throw error;
+  }
+  // Let the Dashboard render the outcome.
+  await page.waitForTimeout(300);
+  const results = await page.evaluate(() => window.results);
+  const shown = await page.evaluate(() => {
+    const texts = [document.body.innerText];
+    for (const el of document.querySelectorAll("[title], [aria-label], [data-microtip-position]")) {
+      texts.push(el.getAttribute("title") ?? "", el.getAttribute("aria-label") ?? "");
+    }
+    return texts.join("\n");
+  });
+  if (test.screenshot) await page.screenshot({ path: test.screenshot });
+  console.log(JSON.stringify({ ...results, shown, calls, consoleErrors }));
+} finally {
+  await browser.close();
+  server.close();
+}

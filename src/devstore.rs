@@ -24,11 +24,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::http::s3xml;
 use crate::presign::evaluate::{PostedForm, Refusal, evaluate};
 use crate::presign::{Checksum, ChecksumAlgorithm, PresignError};
 
@@ -221,7 +222,7 @@ fn router(options: &Options, data: &Path) -> Result<axum::Router, DevStoreError>
         async move {
             match s3.call(request.map(s3s::Body::http_body_unsync)).await {
                 Ok(response) => response.map(Body::new),
-                Err(error) => s3_error(
+                Err(error) => s3xml::error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "InternalError",
                     &format!("{error:?}"),
@@ -309,7 +310,7 @@ async fn check_post_policy(
     };
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_POST_BYTES).await else {
-        return s3_error(
+        return s3xml::error(
             StatusCode::BAD_REQUEST,
             "EntityTooLarge",
             &format!("the dev store takes POST uploads of up to {MAX_POST_BYTES} bytes"),
@@ -317,7 +318,9 @@ async fn check_post_policy(
     };
     let form = match read_form(bytes.clone(), boundary).await {
         Ok(form) => form,
-        Err(reason) => return s3_error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &reason),
+        Err(reason) => {
+            return s3xml::error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &reason);
+        }
     };
     let posted = PostedForm {
         bucket: &bucket,
@@ -351,7 +354,7 @@ async fn check_post_policy(
         Err(refusal) => {
             tracing::info!(%refusal, "dev store: POST upload refused");
             let (status, code) = s3_code(&refusal);
-            s3_error(status, code, &refusal.to_string())
+            s3xml::error(status, code, &refusal.to_string())
         }
     }
 }
@@ -414,7 +417,7 @@ async fn check_put_checksum(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_POST_BYTES).await else {
-        return s3_error(
+        return s3xml::error(
             StatusCode::BAD_REQUEST,
             "EntityTooLarge",
             &format!("the dev store verifies checksums of uploads of up to {MAX_POST_BYTES} bytes"),
@@ -432,13 +435,17 @@ async fn check_put_checksum(
 fn mismatch((algorithm, value): &(ChecksumAlgorithm, String), bytes: &[u8]) -> Option<Response> {
     if Checksum::new(*algorithm, value).is_err() {
         let message = format!("{} is not a base64 {}", algorithm.field(), algorithm.name());
-        return Some(s3_error(StatusCode::BAD_REQUEST, "InvalidDigest", &message));
+        return Some(s3xml::error(
+            StatusCode::BAD_REQUEST,
+            "InvalidDigest",
+            &message,
+        ));
     }
     let actual = match digest(*algorithm, bytes) {
         Ok(actual) => actual,
         Err(error) => {
             let message = error.to_string();
-            return Some(s3_error(
+            return Some(s3xml::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",
                 &message,
@@ -451,7 +458,7 @@ fn mismatch((algorithm, value): &(ChecksumAlgorithm, String), bytes: &[u8]) -> O
             algorithm.name(),
             actual.value()
         );
-        s3_error(StatusCode::BAD_REQUEST, "BadDigest", &message)
+        s3xml::error(StatusCode::BAD_REQUEST, "BadDigest", &message)
     })
 }
 
@@ -555,30 +562,6 @@ fn s3_code(refusal: &Refusal) -> (StatusCode, &'static str) {
     }
 }
 
-/// An S3 error document.
-fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{}</Message></Error>",
-        xml_escape(message)
-    );
-    (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
-}
-
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,7 +589,7 @@ mod tests {
 
     #[test]
     fn error_documents_escape_the_message() {
-        assert_eq!(xml_escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+        assert_eq!(s3xml::escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::jws::{self, Expected, HmacKey};
@@ -65,19 +66,24 @@ pub struct SizeBounds {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Claims {
+struct Claims<T> {
     aud: String,
     exp: u64,
     #[serde(flatten)]
-    upload: Upload,
+    body: T,
 }
 
-/// Signs and verifies handles. Verification is the bearer tokens' own JWS code
-/// (`auth::jws`), with the HMAC key prepared once.
+/// The audience of receipts, so that a receipt never passes as a handle or back.
+const RECEIPT_AUDIENCE: &str = "upload-tickets:receipt";
+
+/// Signs and verifies handles (and receipts, what the service did signed for a client
+/// to show it back). Verification is the bearer tokens' own JWS code (`auth::jws`), with
+/// the HMAC key prepared once.
 pub struct HandleKey {
     encoding: EncodingKey,
     verifying: HmacKey,
     expected: Expected,
+    receipts: Expected,
 }
 
 impl std::fmt::Debug for HandleKey {
@@ -100,15 +106,17 @@ pub enum HandleError {
 impl HandleKey {
     /// A key from secret bytes (at least [`MIN_HANDLE_KEY_BYTES`]; the caller checks).
     pub fn new(secret: &[u8]) -> Self {
+        // `exp` and `aud` required; no leeway: the service is its own clock.
+        let expected = |audience: &str| Expected {
+            issuer: None,
+            audience: audience.to_owned(),
+            leeway: 0,
+        };
         Self {
             encoding: EncodingKey::from_secret(secret),
             verifying: HmacKey::hs256(secret),
-            // `exp` and `aud` required; no leeway: the service is its own clock.
-            expected: Expected {
-                issuer: None,
-                audience: AUDIENCE.to_owned(),
-                leeway: 0,
-            },
+            expected: expected(AUDIENCE),
+            receipts: expected(RECEIPT_AUDIENCE),
         }
     }
 
@@ -120,17 +128,7 @@ impl HandleKey {
 
     /// The handle of `upload`, valid until `expires_at`.
     pub fn sign(&self, upload: &Upload, expires_at: SystemTime) -> Result<String, HandleError> {
-        let exp = expires_at
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| HandleError::Time)?
-            .as_secs();
-        let claims = Claims {
-            aud: AUDIENCE.to_owned(),
-            exp,
-            upload: upload.clone(),
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|_| HandleError::Invalid)
+        self.encode(AUDIENCE, upload, expires_at)
     }
 
     /// The upload a handle names, if it verifies and has not expired at `now`.
@@ -139,15 +137,62 @@ impl HandleKey {
         handle: &str,
         now: SystemTime,
     ) -> Result<(Upload, SystemTime), HandleError> {
-        if handle.len() > 8 * 1024 {
+        self.decode(&self.expected, handle, now)
+    }
+
+    /// A receipt of `body`, valid until `expires_at`: never accepted as a handle.
+    pub fn sign_receipt<T: Serialize>(
+        &self,
+        body: &T,
+        expires_at: SystemTime,
+    ) -> Result<String, HandleError> {
+        self.encode(RECEIPT_AUDIENCE, body, expires_at)
+    }
+
+    /// What a receipt says, if it verifies and has not expired at `now`.
+    pub fn verify_receipt<T: DeserializeOwned>(
+        &self,
+        receipt: &str,
+        now: SystemTime,
+    ) -> Result<T, HandleError> {
+        self.decode(&self.receipts, receipt, now)
+            .map(|(body, _)| body)
+    }
+
+    fn encode<T: Serialize>(
+        &self,
+        audience: &str,
+        body: &T,
+        expires_at: SystemTime,
+    ) -> Result<String, HandleError> {
+        let exp = expires_at
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| HandleError::Time)?
+            .as_secs();
+        let claims = Claims {
+            aud: audience.to_owned(),
+            exp,
+            body,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| HandleError::Invalid)
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        expected: &Expected,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<(T, SystemTime), HandleError> {
+        if token.len() > 8 * 1024 {
             return Err(HandleError::Invalid);
         }
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let payload = jws::verify_hmac(handle, &self.verifying, &self.expected, now)
+        let payload = jws::verify_hmac(token, &self.verifying, expected, now)
             .map_err(|_| HandleError::Invalid)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| HandleError::Invalid)?;
-        let expires_at = UNIX_EPOCH + Duration::from_secs(claims.exp);
-        Ok((claims.upload, expires_at))
+        let claims: Claims<T> =
+            serde_json::from_slice(&payload).map_err(|_| HandleError::Invalid)?;
+        Ok((claims.body, UNIX_EPOCH + Duration::from_secs(claims.exp)))
     }
 }
 
@@ -202,6 +247,29 @@ mod tests {
         assert_eq!(key.verify("not a handle", now), Err(HandleError::Invalid));
         assert_eq!(
             key.verify(&"a".repeat(10_000), now),
+            Err(HandleError::Invalid)
+        );
+    }
+
+    #[test]
+    fn receipts_and_handles_never_pass_for_each_other() {
+        let key = HandleKey::new(&[7; 32]);
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let now = SystemTime::now();
+        let receipt = key.sign_receipt(&upload(), later).unwrap();
+        assert_eq!(
+            key.verify_receipt::<Upload>(&receipt, now).unwrap(),
+            upload()
+        );
+        assert_eq!(key.verify(&receipt, now), Err(HandleError::Invalid));
+        let handle = key.sign(&upload(), later).unwrap();
+        assert_eq!(
+            key.verify_receipt::<Upload>(&handle, now),
+            Err(HandleError::Invalid)
+        );
+        let other = HandleKey::new(&[8; 32]);
+        assert_eq!(
+            other.verify_receipt::<Upload>(&receipt, now),
             Err(HandleError::Invalid)
         );
     }

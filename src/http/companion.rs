@@ -179,9 +179,30 @@ async fn create_upload(state: &AppState, who: &Authorized, body: CreateBody) -> 
         meta.insert(name, text);
     }
     let request = upload_request(body.filename, body.content_type, meta)?;
+    let ClientUpload { upload, handle } = start_client_upload(state, who, &request).await?;
+    let created = Created {
+        key: upload.key.clone(),
+        upload_id: handle,
+        bucket: upload.bucket,
+    };
+    Ok((tickets::json(StatusCode::OK, &created)?, upload.key))
+}
+
+/// A started upload whose parts the client lays out, and its signed handle.
+pub(super) struct ClientUpload {
+    pub upload: Upload,
+    pub handle: String,
+}
+
+/// Starts an upload of `request` whose parts the client lays out (Uppy's): the
+/// tenant's rules and limits, the store's upload, the handle that binds it.
+pub(super) async fn start_client_upload(
+    state: &AppState,
+    who: &Authorized,
+    request: &UploadRequest,
+) -> Result<ClientUpload, ApiError> {
     let subject = &who.caller.subject;
-    let object =
-        policy::client_multipart_plan(&who.rules, subject, &request, who.now, &new_uuid())?;
+    let object = policy::client_multipart_plan(&who.rules, subject, request, who.now, &new_uuid())?;
     let size = request.size;
     let bytes = size.unwrap_or(object.max_size);
     let (upload_id, _) = multipart::create_in_store(state, who, &object, bytes).await?;
@@ -203,25 +224,24 @@ async fn create_upload(state: &AppState, who: &Authorized, body: CreateBody) -> 
         }),
     };
     let deadline = who.now + who.rules.multipart_expires_in;
-    let answer = state
-        .handles
-        .sign(&upload, deadline)
-        .map_err(ApiError::internal)
-        .and_then(|handle| {
-            let created = Created {
-                key: upload.key.clone(),
-                upload_id: handle,
-                bucket: upload.bucket.clone(),
-            };
-            tickets::json(StatusCode::OK, &created)
-        });
-    match answer {
-        Ok(response) => Ok((response, object.key)),
+    match state.handles.sign(&upload, deadline) {
+        Ok(handle) => Ok(ClientUpload { upload, handle }),
         Err(error) => {
+            // Nobody will ever hold a handle for it.
             multipart::undo(state, who, &object.key, &upload_id).await;
-            Err(error)
+            Err(ApiError::internal(error))
         }
     }
+}
+
+/// The object's plain URL, as S3's `Location` names it.
+pub(super) fn location(state: &AppState, upload: &Upload) -> Result<String, ApiError> {
+    let bucket = BucketName::new(upload.bucket.as_str()).map_err(ApiError::internal)?;
+    let key = ObjectKey::new(upload.key.as_str()).map_err(ApiError::internal)?;
+    state
+        .presigner
+        .object_url(&bucket, &key)
+        .map_err(ApiError::internal)
 }
 
 /// The upload a Companion call names: the handle in its path, owned by the caller, and
@@ -253,7 +273,7 @@ fn part_number(text: &str) -> Result<u16, ApiError> {
 }
 
 /// Signed part URLs of `numbers`, and how long they stay valid.
-fn signed(
+pub(super) fn signed(
     state: &AppState,
     who: &Authorized,
     upload: &Upload,
@@ -434,12 +454,7 @@ async fn complete(
             })
             .collect();
         let (_, size) = multipart::finish(&state, &who, &upload, parts, None).await?;
-        let bucket = BucketName::new(upload.bucket.as_str()).map_err(ApiError::internal)?;
-        let key = ObjectKey::new(upload.key.as_str()).map_err(ApiError::internal)?;
-        let location = state
-            .presigner
-            .object_url(&bucket, &key)
-            .map_err(ApiError::internal)?;
+        let location = location(&state, &upload)?;
         let completed = Completed {
             location,
             key: upload.key.clone(),

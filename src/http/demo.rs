@@ -1,14 +1,14 @@
-//! The browser demo (`server.demo = true`, as in `dev`): `GET /demo`, a page that gets a
-//! ticket and uploads a file with it, and `GET /demo/objects`, what the caller has
-//! uploaded, with download links, so the page can show that the upload landed.
-//! Both are 404 while the demo is off.
+//! The browser demo (`server.demo = true`, as in `dev`): `GET /demo`, a page that uploads
+//! a file with the typed client (`GET /demo/client.js`), and `GET /demo/objects`, what
+//! the caller has uploaded, with download links, so the page can show that the upload
+//! landed. All are 404 while the demo is off.
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequestParts as _, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Serialize;
@@ -22,6 +22,10 @@ use crate::presign::{BucketName, ObjectKey, UrlRequest};
 
 /// The page; `{{DEMO_TOKEN}}` is where `dev` puts its token.
 const DEMO_HTML: &str = include_str!("../../static/demo.html");
+
+/// The typed client (`clients/typescript`, as tsc builds it), which the page imports;
+/// a test holds it to a fresh build.
+const CLIENT_JS: &str = include_str!("../../static/client.js");
 
 /// At most this many objects are listed.
 const LISTED: u16 = 50;
@@ -62,8 +66,16 @@ pub(super) fn router(demo: &Demo) -> Router<AppState> {
             Err(rejection) => rejection,
         }
     };
+    let client = move || async move {
+        let javascript = HeaderValue::from_static("text/javascript; charset=utf-8");
+        match on {
+            true => Ok(([(header::CONTENT_TYPE, javascript)], CLIENT_JS)),
+            false => Err(ApiError::NotFound),
+        }
+    };
     Router::new()
         .route("/demo", get(page))
+        .route("/demo/client.js", get(client))
         .route("/demo/objects", get(objects))
 }
 

@@ -73,6 +73,10 @@ pub enum ApiError {
     /// 404 `object_not_found`.
     #[error("no object under this key")]
     ObjectNotFound,
+    /// 422 `client_unsupported`: the client (Uppy 6) cannot send what the tenant's
+    /// tickets require.
+    #[error("{0}")]
+    ClientUnsupported(String),
     /// 422 `parts_invalid`: the part list does not complete the upload.
     #[error("{0}")]
     PartsInvalid(String),
@@ -148,6 +152,7 @@ impl ApiError {
             Self::UploadNotFound => (StatusCode::NOT_FOUND, "upload_not_found"),
             Self::NotOwner => (StatusCode::FORBIDDEN, "not_owner"),
             Self::ObjectNotFound => (StatusCode::NOT_FOUND, "object_not_found"),
+            Self::ClientUnsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "client_unsupported"),
             Self::PartsInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "parts_invalid"),
             Self::ChecksumMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "checksum_mismatch"),
             Self::ObjectExists => (StatusCode::CONFLICT, "object_exists"),

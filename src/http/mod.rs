@@ -9,6 +9,8 @@ mod extract;
 mod health;
 mod multipart;
 mod reply;
+pub(crate) mod s3xml;
+mod signrequest;
 mod tickets;
 mod uploads;
 mod usage;
@@ -186,6 +188,7 @@ pub fn router(
     routes
         .merge(uploads::router())
         .merge(usage::router())
+        .merge(signrequest::router())
         .merge(multipart::router())
         .merge(completion::router())
         .merge(health::router())

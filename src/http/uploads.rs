@@ -35,11 +35,11 @@ struct Ticket {
 
 /// A PUT ticket: the URL and the headers to send with exactly these values.
 #[derive(Debug, Serialize)]
-struct PutTicket {
+pub(super) struct PutTicket {
     method: &'static str,
-    url: String,
-    headers: BTreeMap<String, String>,
-    key: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub key: String,
     bucket: String,
     expires_at: String,
     min_size: u64,
@@ -105,6 +105,17 @@ async fn put_ticket(
     body: &UploadRequest,
     status: StatusCode,
 ) -> Handled {
+    let ticket = sign_put(state, who, body).await?;
+    let key = ticket.key.clone();
+    Ok((tickets::json(status, &ticket)?, key))
+}
+
+/// A PUT ticket for `body`, counted against the tenant's limits.
+pub(super) async fn sign_put(
+    state: &AppState,
+    who: &Authorized,
+    body: &UploadRequest,
+) -> Result<PutTicket, ApiError> {
     let mut plan = policy::put_plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
     let credentials = tickets::admit(state, who, plan.object.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
@@ -116,15 +127,14 @@ async fn put_ticket(
         .presigner
         .presign_url(&credentials.credentials, &plan.request, who.now)
         .map_err(ApiError::internal)?;
-    let ticket = PutTicket {
+    Ok(PutTicket {
         method: signed.method,
         url: signed.url,
         headers: signed.headers.into_iter().collect(),
-        key: plan.object.key.clone(),
+        key: plan.object.key,
         bucket: who.rules.bucket.to_string(),
         expires_at: rfc3339(signed.expires_at)?,
         min_size: plan.object.min_size,
         max_size: plan.object.max_size,
-    };
-    Ok((tickets::json(status, &ticket)?, plan.object.key))
+    })
 }

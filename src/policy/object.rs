@@ -201,7 +201,8 @@ pub fn tagging_query(tags: &[(String, String)]) -> String {
     out
 }
 
-fn xml_escape(s: &str) -> String {
+/// XML text: the five characters XML reserves, escaped.
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -46,12 +46,7 @@ impl UrlRequest {
         upload_id: &str,
         part_number: u16,
     ) -> Result<Self, PresignError> {
-        if upload_id.is_empty() || upload_id.len() > 1024 || upload_id.chars().any(char::is_control)
-        {
-            return Err(PresignError::InvalidUrlRequest(
-                "the upload id is not usable",
-            ));
-        }
+        check_upload_id(upload_id)?;
         if !(1..=10_000).contains(&part_number) {
             return Err(PresignError::InvalidUrlRequest(
                 "part numbers are 1 to 10000",
@@ -62,6 +57,19 @@ impl UrlRequest {
             ("partNumber".to_owned(), part_number.to_string()),
             ("uploadId".to_owned(), upload_id.to_owned()),
         ];
+        Ok(request)
+    }
+
+    /// `GET ?uploadId=ID`: the parts a multipart upload holds (ListParts), for a client
+    /// that resumes by asking the store itself.
+    pub fn list_parts(
+        bucket: BucketName,
+        key: ObjectKey,
+        upload_id: &str,
+    ) -> Result<Self, PresignError> {
+        check_upload_id(upload_id)?;
+        let mut request = Self::new("GET", bucket, key)?;
+        request.query = vec![("uploadId".to_owned(), upload_id.to_owned())];
         Ok(request)
     }
 
@@ -285,6 +293,16 @@ fn host_of(url: &str) -> Result<String, PresignError> {
     })
 }
 
+/// An upload id as stores hand them out: not empty, not overlong, no control characters.
+fn check_upload_id(upload_id: &str) -> Result<(), PresignError> {
+    if upload_id.is_empty() || upload_id.len() > 1024 || upload_id.chars().any(char::is_control) {
+        return Err(PresignError::InvalidUrlRequest(
+            "the upload id is not usable",
+        ));
+    }
+    Ok(())
+}
+
 /// What SigV4 (RFC 3986) leaves unencoded: letters, digits and `-._~`. Everything
 /// else is `%XX`, upper-case hex of its UTF-8 bytes. Tag values in `x-amz-tagging`
 /// are encoded the same way.
@@ -381,6 +399,21 @@ mod tests {
             signed.url
         );
 
+        let list = UrlRequest::list_parts(bucket.clone(), key.clone(), "id/+=x").unwrap();
+        let signed = presigner.presign_url(&credentials, &list, now).unwrap();
+        assert_eq!(signed.method, "GET");
+        assert!(
+            signed
+                .url
+                .contains(".txt?uploadId=id%2F%2B%3Dx&X-Amz-Algorithm="),
+            "{}",
+            signed.url
+        );
+        assert_eq!(
+            presigner.object_url(&bucket, &key).unwrap(),
+            "https://examplebucket.s3.amazonaws.com/acme/u%201/%C3%A4%2Bb.txt"
+        );
+
         let with_token = Credentials::new("AKID", "secret", Some("token/+=".to_owned())).unwrap();
         let signed = presigner.presign_url(&with_token, &part, now).unwrap();
         assert!(signed.url.contains("&X-Amz-Security-Token=token%2F%2B%3D"));
@@ -410,6 +443,8 @@ mod tests {
         assert!(UrlRequest::upload_part(bucket.clone(), key.clone(), "id", 0).is_err());
         assert!(UrlRequest::upload_part(bucket.clone(), key.clone(), "id", 10_001).is_err());
         assert!(UrlRequest::upload_part(bucket.clone(), key.clone(), "", 1).is_err());
+        assert!(UrlRequest::list_parts(bucket.clone(), key.clone(), "").is_err());
+        assert!(UrlRequest::list_parts(bucket.clone(), key.clone(), "a\nb").is_err());
         assert!(UrlRequest::put_object(bucket, ObjectKey::new("u/${filename}").unwrap()).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! The TypeScript client (`clients/typescript`): its types are the spec's (regenerated
 //! from `openapi.yaml` they are the committed ones), it type-checks, and its tests upload
 //! with it against `upload-tickets dev` and its own strict store (POST, PUT, multipart with
-//! a failed part retried, resume, refusals, abort).
+//! a failed part retried, resume, refusals, abort), and the demo page serves its build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,6 +52,23 @@ fn the_clients_types_are_generated_from_the_spec() {
     );
 }
 
+/// The demo page imports `static/client.js`: it is the client as tsc builds it now.
+#[test]
+fn the_demo_pages_client_is_the_clients_build() {
+    let out = std::env::temp_dir().join(format!("upload-tickets-client-{}", uuid::Uuid::new_v4()));
+    run(Command::new(bin("tsc"))
+        .current_dir(package())
+        .args(["-p", ".", "--outDir"])
+        .arg(&out));
+    let built = std::fs::read_to_string(out.join("src/index.js")).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let served = std::fs::read_to_string(package().join("../../static/client.js")).unwrap();
+    assert!(
+        built == served,
+        "static/client.js is stale: run `npm run demo` in clients/typescript"
+    );
+}
+
 #[tokio::test]
 async fn the_typescript_client_uploads_through_dev_and_its_tests_pass() {
     let dev = Dev::start(&[]).await;
@@ -70,5 +87,5 @@ async fn the_typescript_client_uploads_through_dev_and_its_tests_pass() {
     .await
     .unwrap();
     assert!(output.contains("# fail 0"), "{output}");
-    assert!(output.contains("# pass 7"), "{output}");
+    assert!(output.contains("# pass 8"), "{output}");
 }

@@ -487,3 +487,256 @@ async fn uppys_preflight_is_answered_for_the_companion_routes() {
     );
     app.stop().await.unwrap();
 }
+
+// Uppy 6's signRequest: `POST /uploads/uppy/sign` and the receipts it answers with.
+
+async fn sign(app: &InProcess, token: &str, body: Value) -> (u16, Value) {
+    app.post("/uploads/uppy/sign", token, body).await
+}
+
+/// What the receipt URL of `signed` answers: status, content type, body.
+async fn answer(app: &InProcess, method: Method, signed: &Value) -> (u16, String, String) {
+    let path = format!("/{}", signed["url"].as_str().unwrap());
+    assert!(path.starts_with("/uploads/uppy/answer?r="), "{signed}");
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/xml")
+        .body(axum::body::Body::from("<CompleteMultipartUpload/>"))
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request)
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, kind, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+fn between<'a>(xml: &'a str, tag: &str) -> &'a str {
+    let open = format!("<{tag}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+        + open.len();
+    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
+    &xml[start..end]
+}
+
+/// Starts an upload of `file` the way Uppy 6 does: signing, then its receipt's URL.
+/// Answers the handle (Uppy's upload id), the key and the signing's answer.
+async fn start6(app: &InProcess, token: &str, file: &Value) -> (String, String, Value) {
+    let body = json!({"method": "POST", "key": "uppy-file-id", "file": file});
+    let (status, signed) = sign(app, token, body).await;
+    assert_eq!(status, 200, "{signed}");
+    let (status, kind, xml) = answer(app, Method::POST, &signed).await;
+    assert_eq!((status, kind.as_str()), (200, "application/xml"), "{xml}");
+    let key = signed["key"].as_str().unwrap().to_owned();
+    assert_eq!(between(&xml, "Key"), key);
+    (between(&xml, "UploadId").to_owned(), key, signed)
+}
+
+#[tokio::test]
+async fn uppy_6_multipart_starts_completes_and_aborts_at_the_service() {
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    let file = json!({"name": "film.mp4", "type": "video/mp4", "size": 12 * MIB + 5});
+    let (handle, key, signed) = start6(&app, &alice, &file).await;
+    assert!(
+        key.starts_with("big/alice/") && key.ends_with("/film.mp4"),
+        "{signed}"
+    );
+    assert_eq!(app.store.open_uploads().len(), 1);
+
+    // Parts: store URLs; the listing: a ListParts URL on the store.
+    let id = store_upload_id(&handle);
+    for n in 1..=3u16 {
+        let request = json!({"method": "PUT", "key": key, "uploadId": handle, "partNumber": n});
+        let (status, part) = sign(&app, &alice, request).await;
+        assert_eq!(status, 200, "{part}");
+        let url = part["url"].as_str().unwrap();
+        assert!(
+            url.starts_with("http://127.0.0.1:9000/big-uploads/")
+                && url.contains(&format!("partNumber={n}&")),
+            "{url}"
+        );
+        assert!(part.get("key").is_none());
+        app.store
+            .put_part(&id, n, if n < 3 { 6 * MIB } else { 5 })
+            .unwrap();
+    }
+    let (status, listed) = sign(
+        &app,
+        &alice,
+        json!({"method": "GET", "key": key, "uploadId": handle}),
+    )
+    .await;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        listed["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("uploadId={}", enc(&id))),
+        "{listed}"
+    );
+
+    // Completion: at the service, with what the store holds; the receipt echoes it.
+    let request = json!({"method": "POST", "key": key, "uploadId": handle});
+    let (status, done) = sign(&app, &alice, request.clone()).await;
+    assert_eq!(status, 200, "{done}");
+    assert!(app.store.open_uploads().is_empty(), "completed at signing");
+    let (status, _, xml) = answer(&app, Method::POST, &done).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        between(&xml, "Location"),
+        format!("http://127.0.0.1:9000/big-uploads/{key}")
+    );
+    assert_eq!(between(&xml, "Key"), key);
+    // Once completed, there is nothing to complete again.
+    let (status, again) = sign(&app, &alice, request).await;
+    assert_eq!(status, 404, "{again}");
+
+    // Abort: at the service; the receipt answers 204.
+    let (handle, key, _) = start6(&app, &alice, &file).await;
+    let (status, aborted) = sign(
+        &app,
+        &alice,
+        json!({"method": "DELETE", "key": key, "uploadId": handle}),
+    )
+    .await;
+    assert_eq!(status, 200, "{aborted}");
+    assert!(app.store.open_uploads().is_empty());
+    let (status, _, body) = answer(&app, Method::DELETE, &aborted).await;
+    assert_eq!((status, body.as_str()), (204, ""));
+}
+
+#[tokio::test]
+async fn uppy_6_totals_are_checked_and_sizes_held_at_completion() {
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    let file = json!({"name": "film.mp4", "type": "video/mp4", "size": 7 * MIB});
+    let (handle, key, _) = start6(&app, &alice, &file).await;
+    let request = json!({"method": "POST", "key": key, "uploadId": handle});
+    let (status, body) = sign(&app, &alice, request.clone()).await;
+    refused(status, &body, (422, "parts_invalid"));
+    app.store
+        .put_part(&store_upload_id(&handle), 1, 5 * MIB)
+        .unwrap();
+    let (status, body) = sign(&app, &alice, request).await;
+    let detail = refused(status, &body, (422, "parts_invalid"))["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("declared 7340032"), "{detail}");
+    assert_eq!(app.store.open_uploads().len(), 1);
+}
+
+#[tokio::test]
+async fn uppy_6_signing_refuses_what_it_cannot_serve_and_other_callers() {
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    let file = json!({"name": "a.bin", "size": 10});
+    let (handle, key, signed) = start6(&app, &alice, &file).await;
+
+    for (who, body, want) in [
+        // Someone else with alice's upload id and key, every kind.
+        (
+            token("big", "bob"),
+            json!({"method": "PUT", "key": key, "uploadId": handle, "partNumber": 1}),
+            (403, "not_owner"),
+        ),
+        (
+            token("strict", "alice"),
+            json!({"method": "POST", "key": key, "uploadId": handle}),
+            (403, "not_owner"),
+        ),
+        (
+            token("big", "bob"),
+            json!({"method": "GET", "key": key, "uploadId": handle}),
+            (403, "not_owner"),
+        ),
+        (
+            token("big", "bob"),
+            json!({"method": "DELETE", "key": key, "uploadId": handle}),
+            (403, "not_owner"),
+        ),
+        // Alice with another key, the store's own id, a receipt, or nothing usable.
+        (
+            alice.clone(),
+            json!({"method": "PUT", "key": "big/bob/x/a.bin", "uploadId": handle, "partNumber": 1}),
+            (403, "not_owner"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "PUT", "key": key, "uploadId": store_upload_id(&handle), "partNumber": 1}),
+            (404, "upload_not_found"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "POST", "key": key, "uploadId": signed["url"].as_str().unwrap().trim_start_matches("uploads/uppy/answer?r=")}),
+            (404, "upload_not_found"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "PUT", "key": key, "uploadId": handle, "partNumber": 0}),
+            (422, "parts_invalid"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "PUT", "key": key, "uploadId": handle, "partNumber": 10001}),
+            (422, "parts_invalid"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "PATCH", "key": key}),
+            (400, "invalid_request"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "GET", "key": key}),
+            (400, "invalid_request"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "POST", "key": "k"}),
+            (400, "invalid_request"),
+        ),
+        (
+            alice.clone(),
+            json!({"method": "POST", "key": "k", "bucket": "x", "file": file}),
+            (400, "invalid_request"),
+        ),
+        // A PUT ticket for a tenant whose tickets Uppy 6 cannot send.
+        (
+            alice.clone(),
+            json!({"method": "PUT", "key": "k", "file": file}),
+            (422, "client_unsupported"),
+        ),
+        (
+            token("acme", "alice"),
+            json!({"method": "PUT", "key": "k", "file": {"name": "a.png", "type": "image/png", "size": 10}}),
+            (422, "client_unsupported"),
+        ),
+    ] {
+        let (status, answer) = sign(&app, &who, body.clone()).await;
+        refused(status, &answer, want);
+    }
+    assert_eq!(
+        app.store.open_uploads().len(),
+        1,
+        "nothing reached the upload"
+    );
+
+    // A forged, altered or missing receipt answers S3's AccessDenied.
+    let forged = json!({"url": format!("uploads/uppy/answer?r={}", enc(&handle))});
+    let (status, kind, xml) = answer(&app, Method::POST, &forged).await;
+    assert_eq!((status, kind.as_str()), (403, "application/xml"), "{xml}");
+    assert_eq!(between(&xml, "Code"), "AccessDenied");
+    let altered = json!({"url": format!("{}x", signed["url"].as_str().unwrap())});
+    assert_eq!(answer(&app, Method::POST, &altered).await.0, 403);
+}

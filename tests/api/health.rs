@@ -33,6 +33,7 @@ async fn the_served_spec_is_the_file_in_the_repository() {
 async fn the_demo_page_is_served_only_when_enabled() {
     let app = spawn_app().await;
     problem(app.get("/demo").await, 404, "not_found").await;
+    problem(app.get("/demo/client.js").await, 404, "not_found").await;
     // Off, the listing is unknown too (after the token is checked, as everywhere).
     let listing = reqwest::Client::new()
         .get(app.url("/demo/objects"))
@@ -62,11 +63,20 @@ async fn the_demo_page_is_served_only_when_enabled() {
             .starts_with("text/html")
     );
     let page = response.text().await.unwrap();
-    assert!(page.contains("fetch(\"/uploads\"") && page.contains("body.append(\"file\", file)"));
-    assert!(
-        page.contains("xhr.open(\"PUT\", ticket.url)"),
-        "PUT tickets too"
+    assert!(page.contains("import { upload } from \"/demo/client.js\""));
+    // The typed client it imports, an ES module that sends POST forms and PUT URLs.
+    let client = app.get("/demo/client.js").await;
+    assert_eq!(client.status(), 200);
+    assert_eq!(
+        client.headers()["content-type"],
+        "text/javascript; charset=utf-8"
     );
+    let client = client.text().await.unwrap();
+    assert!(
+        client.contains("export async function upload("),
+        "an ES module"
+    );
+    assert!(client.contains("form.append(\"file\"") && client.contains("method: \"PUT\""));
     // Outside dev nobody's token is filled in, and no placeholder is left.
     assert!(!page.contains("{{DEMO_TOKEN}}"));
     assert!(page.contains("(printed by upload-tickets dev)\"></textarea>"));

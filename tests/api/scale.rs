@@ -198,7 +198,7 @@ fn replica_config(port: u16, redis: &str, store: &str) -> String {
         .replace(
             "[tenants.acme]",
             &format!(
-                "[limits]\nredis_url = \"{redis}\"\nkey_prefix = \"test:\"\ntimeout_ms = 50\n\n\
+                "[limits]\nredis_url = \"{redis}\"\nkey_prefix = \"test:\"\ntimeout_ms = 250\n\n\
                  [tenants.shared]\nbucket = \"{BUCKET}\"\nmax_size = 10485760\nmultipart_part_size = 5242880\n\
                  rate_limit_per_minute = 4\ntenant_rate_limit_per_minute = 1000\n\
                  bytes_per_day = 20000000\nmax_open_multipart_uploads = 1\n\n\

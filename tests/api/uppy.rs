@@ -86,7 +86,28 @@ async fn uppy_4_uploads_through_upload_tickets_on_seaweedfs() {
     uppy_uploads_through_upload_tickets("4", Kind::SeaweedFs).await;
 }
 
-async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
+/// Asserts the Dashboard shows the service's refusal of a PNG, in its words.
+fn shows_the_refused_type(shown: &Value) {
+    assert_eq!(shown["successful"], json!([]), "{shown}");
+    let text = shown["shown"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "content type image/png is not allowed; allowed: text/plain, application/octet-stream"
+        ),
+        "the Dashboard shows the service's detail: {text}"
+    );
+}
+
+/// A store of `kind`, the service on it with the tenants in `tenants` (TOML), both
+/// open to the test page's own origin.
+struct Setup {
+    store: Store,
+    app: TestApp,
+    page_port: u16,
+    service: String,
+}
+
+async fn setup(kind: Kind, tenants: &str) -> Setup {
     let store = Store::start(kind).await;
     // The page's own origin, allowed by the service and the bucket.
     let page_port = free_port();
@@ -99,16 +120,31 @@ async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
         )
         .replace(
             "[tenants.limited]",
-            &format!(
-                "[tenants.uppy]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\n\
-                 content_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
-                 [tenants.uppyput]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\nupload_method = \"put\"\n\n\
-                 [tenants.limited]"
-            ),
+            &format!("{tenants}\n[tenants.limited]"),
         );
     let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
     store.allow_origin(&page_origin).await;
     let service = app.base.clone();
+    Setup {
+        store,
+        app,
+        page_port,
+        service,
+    }
+}
+
+async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
+    let tenants = format!(
+        "[tenants.uppy]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\n\
+         content_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
+         [tenants.uppyput]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\nupload_method = \"put\"\n"
+    );
+    let Setup {
+        store,
+        app,
+        page_port,
+        service,
+    } = setup(kind, &tenants).await;
     let files = Files::new();
     let (small, small_data) = files.write("notes.txt", 3000);
     let (big, big_data) = files.write("big.bin", 11 * MIB);
@@ -197,14 +233,7 @@ async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
         "files": [photo], "multipartOver": over, "declareSize": false,
     }))
     .await;
-    assert_eq!(shown["successful"], json!([]), "{shown}");
-    let text = shown["shown"].as_str().unwrap();
-    assert!(
-        text.contains(
-            "content type image/png is not allowed; allowed: text/plain, application/octet-stream"
-        ),
-        "the Dashboard shows the service's detail: {text}"
-    );
+    shows_the_refused_type(&shown);
     assert_eq!(
         keys_under(&store, "uppy/user-3/").await,
         Vec::<String>::new()
@@ -226,5 +255,101 @@ async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
         Vec::<String>::new()
     );
 
+    app.stop().await.unwrap();
+}
+
+/// Uppy 6 with the README's `signRequest` recipe: bytes to the store, starting,
+/// completing and aborting at the service for the verified caller.
+#[tokio::test]
+async fn uppy_6_uploads_with_the_sign_request_recipe_on_garage() {
+    // Uppy 6 PUTs with a Content-Type and nothing else: a PUT tenant without
+    // If-None-Match; and a POST tenant, which it cannot use for small files.
+    let tenants = format!(
+        "[tenants.uppy6]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\nupload_method = \"put\"\n\
+         prevent_overwrite = false\ncontent_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
+         [tenants.uppy6post]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\n"
+    );
+    let Setup {
+        store,
+        app,
+        page_port,
+        service,
+    } = setup(Kind::Garage, &tenants).await;
+    let files = Files::new();
+    let (small, small_data) = files.write("notes.txt", 3000);
+    let (big, big_data) = files.write("big.bin", 11 * MIB);
+    let over = 5 * MIB;
+    let run = |token: String, files: Vec<String>, complete_as: Option<String>| {
+        drive_uppy(json!({
+            "version": "6", "service": service, "pagePort": page_port, "token": token,
+            "files": files, "multipartOver": over, "declareSize": false, "completeAs": complete_as,
+        }))
+    };
+
+    let shown = run(
+        token("uppy6", "user-1"),
+        vec![small.clone(), big.clone()],
+        None,
+    )
+    .await;
+    assert_eq!(shown["failed"], json!([]), "{shown}");
+    for (name, data) in [("notes.txt", &small_data), ("big.bin", &big_data)] {
+        let key = successful(&shown, name)["key"].as_str().unwrap().to_owned();
+        assert!(
+            key.starts_with("uppy6/user-1/") && key.ends_with(name),
+            "{shown}"
+        );
+        assert_eq!(
+            store.read(&key).await.as_deref(),
+            Some(data.as_slice()),
+            "{name}"
+        );
+    }
+    let calls: Vec<&str> = shown["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    // PutObject, Create, three parts, Complete: six signatures, two receipts.
+    let signs = calls
+        .iter()
+        .filter(|c| **c == "POST /uploads/uppy/sign")
+        .count();
+    assert_eq!(signs, 6, "{calls:?}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.ends_with("/uploads/uppy/answer"))
+            .count(),
+        2,
+        "{calls:?}"
+    );
+
+    // What the service refuses shows in the Dashboard in its words.
+    let (photo, _) = files.write("photo.png", 2000);
+    let shown = run(token("uppy6", "user-3"), vec![photo], None).await;
+    shows_the_refused_type(&shown);
+    let shown = run(token("uppy6post", "user-5"), vec![small.clone()], None).await;
+    let text = shown["shown"].as_str().unwrap();
+    assert!(text.contains("this tenant hands out POST forms"), "{text}");
+
+    // Another tenant's token on the completion: refused, nothing stored.
+    let shown = run(
+        token("uppy6", "user-4"),
+        vec![big],
+        Some(token("uppy6post", "user-4")),
+    )
+    .await;
+    assert_eq!(shown["successful"], json!([]), "{shown}");
+    let text = shown["shown"].as_str().unwrap();
+    assert!(text.contains("belongs to someone else"), "{text}");
+    for prefix in ["uppy6/user-3/", "uppy6/user-4/", "uppy6post/"] {
+        assert_eq!(
+            keys_under(&store, prefix).await,
+            Vec::<String>::new(),
+            "{prefix}"
+        );
+    }
     app.stop().await.unwrap();
 }

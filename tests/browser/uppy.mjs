@@ -3,7 +3,7 @@
 // shows. The page is served on 127.0.0.1:<pagePort> and opened as http://localhost:<pagePort>,
 // an origin of its own, so every call to the service and the store is cross-origin, as
 // in production (and on loopback, which Chromium lets a loopback page reach).
-// Usage: node uppy.mjs '<json>' with {version: "4"|"5", service, token, files: [path],
+// Usage: node uppy.mjs '<json>' with {version: "4"|"5"|"6", service, token, files: [path],
 //   pagePort, multipartOver: bytes, declareSize: bool, completeAs?: token, screenshot?: path}
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
@@ -42,8 +42,15 @@ try {
   });
   if (test.completeAs) {
     // Someone else's token on the completion: as if the upload id and key had leaked.
-    await page.route(`${test.service}/s3/multipart/*/complete*`, (route) => {
-      const headers = { ...route.request().headers(), authorization: `Bearer ${test.completeAs}` };
+    const completing = (request) => {
+      if (/\/s3\/multipart\/[^/]+\/complete/.test(request.url())) return true;
+      const body = request.url().endsWith("/uploads/uppy/sign") ? request.postDataJSON() : null;
+      return body?.method === "POST" && body?.uploadId != null;
+    };
+    await page.route(`${test.service}/**`, (route) => {
+      const request = route.request();
+      if (!completing(request)) return route.continue();
+      const headers = { ...request.headers(), authorization: `Bearer ${test.completeAs}` };
       return route.continue({ headers });
     });
   }

@@ -27,6 +27,10 @@ export interface UploadOptions {
   contentType?: string;
   /** `x-amz-meta-*` values the tenant allows. */
   metadata?: Record<string, string>;
+  /** Declare the file's size, pinning the ticket to it (default). `false`: the ticket
+   * allows the tenant's range and the store enforces it (POST tickets; PUT tickets and
+   * multipart uploads always declare it). */
+  declareSize?: boolean;
   /** A checksum for the store to verify (POST and PUT tickets; see the README). */
   checksum?: components["schemas"]["ChecksumDeclaration"];
   /** Multipart from this size on (bytes); default 100 MiB. */
@@ -155,7 +159,8 @@ class Client {
 
   /** One request: a POST form or a PUT URL, whichever the tenant hands out. */
   async single(file: UploadFile): Promise<UploadResult> {
-    const ticket = await this.service<PostTicket | PutTicket>("POST", "/uploads", this.request(file, true));
+    const declare = this.options.declareSize ?? true;
+    const ticket = await this.service<PostTicket | PutTicket>("POST", "/uploads", this.request(file, declare));
     const total = file.size;
     this.options.onProgress?.(0, total);
     let response: Response;

@@ -249,6 +249,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/demo/client.js": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The typed client the demo page imports (only with server.demo = true)
+         * @description `clients/typescript` as tsc builds it, an ES module; otherwise `404 not_found`.
+         */
+        get: operations["demoClient"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/demo/objects": {
         parameters: {
             query?: never;
@@ -428,10 +448,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/uploads/uppy/sign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign one request of Uppy 6 (signRequest)
+         * @description `@uppy/aws-s3` 6.x calls `signRequest({method, key, uploadId?, partNumber?})` for
+         *     each S3 request and sends it to the URL answered (the README's recipe adds the
+         *     file's `{name, type, size}` for a file's first request). What is answered:
+         *     PutObject (`PUT`): the tenant's PUT ticket URL, if it signs nothing Uppy cannot
+         *     send (a PUT tenant with `prevent_overwrite = false`), else 422
+         *     `client_unsupported`; CreateMultipartUpload (`POST`): the upload is started here
+         *     (rules, limits, a key the service picks, answered as `key`) and the URL is a
+         *     receipt answering the handle as the upload id; UploadPart (`PUT` with
+         *     `uploadId` and `partNumber`) and ListParts (`GET`): URLs on the store;
+         *     CompleteMultipartUpload (`POST` with `uploadId`): completed here once the
+         *     store's parts add up, the URL a receipt; AbortMultipartUpload (`DELETE`): aborted
+         *     here. Receipt URLs are relative to the service's base URL.
+         */
+        post: operations["uppySignRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/uploads/uppy/answer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What was done, as S3's XML (a receipt from /uploads/uppy/sign)
+         * @description Echoes a signed receipt (valid 5 minutes) as S3 answers the request it stands
+         *     for: `InitiateMultipartUploadResult`, `CompleteMultipartUploadResult`, or 204
+         *     for an abort. GET, POST or DELETE (Uppy POSTs or DELETEs); no token: the receipt only
+         *     repeats what its holder was told. A forged or expired one: 403 `AccessDenied`.
+         */
+        get: operations["uppyReceipt"];
+        put?: never;
+        /**
+         * What was done, as S3's XML (a receipt from /uploads/uppy/sign)
+         * @description Echoes a signed receipt (valid 5 minutes) as S3 answers the request it stands
+         *     for: `InitiateMultipartUploadResult`, `CompleteMultipartUploadResult`, or 204
+         *     for an abort. GET, POST or DELETE (Uppy POSTs or DELETEs); no token: the receipt only
+         *     repeats what its holder was told. A forged or expired one: 403 `AccessDenied`.
+         */
+        post: operations["uppyReceiptPost"];
+        /**
+         * What was done, as S3's XML (a receipt from /uploads/uppy/sign)
+         * @description Echoes a signed receipt (valid 5 minutes) as S3 answers the request it stands
+         *     for: `InitiateMultipartUploadResult`, `CompleteMultipartUploadResult`, or 204
+         *     for an abort. GET, POST or DELETE (Uppy POSTs or DELETEs); no token: the receipt only
+         *     repeats what its holder was told. A forged or expired one: 403 `AccessDenied`.
+         */
+        delete: operations["uppyReceiptDelete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        UppySignRequest: {
+            /** @enum {string} */
+            method: "PUT" | "POST" | "GET" | "DELETE";
+            key: string;
+            uploadId?: string;
+            partNumber?: number;
+            expiresIn?: number;
+            file?: {
+                name: string;
+                type?: string;
+                /** Format: int64 */
+                size?: number;
+            };
+        };
         CompanionStart: {
             filename: string;
             type?: string;
@@ -778,7 +880,7 @@ export interface components {
             /** @description The same as `detail`, for clients that read `message` (Uppy shows it). */
             message: string;
             /** @enum {string} */
-            code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
+            code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "client_unsupported" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
         };
         Live: {
             /** @constant */
@@ -859,7 +961,8 @@ export interface components {
         /**
          * @description The tenant's rules refuse the request: `content_type_not_allowed`,
          *     `file_too_large`, `file_too_small`, `invalid_filename`, `metadata_not_allowed`,
-         *     `checksum_required` (the tenant's `require_checksum` names the algorithms);
+         *     `checksum_required` (the tenant's `require_checksum` names the algorithms),
+         *     `client_unsupported` (Uppy 6 cannot send what the tenant's tickets sign);
          *     or the store does not support the request (`store_unsupported`, e.g. a composite
          *     multipart checksum on a store without them).
          */
@@ -1346,6 +1449,36 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
         };
     };
+    demoClient: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The client. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+            /** @description `not_found`: the demo is off. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+        };
+    };
     demoObjects: {
         parameters: {
             query?: never;
@@ -1695,6 +1828,166 @@ export interface operations {
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    uppySignRequest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UppySignRequest"];
+            };
+        };
+        responses: {
+            /** @description The URL for Uppy to call. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Absolute (the store) or relative to the service's base URL (a receipt). */
+                        url: string;
+                        /** @description The key the service picked (PutObject, CreateMultipartUpload). */
+                        key?: string;
+                    };
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["NotOwner"];
+            404: components["responses"]["UploadNotFound"];
+            405: components["responses"]["MethodNotAllowed"];
+            409: components["responses"]["ObjectExists"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["StoreError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    uppyReceipt: {
+        parameters: {
+            query: {
+                r: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description S3's XML answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description An abort. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The receipt is forged or has expired (S3's error XML). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+        };
+    };
+    uppyReceiptPost: {
+        parameters: {
+            query: {
+                r: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description S3's XML answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description An abort. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The receipt is forged or has expired (S3's error XML). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+        };
+    };
+    uppyReceiptDelete: {
+        parameters: {
+            query: {
+                r: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description S3's XML answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
+            /** @description An abort. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The receipt is forged or has expired (S3's error XML). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/xml": string;
+                };
+            };
         };
     };
 }

@@ -42,6 +42,19 @@ test("a POST ticket uploads and reads back identical, with progress", async () =
   assert.deepEqual(await readBack(result.key), bytes);
 });
 
+test("without a declared size the store holds the file to the tenant's range", async () => {
+  const seen: unknown[] = [];
+  const recording: typeof fetch = async (input, init) => {
+    if (String(input) === `${baseUrl}/uploads`) seen.push(JSON.parse(String(init?.body)));
+    return fetch(input, init);
+  };
+  const bytes = randomBytes(2000);
+  const result = await upload(file(bytes, "range.bin"), { baseUrl, token, declareSize: false, fetch: recording });
+  assert.equal(result.kind, "POST");
+  assert.equal((seen[0] as { size?: number }).size, undefined, "no size asked for");
+  assert.deepEqual(await readBack(result.key), bytes);
+});
+
 test("a PUT tenant's ticket uploads with its signed headers", async () => {
   const bytes = Buffer.from("hello from the typed client\n");
   const result = await upload(file(bytes, "note.txt", "text/plain"), { baseUrl, token: putToken });

@@ -1,0 +1,355 @@
+//! Uppy 6's `signRequest`: `@uppy/aws-s3` 6.x calls the store directly with a URL the
+//! app signs for each S3 request (`PutObject`, `CreateMultipartUpload`, `UploadPart`,
+//! `ListParts`, `CompleteMultipartUpload`, `AbortMultipartUpload`); the app asks this
+//! service for it, with the user's token, at `POST /uploads/uppy/sign`.
+//!
+//! Bytes go to the store (a PUT ticket, part URLs, a ListParts URL). The calls that
+//! decide something happen here, at signing, for the verified caller: starting an
+//! upload (under a key the service picks, with the tenant's rules and limits),
+//! completing it (once the store holds parts that add up, with `If-None-Match`),
+//! aborting it. The URL Uppy then gets for those is `uploads/uppy/answer?r=<receipt>`,
+//! which echoes what was done in the XML S3 would answer; a receipt is signed and
+//! short-lived, and only says what happened, so that URL needs no token.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use url::form_urlencoded;
+
+use super::companion::{self, ClientUpload};
+use super::extract::{AppJson, Authorized};
+use super::multipart::{self, owned_upload};
+use super::reply::{Handled, Reply};
+use super::tickets::{self, usable_validity};
+use super::uploads;
+use super::{ApiError, AppState, s3xml};
+use crate::handle::Upload;
+use crate::policy::UploadRequest;
+use crate::presign::{BucketName, ObjectKey, UrlRequest};
+use crate::store::PartTag;
+
+/// How long a receipt's URL answers: Uppy calls it at once.
+const RECEIPT_VALIDITY: Duration = Duration::from_secs(300);
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/uploads/uppy/sign", post(sign)).route(
+        "/uploads/uppy/answer",
+        get(answer).post(answer).delete(answer),
+    )
+}
+
+/// What Uppy 6 hands `signRequest`, and the file (the app adds it for the first call).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SignBody {
+    method: String,
+    key: String,
+    upload_id: Option<String>,
+    part_number: Option<u16>,
+    /// Uppy's own wish; the tenant's validity applies.
+    #[serde(default)]
+    expires_in: Option<u64>,
+    file: Option<FileBody>,
+}
+
+/// The file being uploaded, as `uppy.getFile(key)` has it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBody {
+    name: String,
+    #[serde(rename = "type", default)]
+    content_type: Option<String>,
+    size: Option<u64>,
+}
+
+/// What `signRequest` returns to Uppy: the URL, relative to the service's base URL when
+/// it is the service's own, and the key when the service picked it.
+#[derive(Debug, Serialize)]
+struct Signed {
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+/// What a receipt's URL answers, as S3 would.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "did", rename_all = "snake_case")]
+enum Receipt {
+    /// `InitiateMultipartUploadResult`; the upload id is the signed handle.
+    Started {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    /// `CompleteMultipartUploadResult`.
+    Completed {
+        location: String,
+        bucket: String,
+        key: String,
+        etag: Option<String>,
+    },
+    /// An abort answers nothing.
+    Aborted,
+}
+
+async fn sign(
+    State(state): State<AppState>,
+    who: Authorized,
+    AppJson(body): AppJson<SignBody>,
+) -> Reply {
+    let (code, result) = match (body.method.as_str(), &body.upload_id, body.part_number) {
+        ("PUT", None, None) => ("ticket_issued", put_object(&state, &who, &body).await),
+        ("POST", None, None) => ("multipart_started", start(&state, &who, &body).await),
+        ("PUT", Some(handle), Some(number)) => {
+            ("parts_signed", part(&state, &who, &body, handle, number))
+        }
+        ("GET", Some(handle), None) => ("parts_listed", list(&state, &who, &body, handle)),
+        ("POST", Some(handle), None) => (
+            "multipart_completed",
+            complete(&state, &who, &body, handle).await,
+        ),
+        ("DELETE", Some(handle), None) => (
+            "multipart_aborted",
+            abort(&state, &who, &body, handle).await,
+        ),
+        _ => (
+            "refused",
+            Err(ApiError::InvalidRequest(format!(
+                "method {:?} with{} uploadId and{} partNumber is no request Uppy signs here \
+                 (PutObject, CreateMultipartUpload, UploadPart, ListParts, \
+                 CompleteMultipartUpload, AbortMultipartUpload)",
+                body.method,
+                if body.upload_id.is_some() { "" } else { "out" },
+                if body.part_number.is_some() {
+                    ""
+                } else {
+                    "out"
+                },
+            ))),
+        ),
+    };
+    who.reply(code, result)
+}
+
+/// The file of a first call, as an upload request.
+fn upload_request(body: &SignBody) -> Result<UploadRequest, ApiError> {
+    let file = body.file.as_ref().ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "file: the file's {name, type, size} (uppy.getFile(key)) is required to start an upload"
+                .to_owned(),
+        )
+    })?;
+    Ok(UploadRequest {
+        filename: file.name.clone(),
+        content_type: file.content_type.clone().filter(|t| !t.is_empty()),
+        size: file.size,
+        metadata: Default::default(),
+        expires_in: body.expires_in,
+        checksum: None,
+    })
+}
+
+/// `PutObject`: the tenant's PUT ticket. Uppy sends the URL with a `Content-Type` and no
+/// other header, so a ticket that signs more cannot work: refused in words.
+async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
+    let request = upload_request(body)?;
+    if who.rules.upload_method != crate::policy::UploadMethod::Put {
+        return Err(ApiError::ClientUnsupported(
+            "Uppy 6 uploads a small file with PUT, and this tenant hands out POST forms: \
+             give it upload_method = \"put\", or use @uppy/aws-s3 5.x with the Companion routes"
+                .to_owned(),
+        ));
+    }
+    if who.rules.prevent_overwrite {
+        return Err(ApiError::ClientUnsupported(
+            "Uppy 6 sends no If-None-Match header, which this tenant's PUT tickets sign \
+             (prevent_overwrite): set prevent_overwrite = false for it, or use @uppy/aws-s3 \
+             5.x with the Companion routes"
+                .to_owned(),
+        ));
+    }
+    let ticket = uploads::sign_put(state, who, &request).await?;
+    // Uppy sets Content-Type and nothing else; the browser sends the length itself.
+    let unsendable = ticket
+        .headers
+        .keys()
+        .find(|name| !matches!(name.as_str(), "content-type" | "content-length"));
+    if let Some(name) = unsendable {
+        return Err(ApiError::ClientUnsupported(format!(
+            "this tenant's PUT tickets sign the header {name}, which Uppy 6 does not send"
+        )));
+    }
+    let signed = Signed {
+        url: ticket.url,
+        key: Some(ticket.key.clone()),
+    };
+    Ok((tickets::json(StatusCode::OK, &signed)?, ticket.key))
+}
+
+/// `CreateMultipartUpload`: started here; Uppy's URL answers the handle as the upload id.
+async fn start(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
+    let request = upload_request(body)?;
+    let ClientUpload { upload, handle } =
+        companion::start_client_upload(state, who, &request).await?;
+    let receipt = Receipt::Started {
+        bucket: upload.bucket.clone(),
+        key: upload.key.clone(),
+        upload_id: handle,
+    };
+    answer_with(state, who, &receipt, upload.key)
+}
+
+/// The caller's upload named by `handle`, with the key Uppy sends the handle's own.
+fn named(
+    state: &AppState,
+    who: &Authorized,
+    body: &SignBody,
+    handle: &str,
+) -> Result<(Upload, std::time::SystemTime), ApiError> {
+    let (upload, deadline) = owned_upload(state, who, handle)?;
+    if body.key != upload.key {
+        return Err(ApiError::NotOwner);
+    }
+    Ok((upload, deadline))
+}
+
+/// `UploadPart`: a part URL on the store.
+fn part(state: &AppState, who: &Authorized, body: &SignBody, handle: &str, number: u16) -> Handled {
+    let (upload, deadline) = named(state, who, body, handle)?;
+    let (mut parts, _) = companion::signed(state, who, &upload, deadline, &[number])?;
+    let url = parts
+        .pop()
+        .map(|p| p.url)
+        .ok_or_else(|| ApiError::Internal("no URL signed for the part".into()))?;
+    let signed = Signed { url, key: None };
+    Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
+}
+
+/// `ListParts`: a URL on the store (Uppy resuming reads its XML).
+fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
+    let (upload, deadline) = named(state, who, body, handle)?;
+    let credentials = tickets::credentials(state, who.now)?;
+    let validity = usable_validity(
+        who.rules.default_expires_in,
+        &credentials,
+        who.now,
+        Some(deadline),
+    )?;
+    let bucket = BucketName::new(upload.bucket.as_str()).map_err(ApiError::internal)?;
+    let key = ObjectKey::new(upload.key.as_str()).map_err(ApiError::internal)?;
+    let request = UrlRequest::list_parts(bucket, key, &upload.upload_id)
+        .and_then(|r| r.expires_in(validity))
+        .map_err(ApiError::internal)?;
+    let url = state
+        .presigner
+        .presign_url(&credentials.credentials, &request, who.now)
+        .map_err(ApiError::internal)?
+        .url;
+    let signed = Signed { url, key: None };
+    Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
+}
+
+/// `CompleteMultipartUpload`: completed here with the parts the store holds, once they
+/// add up; Uppy asks for the URL only when every part is in.
+async fn complete(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
+    let (upload, _) = named(state, who, body, handle)?;
+    let mut stored = state
+        .store
+        .list_parts(multipart::store_ref(&upload))
+        .await?;
+    stored.sort_by_key(|p| p.number);
+    let parts: Vec<PartTag> = stored
+        .into_iter()
+        .map(|p| PartTag {
+            number: p.number,
+            etag: p.etag,
+            checksum: None,
+        })
+        .collect();
+    if parts.is_empty() {
+        return Err(ApiError::PartsInvalid(
+            "the store holds no part of this upload yet".to_owned(),
+        ));
+    }
+    let (done, _) = multipart::finish(state, who, &upload, parts, None).await?;
+    let location = companion::location(state, &upload)?;
+    let receipt = Receipt::Completed {
+        location,
+        bucket: upload.bucket.clone(),
+        key: upload.key.clone(),
+        etag: done.etag,
+    };
+    answer_with(state, who, &receipt, upload.key)
+}
+
+/// `AbortMultipartUpload`: aborted here.
+async fn abort(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
+    let (upload, _) = named(state, who, body, handle)?;
+    multipart::abort_owned(state, who, &upload).await?;
+    answer_with(state, who, &Receipt::Aborted, upload.key)
+}
+
+/// The answer URL of `receipt`, relative to the service's base URL.
+fn answer_with(state: &AppState, who: &Authorized, receipt: &Receipt, key: String) -> Handled {
+    let signed = state
+        .handles
+        .sign_receipt(receipt, who.now + RECEIPT_VALIDITY)
+        .map_err(ApiError::internal)?;
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("r", &signed)
+        .finish();
+    let signed = Signed {
+        url: format!("uploads/uppy/answer?{query}"),
+        key: matches!(receipt, Receipt::Started { .. }).then(|| key.clone()),
+    };
+    Ok((tickets::json(StatusCode::OK, &signed)?, key))
+}
+
+/// `uploads/uppy/answer?r=<receipt>`: the XML S3 answers for what the receipt says was
+/// done. GET, POST or DELETE (Uppy POSTs, or DELETEs); no token: the receipt is the proof, and
+/// it only repeats what its holder was told.
+async fn answer(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let receipt = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "r")
+        .map(|(_, value)| value.into_owned());
+    let now = state.clock.now();
+    let receipt = receipt.and_then(|r| state.handles.verify_receipt::<Receipt>(&r, now).ok());
+    let Some(receipt) = receipt else {
+        return s3xml::error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "the receipt is invalid or has expired: sign the request again",
+        );
+    };
+    let body = match receipt {
+        Receipt::Started {
+            bucket,
+            key,
+            upload_id,
+        } => format!(
+            "<InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><UploadId>{}</UploadId></InitiateMultipartUploadResult>",
+            s3xml::escape(&bucket),
+            s3xml::escape(&key),
+            s3xml::escape(&upload_id)
+        ),
+        Receipt::Completed {
+            location,
+            bucket,
+            key,
+            etag,
+        } => format!(
+            "<CompleteMultipartUploadResult><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></CompleteMultipartUploadResult>",
+            s3xml::escape(&location),
+            s3xml::escape(&bucket),
+            s3xml::escape(&key),
+            s3xml::escape(etag.as_deref().unwrap_or_default())
+        ),
+        Receipt::Aborted => return StatusCode::NO_CONTENT.into_response(),
+    };
+    s3xml::document(StatusCode::OK, &body)
+}

@@ -232,3 +232,114 @@ async fn the_dev_demo_page_uploads_to_its_own_store_and_lists_it() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The typed client in a real browser (the demo page imports it): a file of three parts
+/// in parallel, read back identical; a type the tenant refuses, in the service's words;
+/// another tenant's token on the completion refused, nothing stored.
+#[tokio::test]
+async fn the_typed_client_uploads_in_parts_in_chromium_and_refuses_in_words() {
+    let store = Store::start(Kind::Garage).await;
+    let config = base_config()
+        .replace("http://127.0.0.1:9000", &store.endpoint)
+        .replace(
+            "shutdown_grace_seconds = 5",
+            "shutdown_grace_seconds = 5\ndemo = true",
+        )
+        .replace(
+            "[tenants.limited]",
+            &format!(
+                "[tenants.client]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\n\
+                 multipart_part_size = 5242880\n\
+                 content_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
+                 [tenants.limited]"
+            ),
+        );
+    let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
+    store.allow_origin(&app.base).await;
+    let dir = std::env::temp_dir().join(format!("upload-tickets-client-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = app.url("/demo");
+    let run = |token: String, file: std::path::PathBuf, more: Value| {
+        let args = vec![
+            page.clone(),
+            token,
+            file.to_string_lossy().into_owned(),
+            "yes".to_owned(),
+            "yes".to_owned(),
+            more.to_string(),
+        ];
+        run_driver("demo.mjs", args, "playwright-core")
+    };
+
+    // 11 MiB from 5 MiB on: three parts of the tenant's 5 MiB, two at a time.
+    let big = dir.join("big.bin");
+    let data: Vec<u8> = (0..11 * 1024 * 1024u32)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    let shown = run(
+        token("client", "user-1"),
+        big.clone(),
+        serde_json::json!({"multipartMiB": 5}),
+    )
+    .await;
+    assert_eq!(shown["outcome"], "ok", "{shown}");
+    assert_eq!(shown["progress"], 100.0);
+    let key = uploaded_key(&shown).to_owned();
+    assert!(key.starts_with("client/user-1/"), "{key}");
+    assert_eq!(store.read(&key).await.as_deref(), Some(data.as_slice()));
+    assert_eq!(
+        shown["stored"],
+        "Stored: 11534336 bytes, type application/octet-stream; it keeps the tenant's rules.",
+        "{shown}"
+    );
+    assert_eq!(
+        shown["digest"], "",
+        "no whole-file SHA-256 for a multipart upload"
+    );
+
+    // A refused type: the service's detail and code on the page.
+    let photo = dir.join("photo.png");
+    std::fs::write(&photo, [0u8; 100]).unwrap();
+    let shown = run(token("client", "user-2"), photo, serde_json::json!({})).await;
+    assert_eq!(shown["outcome"], "error", "{shown}");
+    assert_eq!(
+        shown["status"],
+        "The service refused: content type image/png is not allowed; allowed: text/plain, \
+         application/octet-stream (content_type_not_allowed)"
+    );
+
+    // Another tenant's token on the completion: refused; the client aborts the upload.
+    let other = token("acme", "user-3");
+    let shown = run(
+        token("client", "user-3"),
+        big,
+        serde_json::json!({"multipartMiB": 5, "completeAs": other}),
+    )
+    .await;
+    assert_eq!(shown["outcome"], "error", "{shown}");
+    assert_eq!(
+        shown["status"],
+        "The service refused: this upload belongs to someone else (not_owner)"
+    );
+    let listed = store
+        .client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("client/user-3/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 0, "nothing stored");
+    let open = store
+        .client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.uploads().len(), 0, "and no upload left open");
+
+    let _ = std::fs::remove_dir_all(&dir);
+    app.stop().await.unwrap();
+}

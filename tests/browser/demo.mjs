@@ -2,25 +2,35 @@
 // prints what the page ends up showing, as one JSON line.
 // Usage: node demo.mjs <demo URL> <bearer token, or - for the one the page comes with>
 //        <file> <yes|no: declare the size> [yes|no: declare the SHA-256, default yes]
+//        [JSON: {multipartMiB, completeAs: another token for the multipart completion}]
 import { launchChromium } from "./launch.mjs";
 
-const [url, token, file, declare, checksum = "yes"] = process.argv.slice(2);
+const [url, token, file, declare, checksum = "yes", more = "{}"] = process.argv.slice(2);
+const options = JSON.parse(more);
 const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   const consoleErrors = [];
   page.on("console", (message) => { if (message.type() === "error") consoleErrors.push(message.text()); });
+  if (options.completeAs) {
+    // Someone else's token on the completion: as if the handle had leaked.
+    await page.route("**/uploads/multipart/*/complete", (route) => {
+      const headers = { ...route.request().headers(), authorization: `Bearer ${options.completeAs}` };
+      return route.continue({ headers });
+    });
+  }
   await page.goto(url);
   const prefilled = await page.inputValue("#token");
   if (token !== "-") await page.fill("#token", token);
   await page.setInputFiles("#file", file);
   if (declare === "no") await page.uncheck("#declare");
   if (checksum === "no") await page.uncheck("#checksum");
+  if (options.multipartMiB) await page.fill("#multipart", String(options.multipartMiB));
   await page.click("#upload");
   await page.waitForFunction(
     () => ["ok", "error"].includes(document.getElementById("status").className),
     null,
-    { timeout: 30000 },
+    { timeout: 60000 },
   );
   const result = await page.evaluate(() => ({
     outcome: document.getElementById("status").className,

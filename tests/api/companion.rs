@@ -740,3 +740,31 @@ async fn uppy_6_signing_refuses_what_it_cannot_serve_and_other_callers() {
     let altered = json!({"url": format!("{}x", signed["url"].as_str().unwrap())});
     assert_eq!(answer(&app, Method::POST, &altered).await.0, 403);
 }
+
+#[tokio::test]
+async fn uppys_routes_count_against_the_same_limits_as_the_api() {
+    // `limited`: two tickets a minute (fixed UTC minutes: five tries meet the limit even
+    // when a minute turns between them).
+    let app = in_process().await;
+    let caller = token("limited", "alice");
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let (status, body) = if n % 2 == 0 {
+            get(&app, "/s3/params?filename=a.bin", &caller).await
+        } else {
+            app.post("/s3/multipart", &caller, json!({"filename": "a.bin"}))
+                .await
+        };
+        if status == 429 {
+            assert_eq!(body["code"], "rate_limited", "{body}");
+            assert_eq!(body["message"], body["detail"]);
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        statuses.len() - statuses.iter().filter(|&&s| s == 429).count(),
+        "every answer a ticket or the limit: {statuses:?}"
+    );
+}

@@ -173,17 +173,19 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
                 .to_owned(),
         ));
     }
-    let ticket = uploads::sign_put(state, who, &request).await?;
+    let plan = uploads::put_plan(who, &request)?;
     // Uppy sets Content-Type and nothing else; the browser sends the length itself.
-    let unsendable = ticket
-        .headers
-        .keys()
-        .find(|name| !matches!(name.as_str(), "content-type" | "content-length"));
+    // Checked before signing, so a refused request is not counted against the limits.
+    let unsendable = plan
+        .request
+        .header_names()
+        .find(|name| !matches!(*name, "content-type" | "content-length"));
     if let Some(name) = unsendable {
         return Err(ApiError::ClientUnsupported(format!(
             "this tenant's PUT tickets sign the header {name}, which Uppy 6 does not send"
         )));
     }
+    let ticket = uploads::sign_put(state, who, plan).await?;
     let signed = Signed {
         url: ticket.url,
         key: Some(ticket.key.clone()),

@@ -13,7 +13,7 @@ use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
 use super::tickets::{self, new_uuid, rfc3339, usable_validity};
 use super::{ApiError, AppState};
-use crate::policy::{self, UploadMethod, UploadRequest};
+use crate::policy::{self, PutPlan, UploadMethod, UploadRequest};
 use crate::presign::PresignedPost;
 
 pub(super) fn router() -> Router<AppState> {
@@ -105,18 +105,28 @@ async fn put_ticket(
     body: &UploadRequest,
     status: StatusCode,
 ) -> Handled {
-    let ticket = sign_put(state, who, body).await?;
+    let ticket = sign_put(state, who, put_plan(who, body)?).await?;
     let key = ticket.key.clone();
     Ok((tickets::json(status, &ticket)?, key))
 }
 
-/// A PUT ticket for `body`, counted against the tenant's limits.
+/// The PUT ticket the tenant's rules make of `body`, not yet counted nor signed.
+pub(super) fn put_plan(who: &Authorized, body: &UploadRequest) -> Result<PutPlan, ApiError> {
+    Ok(policy::put_plan(
+        &who.rules,
+        &who.caller.subject,
+        body,
+        who.now,
+        &new_uuid(),
+    )?)
+}
+
+/// `plan` signed, counted against the tenant's limits.
 pub(super) async fn sign_put(
     state: &AppState,
     who: &Authorized,
-    body: &UploadRequest,
+    mut plan: PutPlan,
 ) -> Result<PutTicket, ApiError> {
-    let mut plan = policy::put_plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
     let credentials = tickets::admit(state, who, plan.object.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan

@@ -167,6 +167,12 @@ impl UrlRequest {
     pub fn validity(&self) -> Duration {
         self.expires_in
     }
+
+    /// Names of the headers the request will sign besides `host`, lower-case, so a caller
+    /// can tell before signing whether its client is able to send them.
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().map(|(name, _)| name.as_str())
+    }
 }
 
 /// A signed URL and the headers the request must carry (exactly these values).

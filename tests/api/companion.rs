@@ -768,3 +768,36 @@ async fn uppys_routes_count_against_the_same_limits_as_the_api() {
         "every answer a ticket or the limit: {statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_put_ticket_uppy_6_cannot_send_is_refused_before_it_is_counted() {
+    // `archive`: PUT tickets that sign x-amz-storage-class, one ticket a minute.
+    let app = in_process().await;
+    let caller = token("archive", "alice");
+    let file = json!({"name": "a.bin", "type": "application/octet-stream", "size": 10});
+    for _ in 0..3 {
+        let (status, answer) = sign(
+            &app,
+            &caller,
+            json!({"method": "PUT", "key": "k", "file": file}),
+        )
+        .await;
+        let problem = refused(status, &answer, (422, "client_unsupported"));
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("x-amz-storage-class"),
+            "{problem}"
+        );
+    }
+    // Refusals were not tickets: the one a minute is still there (a minute may turn in
+    // between, which only gives another).
+    let body = json!({"filename": "a.bin", "content_type": "application/octet-stream", "size": 10});
+    let (status, ticket) = app.post("/uploads", &caller, body).await;
+    assert_eq!(status, 201, "{ticket}");
+    assert_eq!(
+        ticket["headers"]["x-amz-storage-class"], "STANDARD_IA",
+        "{ticket}"
+    );
+}

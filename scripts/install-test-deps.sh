@@ -15,6 +15,8 @@
 #   in a cached venv: a third strict store, and one that evaluates If-None-Match.
 # - schemathesis (PyPI) in a cached venv, for the spec-driven test.
 # - curl and jq (Debian packages): the README's walk-through runs as written.
+# - buildah and debootstrap (Debian packages): the container image, built from the
+#   Dockerfile on local stand-ins for its base images (scripts/build-image.sh).
 # - redis-server and nginx-light (Debian packages): shared limits across two replicas
 #   behind a real gateway. Installed without starting them (the tests start their own
 #   on loopback ports).
@@ -55,7 +57,7 @@ for dir in tests/seed tests/browser tests/spec clients/typescript; do
   fi
 done
 
-for tool in curl jq; do
+for tool in curl jq buildah debootstrap; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     log "installing $tool"
     apt_install "$tool"

@@ -350,8 +350,8 @@ async fn ec_and_ed25519_pem_keys_work_and_families_do_not_mix() {
 type JwksState = (Arc<Mutex<Option<String>>>, Arc<Mutex<u32>>, Arc<AtomicBool>);
 
 /// A stand-in identity provider serving a JWKS that the test can change or break.
-struct Jwks {
-    addr: SocketAddr,
+pub(crate) struct Jwks {
+    pub(crate) addr: SocketAddr,
     body: Arc<Mutex<Option<String>>>,
     hits: Arc<Mutex<u32>>,
     hang: Arc<AtomicBool>,
@@ -359,7 +359,7 @@ struct Jwks {
 }
 
 impl Jwks {
-    async fn start(file: &str) -> Self {
+    pub(crate) async fn start(file: &str) -> Self {
         let body = Arc::new(Mutex::new(Some(
             std::fs::read_to_string(fixture(&format!("jwt/{file}"))).unwrap(),
         )));

@@ -7,6 +7,7 @@ mod browser;
 mod client;
 mod companion;
 mod config;
+mod container;
 mod dev;
 mod e2e;
 mod fake_store;

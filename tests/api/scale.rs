@@ -32,14 +32,14 @@ impl Drop for Process {
 }
 
 /// `redis-server` on a loopback port, without persistence, in its own directory.
-struct Redis {
+pub(crate) struct Redis {
     port: u16,
     dir: PathBuf,
     process: Option<Process>,
 }
 
 impl Redis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir =
             std::env::temp_dir().join(format!("upload-tickets-redis-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -52,7 +52,7 @@ impl Redis {
         redis
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 

@@ -76,12 +76,27 @@ pub struct Store {
 
 impl Store {
     pub async fn start(kind: Kind) -> Self {
+        Self::start_with(kind, None).await
+    }
+
+    /// s3s-fs answering to the given key pair (a test that plays a deployment's).
+    pub async fn start_keyed(kind: Kind, access_key: String, secret_key: String) -> Self {
+        assert_eq!(
+            kind,
+            Kind::S3sFs,
+            "only s3s-fs takes its keys from the test"
+        );
+        // Leaked: a few bytes once per test, so the store's keys stay `&'static`.
+        Self::start_with(kind, Some((access_key.leak(), secret_key.leak()))).await
+    }
+
+    async fn start_with(kind: Kind, keys: Option<(&'static str, &'static str)>) -> Self {
         let name = format!("{kind:?}").to_lowercase();
         let dir =
             std::env::temp_dir().join(format!("upload-tickets-{name}-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let (port, running, access_key, secret_key) = match kind {
-            Kind::S3sFs => spawn_s3s(&dir),
+            Kind::S3sFs => spawn_s3s(&dir, keys.unwrap_or((ACCESS_KEY, SECRET_KEY))),
             Kind::Garage => spawn_garage(&dir),
             Kind::SeaweedFs => spawn_seaweed(&dir),
             Kind::Dev => start_dev_store(&dir).await,
@@ -222,19 +237,22 @@ async fn start_dev_store(dir: &std::path::Path) -> Spawned {
     }
 }
 
-fn spawn_s3s(dir: &std::path::Path) -> Spawned {
+fn spawn_s3s(
+    dir: &std::path::Path,
+    (access_key, secret_key): (&'static str, &'static str),
+) -> Spawned {
     let port = free_port();
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let child = Command::new(tool("bin/s3s-fs"))
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .args(["--access-key", access_key, "--secret-key", secret_key])
         .arg(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("s3s-fs starts");
-    (port, Running::Child(child), ACCESS_KEY, SECRET_KEY)
+    (port, Running::Child(child), access_key, secret_key)
 }
 
 fn spawn_garage(dir: &std::path::Path) -> Spawned {

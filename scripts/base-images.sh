@@ -33,8 +33,12 @@ rust_version=$(sed -n 's/^ARG RUST_VERSION=\(.*\)$/\1/p' Dockerfile)
 mapfile -t froms < <(awk 'toupper($1) == "FROM" { print $2 }' Dockerfile)
 builder_image=${froms[0]//\$\{RUST_VERSION\}/$rust_version}
 runtime_image=${froms[${#froms[@]} - 1]}
-[ -n "$rust_version" ] && [[ "$builder_image" == rust:* ]] ||
-  { log "cannot read the Rust image from the Dockerfile's first FROM (${froms[0]})"; exit 1; }
+# Stand-ins for these two images only: a Dockerfile naming others (or misspelling these)
+# must fail here as it would fail to pull, not get a stand-in under the wrong name.
+[ -n "$rust_version" ] && [ "$builder_image" = "rust:$rust_version-slim-bookworm" ] ||
+  { log "the first FROM is ${froms[0]}; stand-ins exist for rust:<RUST_VERSION>-slim-bookworm only"; exit 1; }
+[[ "$runtime_image" == */distroless/cc-debian12:nonroot ]] ||
+  { log "the last FROM is $runtime_image; stand-ins exist for distroless cc-debian12:nonroot only"; exit 1; }
 
 # This machine's toolchain must be the one the Dockerfile pins.
 toolchain_dir=$(rustc --print sysroot)
@@ -48,10 +52,10 @@ stamp=$( (cat "$0"; rustc -vV; cargo -V; rustup --version 2>/dev/null) | sha256s
 current() { # the image $1 exists and was made by this script as it is now
   [ "$(buildah inspect --type image --format '{{index .OCIv1.Config.Labels "upload-tickets.stand-in"}}' "$1" 2>/dev/null)" = "$stamp" ]
 }
-if current "$builder_image" && current "$runtime_image"; then
-  log "reusing $builder_image and $runtime_image (stand-ins $stamp)"
-  exit 0
-fi
+make_builder=1 make_runtime=1
+if current "$builder_image"; then make_builder=""; log "reusing $builder_image (stand-in $stamp)"; fi
+if current "$runtime_image"; then make_runtime=""; log "reusing $runtime_image (stand-in $stamp)"; fi
+[ -n "$make_builder$make_runtime" ] || exit 0
 
 mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
@@ -88,26 +92,29 @@ debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev,tzdata,net
 
 # The runtime, from the same packages' files (not installed: no maintainer scripts, no
 # dpkg database).
-run=$work/run
-mkdir -p "$run"
-for package in libc6 libgcc-s1 libstdc++6 libgomp1 libssl3 tzdata netbase; do
-  deb=$(ls "$build"/var/cache/apt/archives/"${package}"_*.deb)
-  dpkg-deb -x "$deb" "$run"
-done
-rm -rf "$run"/usr/share/doc "$run"/usr/share/lintian "$run"/usr/share/man "$run"/usr/share/info
-install -D -m 0644 "$build/etc/ssl/certs/ca-certificates.crt" "$run/etc/ssl/certs/ca-certificates.crt"
-cp "$build/usr/lib/os-release" "$run/etc/os-release"
-printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
-  'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$run/etc/passwd"
-printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'tty:x:5:' 'staff:x:50:' 'nonroot:x:65532:' >"$run/etc/group"
-printf '%s\n' 'passwd: files' 'group: files' 'hosts: files dns' >"$run/etc/nsswitch.conf"
-install -d -m 0700 -o 0 -g 0 "$run/root"
-install -d -m 0700 -o 65532 -g 65532 "$run/home/nonroot"
-install -d -m 1777 "$run/tmp"
-commit "$runtime_image" "$run" \
-  --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-  --user 65532:65532 --workingdir /home/nonroot
+if [ -n "$make_runtime" ]; then
+  run=$work/run
+  mkdir -p "$run"
+  for package in libc6 libgcc-s1 libstdc++6 libgomp1 libssl3 tzdata netbase; do
+    deb=$(ls "$build"/var/cache/apt/archives/"${package}"_*.deb)
+    dpkg-deb -x "$deb" "$run"
+  done
+  rm -rf "$run"/usr/share/doc "$run"/usr/share/lintian "$run"/usr/share/man "$run"/usr/share/info
+  install -D -m 0644 "$build/etc/ssl/certs/ca-certificates.crt" "$run/etc/ssl/certs/ca-certificates.crt"
+  cp "$build/usr/lib/os-release" "$run/etc/os-release"
+  printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' \
+    'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$run/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'tty:x:5:' 'staff:x:50:' 'nonroot:x:65532:' >"$run/etc/group"
+  printf '%s\n' 'passwd: files' 'group: files' 'hosts: files dns' >"$run/etc/nsswitch.conf"
+  install -d -m 0700 -o 0 -g 0 "$run/root"
+  install -d -m 0700 -o 65532 -g 65532 "$run/home/nonroot"
+  install -d -m 1777 "$run/tmp"
+  commit "$runtime_image" "$run" \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    --user 65532:65532 --workingdir /home/nonroot
+fi
+[ -n "$make_builder" ] || exit 0
 
 log "the Rust toolchain $toolchain_version (minimal profile) into the build image"
 rm -rf "$build"/var/cache/apt/archives/*.deb "$build"/var/lib/apt/lists/* "$build"/usr/share/doc/* \

@@ -15,6 +15,7 @@
 #
 # The build's RUN steps see this machine's CA bundle (a read-only mount, not copied into
 # any layer): the package registries are reached through a TLS proxy that bundle trusts.
+# `--force-rm`: a failed build leaves no working container behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ command -v buildah >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 ||
 bash scripts/base-images.sh
 
 build() {
-  buildah bud --layers --pull-never --format docker --isolation chroot \
+  buildah bud --layers --force-rm --pull-never --format docker --isolation chroot \
     --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro "$@" .
 }
 started=$(date +%s)

@@ -135,7 +135,8 @@ fn healthy(container: &Container, test: &[String]) -> bool {
 /// its PID) on drop, also when the test fails.
 struct Service {
     buildah: Child,
-    pid: u32,
+    /// The service's own process, once found under `buildah run`.
+    pid: Option<u32>,
     lines: Receiver<String>,
     exited: Option<ExitStatus>,
 }
@@ -184,24 +185,23 @@ impl Service {
                 }
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let pid = loop {
-            if let Some(pid) = descendant_named(buildah.id(), "upload-tickets") {
-                break pid;
-            }
-            if let Some(status) = buildah.try_wait().unwrap() {
-                let said: Vec<String> = lines.try_iter().collect();
-                panic!("the container exited ({status}): {said:#?}");
-            }
-            assert!(Instant::now() < deadline, "the service never started");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let service = Self {
+        // Held from here on, so that a failure below still stops what was started.
+        let mut service = Self {
             buildah,
-            pid,
+            pid: None,
             lines,
             exited: None,
         };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while service.pid.is_none() {
+            service.pid = descendant_named(service.buildah.id(), "upload-tickets");
+            if let Some(status) = service.buildah.try_wait().unwrap() {
+                service.exited = Some(status);
+                panic!("the container exited ({status}): {:#?}", service.logged());
+            }
+            assert!(Instant::now() < deadline, "the service never started");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let deadline = Instant::now() + Duration::from_secs(60);
         while get(&format!("{BASE}/livez")).await.0 != 200 {
             assert!(Instant::now() < deadline, "/livez never answered");
@@ -212,7 +212,8 @@ impl Service {
 
     /// The user the service runs as (`uid:gid`, real ids).
     fn ids(&self) -> String {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        let pid = self.pid.expect("started");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let field = |name: &str| {
             status
                 .lines()
@@ -226,7 +227,7 @@ impl Service {
 
     fn terminate(&self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
+            .args(["-TERM", &self.pid.expect("started").to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success(), "SIGTERM delivered");
@@ -257,9 +258,14 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if self.exited.is_none() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &self.pid.to_string()])
-                .status();
+            let pid = self
+                .pid
+                .or_else(|| descendant_named(self.buildah.id(), "upload-tickets"));
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
             let _ = self.buildah.kill();
             let _ = self.buildah.wait();
         }

@@ -120,8 +120,10 @@ impl Store {
             dir,
         };
         // Ready when the bucket answers (SeaweedFS takes about 10 s to elect itself, longer
-        // on a loaded machine: up to a minute).
-        for _ in 0..600 {
+        // on a loaded machine: over a minute was seen with the whole suite running on
+        // 2 cores, so the bound is generous; a store that comes up is not waited for).
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        while std::time::Instant::now() < deadline {
             if kind != Kind::Garage {
                 let _ = store.client.create_bucket().bucket(BUCKET).send().await;
             }

@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use arrayvec::ArrayString;
+
 use super::PresignError;
 
 /// The algorithms S3 verifies.
@@ -124,12 +126,11 @@ const MAX_VALUE_LEN: usize = 44;
 /// A declared checksum: an algorithm and the base64 of the digest, checked for form.
 ///
 /// The value is kept inline (at most 44 ASCII characters): a ticket that declares one
-/// pays no allocation for it.
+/// pays no allocation for it, nor a UTF-8 check each time it is read.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Checksum {
     algorithm: ChecksumAlgorithm,
-    len: u8,
-    value: [u8; MAX_VALUE_LEN],
+    value: ArrayString<MAX_VALUE_LEN>,
 }
 
 impl fmt::Debug for Checksum {
@@ -160,25 +161,28 @@ impl Checksum {
             }));
         }
         let (data, pad) = value.as_bytes().split_at(value.len() - padding);
-        let sextet = |b: u8| match b {
-            b'A'..=b'Z' => Some(b - b'A'),
-            b'a'..=b'z' => Some(b - b'a' + 26),
-            b'0'..=b'9' => Some(b - b'0' + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        };
-        if pad.iter().any(|&b| b != b'=') || data.iter().any(|&b| sextet(b).is_none()) {
+        // No early exit, so that the test vectorises.
+        let alphabet = data.iter().fold(true, |all, &b| {
+            all & (b.is_ascii_alphanumeric() | (b == b'+') | (b == b'/'))
+        });
+        if !alphabet || pad.iter().any(|&b| b != b'=') {
             return Err(invalid("not base64 (standard alphabet, with padding)"));
         }
+        let sextet = |b: u8| match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
         let unused_bits = [0u8, 0b11, 0b1111][padding];
-        let last = data.last().and_then(|&b| sextet(b)).unwrap_or(0);
+        let last = data.last().map_or(0, |&b| sextet(b));
         if last & unused_bits != 0 {
             return Err(invalid(
                 "not in canonical base64 (unused bits must be zero)",
             ));
         }
-        Ok(Self::inline(algorithm, value.as_bytes()))
+        Self::inline(algorithm, value)
     }
 
     /// The checksum of `digest`, the raw bytes a hash or CRC produced (big-endian for
@@ -193,7 +197,7 @@ impl Checksum {
         let mut encoded = [0u8; MAX_VALUE_LEN];
         let encoded =
             base64_simd::STANDARD.encode(digest, base64_simd::Out::from_slice(&mut encoded));
-        Ok(Self::inline(algorithm, encoded))
+        Self::inline(algorithm, std::str::from_utf8(encoded).unwrap_or_default())
     }
 
     /// The algorithm.
@@ -203,21 +207,16 @@ impl Checksum {
 
     /// The base64 value, as the field or header carries it.
     pub fn value(&self) -> &str {
-        // Only checked base64 (ASCII) is ever stored, so this never fails.
-        std::str::from_utf8(&self.value[..usize::from(self.len)]).unwrap_or_default()
+        self.value.as_str()
     }
 
-    /// `value`, already checked to be base64 of `algorithm`'s digest (so at most
-    /// [`MAX_VALUE_LEN`] ASCII bytes).
-    fn inline(algorithm: ChecksumAlgorithm, value: &[u8]) -> Self {
-        let mut inline = [0u8; MAX_VALUE_LEN];
-        let len = value.len().min(MAX_VALUE_LEN);
-        inline[..len].copy_from_slice(&value[..len]);
-        Self {
+    /// `value`, already checked to be base64 of `algorithm`'s digest (so it fits).
+    fn inline(algorithm: ChecksumAlgorithm, value: &str) -> Result<Self, PresignError> {
+        let value = ArrayString::from(value).map_err(|_| PresignError::InvalidChecksum {
             algorithm,
-            len: len as u8,
-            value: inline,
-        }
+            reason: "longer than any digest's base64",
+        })?;
+        Ok(Self { algorithm, value })
     }
 }
 

@@ -189,6 +189,20 @@ pub(crate) fn write_exact_object(out: &mut String, field: &str, value: &str) {
     out.push('}');
 }
 
+/// `{"field":"value"}` for a field and value known to hold nothing JSON escapes.
+pub(crate) fn write_exact_object_unescaped(out: &mut String, field: &str, value: &str) {
+    debug_assert!(
+        [field, value]
+            .iter()
+            .all(|s| !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'))
+    );
+    out.push_str("{\"");
+    out.push_str(field);
+    out.push_str("\":\"");
+    out.push_str(value);
+    out.push_str("\"}");
+}
+
 /// `["op","$field","value"]`.
 pub(crate) fn write_operator(out: &mut String, op: &str, field: &str, value: &str) {
     out.push_str("[\"");

@@ -92,6 +92,9 @@ const RESERVED_FIELDS: &[&str] = &[
 /// Form fields and headers of declared checksums start with this.
 pub const CHECKSUM_FIELD_PREFIX: &str = "x-amz-checksum-";
 
+/// The form field naming a declared checksum's algorithm.
+const CHECKSUM_ALGORITHM_FIELD: &str = "x-amz-checksum-algorithm";
+
 /// What to sign: the seed's `{Bucket, Key, Conditions, Fields, Expires}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostRequest {
@@ -150,7 +153,7 @@ impl PostRequest {
     pub fn checksum(mut self, checksum: Checksum) -> Result<Self, PresignError> {
         if self.checksum.is_some() {
             return Err(PresignError::DuplicateField(
-                "x-amz-checksum-algorithm".to_owned(),
+                CHECKSUM_ALGORITHM_FIELD.to_owned(),
             ));
         }
         self.checksum = Some(checksum);
@@ -187,7 +190,7 @@ impl PostRequest {
         given.chain(self.checksum.iter().flat_map(|c| {
             let algorithm = c.algorithm();
             [
-                ("x-amz-checksum-algorithm", algorithm.name()),
+                (CHECKSUM_ALGORITHM_FIELD, algorithm.name()),
                 (algorithm.field(), c.value()),
             ]
         }))
@@ -370,28 +373,18 @@ impl Presigner {
         let amz_date = signed_at.amz_date();
         let date_stamp = &amz_date[..8];
 
-        // Sized so that neither buffer grows: every field is pinned in the policy, and
-        // the policy comes back base64-encoded (4/3) as a field.
-        let field_bytes: usize = request
-            .fields
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len())
-            .sum::<usize>()
-            + request.key.as_str().len()
-            + request
-                .checksum
-                .as_ref()
-                .map_or(0, |c| 64 + c.value().len())
-            + request.bucket.as_str().len()
-            + credentials.session_token().map_or(0, str::len)
-            + 256;
-        let policy_bytes = 2 * field_bytes + 64 * request.conditions.len() + 64;
-        let mut fields = FieldList::with_capacity(
-            request.fields.len() + 11,
-            field_bytes + request.key.as_str().len() + policy_bytes / 3 * 4 + 128,
-        );
-        for (name, value) in request.fields() {
-            fields.push(name, value);
+        let checksum = request
+            .checksum
+            .as_ref()
+            .map(|c| (c.algorithm(), c.value()));
+        let capacity = Capacity::of(credentials, request, checksum, &self.region);
+        let mut fields = FieldList::with_capacity(capacity.fields, capacity.field_bytes);
+        for (name, value) in &request.fields {
+            fields.push(name.as_str(), value);
+        }
+        if let Some((algorithm, value)) = checksum {
+            fields.push(CHECKSUM_ALGORITHM_FIELD, algorithm.name());
+            fields.push(algorithm.field(), value);
         }
         fields.push("bucket", request.bucket.as_str());
         fields.push("X-Amz-Algorithm", ALGORITHM);
@@ -407,12 +400,19 @@ impl Presigner {
 
         check_conditions(request, &fields)?;
 
-        let mut document = DocumentBuilder::new(expires_at, policy_bytes);
+        let mut document = DocumentBuilder::new(expires_at, capacity.policy_bytes);
         for condition in &request.conditions {
             document.push(|out| condition.write_json(out))?;
         }
-        for (name, value) in fields.iter() {
-            document.push(|out| condition::write_exact_object(out, name, value))?;
+        // A checksum's fields (static names, checked base64) need no escaping.
+        let escaped = request.fields.len();
+        let unescaped = escaped + if checksum.is_some() { 2 } else { 0 };
+        for (at, (name, value)) in fields.iter().enumerate() {
+            if (escaped..unescaped).contains(&at) {
+                document.push(|out| condition::write_exact_object_unescaped(out, name, value))?;
+            } else {
+                document.push(|out| condition::write_exact_object(out, name, value))?;
+            }
         }
         if let Some(token) = credentials.session_token() {
             document.push_secret_exact("X-Amz-Security-Token", token)?;
@@ -442,6 +442,63 @@ impl Presigner {
             expires_at: expires_at.to_system_time(),
             policy,
         })
+    }
+}
+
+/// What a ticket's two buffers need, computed from its parts so that neither grows nor
+/// is much larger than needed: glibc serves blocks up to about 1 KiB from a per-thread
+/// cache, and a needlessly large one costs more than writing a field.
+struct Capacity {
+    /// Form fields.
+    fields: usize,
+    /// Their names and values, the base64 policy and the signature included.
+    field_bytes: usize,
+    /// The policy's JSON text (escapes aside, which are rare).
+    policy_bytes: usize,
+}
+
+impl Capacity {
+    fn of(
+        credentials: &Credentials,
+        request: &PostRequest,
+        checksum: Option<(ChecksumAlgorithm, &str)>,
+        region: &Region,
+    ) -> Self {
+        // Names and fixed parts of the fields the presigner adds, all pinned.
+        const FIXED: usize = "bucket".len()
+            + "X-Amz-Algorithm".len()
+            + ALGORITHM.len()
+            + "X-Amz-Credential//yyyymmdd//s3/aws4_request".len()
+            + "X-Amz-Date".len()
+            + "yyyymmddThhmmssZ".len()
+            + "X-Amz-Security-Token".len()
+            + "key".len();
+        let pinned = request
+            .fields
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len())
+            .sum::<usize>()
+            + checksum.map_or(0, |(algorithm, value)| {
+                CHECKSUM_ALGORITHM_FIELD.len()
+                    + algorithm.name().len()
+                    + algorithm.field().len()
+                    + value.len()
+            })
+            + FIXED
+            + request.bucket.as_str().len()
+            + credentials.access_key_id().len()
+            + region.as_str().len()
+            + credentials.session_token().map_or(0, str::len)
+            + request.key.as_str().len();
+        let pinned_fields = request.fields.len() + 2 * usize::from(checksum.is_some()) + 6;
+        // `{"name":"value"},` per field; conditions of a few dozen bytes each; the
+        // expiration, its date and the brackets.
+        let policy_bytes = pinned + 8 * pinned_fields + 48 * request.conditions.len() + 64;
+        Self {
+            fields: pinned_fields + 2,
+            field_bytes: pinned + "PolicyX-Amz-Signature".len() + policy_bytes.div_ceil(3) * 4 + 64,
+            policy_bytes,
+        }
     }
 }
 
@@ -478,4 +535,84 @@ fn check_conditions(request: &PostRequest, fields: &FieldList) -> Result<(), Pre
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(fields: usize, checksum: bool) -> PostRequest {
+        let mut request = PostRequest::new(
+            BucketName::new("acme-uploads").unwrap(),
+            ObjectKey::new("acme/user-42/0f8c2d1e-5b7a-4c3e/holiday_photo.jpg").unwrap(),
+        )
+        .condition(Condition::content_length_range(1, 26_214_400).unwrap())
+        .condition(Condition::starts_with("Content-Type", "image/").unwrap());
+        for i in 0..fields {
+            request = request
+                .field(&format!("x-amz-meta-f{i}"), "v".repeat(i * 7))
+                .unwrap();
+        }
+        if checksum {
+            let value = "xwGN7D1CJO8OjIrCG8yGDbcD126+dPE7yx5C2csNeso=";
+            let checksum = Checksum::new(ChecksumAlgorithm::Sha256, value).unwrap();
+            request = request.checksum(checksum).unwrap();
+        }
+        request
+    }
+
+    /// The estimate holds every ticket without a buffer growing (escapes aside) and
+    /// wastes little: too small costs a copy, too large a slower allocation.
+    #[test]
+    fn buffers_are_sized_to_the_ticket() {
+        let presigner =
+            Presigner::new(Region::new("eu-west-1").unwrap(), Addressing::aws()).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let token = "FwoGZXIvYXdzE".repeat(40);
+        for session_token in [None, Some(token)] {
+            let credentials =
+                Credentials::new("AKIAIOSFODNN7EXAMPLE", "secret", session_token.clone()).unwrap();
+            for fields in [0, 1, 4, 12] {
+                for checksum in [false, true] {
+                    let request = request(fields, checksum);
+                    let post = presigner.presign(&credentials, &request, now).unwrap();
+                    let capacity = Capacity::of(
+                        &credentials,
+                        &request,
+                        checksum_of(&request),
+                        &presigner.region,
+                    );
+                    let (text, policy) = (post.fields.text.len(), post.policy.as_str().len());
+                    assert!(post.fields.ranges.len() <= capacity.fields);
+                    assert!(
+                        text <= capacity.field_bytes,
+                        "{text} > {}",
+                        capacity.field_bytes
+                    );
+                    assert!(
+                        policy <= capacity.policy_bytes,
+                        "{policy} > {}",
+                        capacity.policy_bytes
+                    );
+                    assert!(
+                        capacity.field_bytes - text < 160,
+                        "{text} of {}",
+                        capacity.field_bytes
+                    );
+                    assert!(
+                        capacity.policy_bytes - policy < 120,
+                        "{policy} of {}",
+                        capacity.policy_bytes
+                    );
+                }
+            }
+        }
+    }
+
+    fn checksum_of(request: &PostRequest) -> Option<(ChecksumAlgorithm, &str)> {
+        request
+            .checksum
+            .as_ref()
+            .map(|c| (c.algorithm(), c.value()))
+    }
 }

@@ -72,10 +72,13 @@ fn buildah_out(args: &[&str]) -> String {
 
 /// The image's configuration as a container engine reads it (Docker format: the only one
 /// that keeps a HEALTHCHECK).
-fn image_config() -> Value {
-    let inspected: Value =
-        serde_json::from_str(&buildah_out(&["inspect", "--type", "image", image()])).unwrap();
-    inspected["Docker"]["config"].clone()
+fn image_config() -> &'static Value {
+    static CONFIG: OnceLock<Value> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let inspected: Value =
+            serde_json::from_str(&buildah_out(&["inspect", "--type", "image", image()])).unwrap();
+        inspected["Docker"]["config"].clone()
+    })
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -172,19 +175,7 @@ impl Service {
             .stderr(Stdio::piped())
             .spawn()
             .expect("buildah runs");
-        let stderr = buildah.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(buildah.stderr.take().unwrap());
         // Held from here on, so that a failure below still stops what was started.
         let mut service = Self {
             buildah,

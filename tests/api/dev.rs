@@ -2,7 +2,6 @@
 //! binary runs as a newcomer runs it (a clean environment), with its own store; these
 //! tests upload through it, read back, and make sure it refuses what AWS refuses.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,27 +54,25 @@ impl Dev {
             put_token: String::new(),
             data: None,
         };
-        // The banner, then the rest of stdout drained (a closed pipe would fail the
-        // binary's last line).
-        let (tx, banner) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.is_none() {
-                    continue;
-                }
+        // The banner; `lines_of` drains the rest of stdout.
+        let stdout = crate::helpers::lines_of(stdout);
+        let lines = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut banner = Vec::new();
+            while let Ok(line) =
+                stdout.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 let done = line.contains("-d '");
-                lines.push(line);
-                if done && let Some(tx) = tx.take() {
-                    let _ = tx.send(std::mem::take(&mut lines));
+                banner.push(line);
+                if done {
+                    return Some(banner);
                 }
             }
-        });
-        let lines = tokio::time::timeout(Duration::from_secs(60), banner)
-            .await
-            .expect("dev prints its banner")
-            .expect("the reader thread");
+            None
+        })
+        .await
+        .expect("the banner reader")
+        .expect("dev prints its banner");
         dev.banner = lines.join("\n");
         let after = |marker: &str| {
             dev.banner

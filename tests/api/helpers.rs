@@ -307,6 +307,24 @@ pub fn policy_of(ticket: &Value) -> Value {
     serde_json::from_slice(&json).expect("policy JSON")
 }
 
+/// The lines a child writes to `stream`, as they come, read by a thread of their own
+/// to the end, also once nobody listens: a child never blocks on a full pipe or fails
+/// writing to a closed one.
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            // Nobody listening is not a reason to stop reading.
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// The real binary serving a configuration, with its JSON log lines; killed on drop,
 /// also when the test fails.
 pub struct Binary {
@@ -323,7 +341,7 @@ impl Binary {
     /// Starts `upload-tickets serve` on `toml` with a clean environment plus `env`
     /// (static AWS credentials and the HMAC secret are always set).
     pub fn start(toml: &str, env: &[(&str, &str)]) -> Self {
-        use std::io::{BufRead as _, Write as _};
+        use std::io::Write as _;
         let dir = std::env::temp_dir().join(format!("upload-tickets-bin-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config.toml");
@@ -345,18 +363,7 @@ impl Binary {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("the binary runs");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, incoming) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let incoming = lines_of(child.stderr.take().expect("stderr is piped"));
         let mut binary = Self {
             child,
             address: String::new(),

@@ -28,6 +28,7 @@ use crate::presign::{
 };
 pub use audit::{Declared, StoredChecksum, StoredObject, audit};
 pub use object::ObjectSetting;
+#[cfg(feature = "service")]
 pub(crate) use object::xml_escape;
 pub use request::{ChecksumRequest, PolicyError, UploadRequest};
 pub use rules::{

@@ -187,13 +187,18 @@ impl PostRequest {
     /// The fields, in order (a declared checksum's two last).
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         let given = self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        given.chain(self.checksum.iter().flat_map(|c| {
+        given.chain(self.checksum_fields().into_iter().flatten())
+    }
+
+    /// A declared checksum's two fields, named as S3 names them.
+    fn checksum_fields(&self) -> Option<[(&'static str, &str); 2]> {
+        self.checksum.as_ref().map(|c| {
             let algorithm = c.algorithm();
             [
                 (CHECKSUM_ALGORITHM_FIELD, algorithm.name()),
                 (algorithm.field(), c.value()),
             ]
-        }))
+        })
     }
 
     /// The declared checksum, if any.
@@ -373,18 +378,17 @@ impl Presigner {
         let amz_date = signed_at.amz_date();
         let date_stamp = &amz_date[..8];
 
-        let checksum = request
-            .checksum
-            .as_ref()
-            .map(|c| (c.algorithm(), c.value()));
-        let capacity = Capacity::of(credentials, request, checksum, &self.region);
+        let capacity = Capacity::of(credentials, request, &self.region);
         let mut fields = FieldList::with_capacity(capacity.fields, capacity.field_bytes);
+        // The caller's fields and the checksum's, as `PostRequest::fields` lists them
+        // (without its iterator chain, which costs a checksummed ticket ~2 %).
         for (name, value) in &request.fields {
             fields.push(name.as_str(), value);
         }
-        if let Some((algorithm, value)) = checksum {
-            fields.push(CHECKSUM_ALGORITHM_FIELD, algorithm.name());
-            fields.push(algorithm.field(), value);
+        if let Some(checksum) = request.checksum_fields() {
+            for (name, value) in checksum {
+                fields.push(name, value);
+            }
         }
         fields.push("bucket", request.bucket.as_str());
         fields.push("X-Amz-Algorithm", ALGORITHM);
@@ -406,7 +410,7 @@ impl Presigner {
         }
         // A checksum's fields (static names, checked base64) need no escaping.
         let escaped = request.fields.len();
-        let unescaped = escaped + if checksum.is_some() { 2 } else { 0 };
+        let unescaped = escaped + if request.checksum.is_some() { 2 } else { 0 };
         for (at, (name, value)) in fields.iter().enumerate() {
             if (escaped..unescaped).contains(&at) {
                 document.push(|out| condition::write_exact_object_unescaped(out, name, value))?;
@@ -458,12 +462,7 @@ struct Capacity {
 }
 
 impl Capacity {
-    fn of(
-        credentials: &Credentials,
-        request: &PostRequest,
-        checksum: Option<(ChecksumAlgorithm, &str)>,
-        region: &Region,
-    ) -> Self {
+    fn of(credentials: &Credentials, request: &PostRequest, region: &Region) -> Self {
         // Names and fixed parts of the fields the presigner adds, all pinned.
         const FIXED: usize = "bucket".len()
             + "X-Amz-Algorithm".len()
@@ -478,11 +477,8 @@ impl Capacity {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len())
             .sum::<usize>()
-            + checksum.map_or(0, |(algorithm, value)| {
-                CHECKSUM_ALGORITHM_FIELD.len()
-                    + algorithm.name().len()
-                    + algorithm.field().len()
-                    + value.len()
+            + request.checksum_fields().map_or(0, |checksum| {
+                checksum.iter().map(|(n, v)| n.len() + v.len()).sum()
             })
             + FIXED
             + request.bucket.as_str().len()
@@ -490,7 +486,7 @@ impl Capacity {
             + region.as_str().len()
             + credentials.session_token().map_or(0, str::len)
             + request.key.as_str().len();
-        let pinned_fields = request.fields.len() + 2 * usize::from(checksum.is_some()) + 6;
+        let pinned_fields = request.fields.len() + 2 * usize::from(request.checksum.is_some()) + 6;
         // `{"name":"value"},` per field; conditions of a few dozen bytes each; the
         // expiration, its date and the brackets.
         let policy_bytes = pinned + 8 * pinned_fields + 48 * request.conditions.len() + 64;
@@ -576,12 +572,7 @@ mod tests {
                 for checksum in [false, true] {
                     let request = request(fields, checksum);
                     let post = presigner.presign(&credentials, &request, now).unwrap();
-                    let capacity = Capacity::of(
-                        &credentials,
-                        &request,
-                        checksum_of(&request),
-                        &presigner.region,
-                    );
+                    let capacity = Capacity::of(&credentials, &request, &presigner.region);
                     let (text, policy) = (post.fields.text.len(), post.policy.as_str().len());
                     assert!(post.fields.ranges.len() <= capacity.fields);
                     assert!(
@@ -607,12 +598,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn checksum_of(request: &PostRequest) -> Option<(ChecksumAlgorithm, &str)> {
-        request
-            .checksum
-            .as_ref()
-            .map(|c| (c.algorithm(), c.value()))
     }
 }

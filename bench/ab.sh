@@ -14,14 +14,9 @@ cd "$(dirname "$0")/.."
 
 rounds=$1 duration=$2
 shift 2
-connections=64 threads=2 port=18080 ceiling_port=18081
 
 source bench/common.sh
-bench_tools
-bench_ceiling
-bench_workspace
-TOKEN=$(bench_token uploads:write 7200)
-export TOKEN
+bench_alternating
 
 labels=()
 for round in $(seq 1 "$rounds"); do

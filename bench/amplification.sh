@@ -18,14 +18,9 @@ shift $(($# < 3 ? $# : 3))
 works=("$@")
 [ ${#works[@]} -gt 0 ] || works=(2.5 5 10 20)
 [ -x "$binary" ] || { echo "$binary: no release build (cargo build --release)" >&2; exit 1; }
-connections=64 threads=2 port=18080 ceiling_port=18081
 
 source bench/common.sh
-bench_tools
-bench_ceiling
-bench_workspace
-TOKEN=$(bench_token uploads:write 7200)
-export TOKEN
+bench_alternating
 
 for round in $(seq 1 "$rounds"); do
   echo "== round $round: upload-tickets" >&2
@@ -64,6 +59,6 @@ node -e '
     }
     return null;
   };
-  const show = (w) => (w === null ? "beyond the measured points" : `${w.toFixed(1)} us`);
+  const show = (w) => (w === null ? `more than ${points[points.length - 1][0]} us` : `${w.toFixed(1)} us`);
   console.log(`work per request within 2x the ceiling: ${show(at(2))}; upload-tickets costs what the ceiling does with ${show(at(ours))} of work`);
 ' "$work" "$rounds" "$duration" "${works[@]}"

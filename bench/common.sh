@@ -40,6 +40,17 @@ bench_cleanup() {
   rm -rf "$work"
 }
 
+# What the scripts of alternating rounds (ab.sh, amplification.sh) share: wrk's settings,
+# the ports, the tools, the ceiling, a workspace and a token valid for two hours.
+bench_alternating() {
+  connections=64 threads=2 port=18080 ceiling_port=18081
+  bench_tools
+  bench_ceiling
+  bench_workspace
+  TOKEN=$(bench_token uploads:write 7200)
+  export TOKEN
+}
+
 # bench_token SCOPE EXPIRES_IN: an HS256 token for tenant "bench"; a negative EXPIRES_IN
 # makes one that expired that many seconds ago.
 bench_token() {

@@ -56,6 +56,20 @@ pub struct Upload {
     pub client_parts: Option<SizeBounds>,
 }
 
+impl Upload {
+    /// The exact size of part `number` where the service laid out the parts (every part
+    /// `part_size`, the last the rest), signed into its URL so the store refuses other
+    /// lengths; `None` where the client lays them out or the number is outside.
+    pub fn part_len(&self, number: u16) -> Option<u64> {
+        if self.client_parts.is_some() || number == 0 || number > self.part_count {
+            return None;
+        }
+        let before = u64::from(number - 1).checked_mul(self.part_size)?;
+        let rest = self.size.checked_sub(before)?;
+        Some(rest.min(self.part_size))
+    }
+}
+
 /// The sizes an upload whose parts the client lays out may add up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SizeBounds {
@@ -215,6 +229,26 @@ mod tests {
             checksum: None,
             client_parts: None,
         }
+    }
+
+    #[test]
+    fn parts_of_a_fixed_layout_have_exact_lengths_and_client_layouts_none() {
+        let fixed = upload();
+        assert_eq!(fixed.part_len(1), Some(16 << 20));
+        assert_eq!(fixed.part_len(2), Some(4 << 20));
+        assert_eq!(fixed.part_len(0), None);
+        assert_eq!(fixed.part_len(3), None);
+        let exact = Upload {
+            size: 32 << 20,
+            ..upload()
+        };
+        assert_eq!(exact.part_len(2), Some(16 << 20));
+        let client = Upload {
+            client_parts: Some(SizeBounds { min: 1, max: 100 }),
+            part_count: 10_000,
+            ..upload()
+        };
+        assert_eq!(client.part_len(1), None);
     }
 
     #[test]

@@ -94,9 +94,7 @@ class Client {
         this.options.onProgress?.(0, total);
         let response;
         if (ticket.method === "PUT") {
-            const headers = Object.fromEntries(
-            // The runtime sets content-length from the body itself.
-            Object.entries(ticket.headers).filter(([name]) => name !== "content-length"));
+            const headers = withoutLength(ticket.headers);
             response = await this.fetch(ticket.url, { method: "PUT", headers, body: file, signal: this.options.signal });
         }
         else {
@@ -149,7 +147,7 @@ class Client {
                     try {
                         const response = await this.fetch(url.url, {
                             method: "PUT",
-                            headers: url.headers ?? {},
+                            headers: withoutLength(url.headers ?? {}),
                             body,
                             signal: this.options.signal,
                         });
@@ -202,6 +200,11 @@ class Client {
     }
 }
 /** Bytes of `part` (1-based) of `upload`. */
+/** The signed headers to send: the runtime sets content-length from the body itself
+ * (browsers refuse to have it set), and the body is exactly the signed length. */
+function withoutLength(headers) {
+    return Object.fromEntries(Object.entries(headers).filter(([name]) => name !== "content-length"));
+}
 function partBytes(upload, part) {
     const start = (part - 1) * upload.part_size;
     return Math.max(0, Math.min(upload.part_size, upload.size - start));

@@ -453,7 +453,8 @@ async fn complete(
                 checksum: None,
             })
             .collect();
-        let (_, size) = multipart::finish(&state, &who, &upload, parts, None).await?;
+        let claimed = multipart::Claimed::Listed(parts);
+        let (_, size) = multipart::finish(&state, &who, &upload, claimed, None).await?;
         let location = location(&state, &upload)?;
         let completed = Completed {
             location,

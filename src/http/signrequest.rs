@@ -31,7 +31,6 @@ use super::{ApiError, AppState, s3xml};
 use crate::handle::Upload;
 use crate::policy::UploadRequest;
 use crate::presign::{BucketName, ObjectKey, UrlRequest};
-use crate::store::PartTag;
 
 /// How long a receipt's URL answers: Uppy calls it at once.
 const RECEIPT_VALIDITY: Duration = Duration::from_secs(300);
@@ -257,28 +256,12 @@ fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Ha
 }
 
 /// `CompleteMultipartUpload`: completed here with the parts the store holds, once they
-/// add up; Uppy asks for the URL only when every part is in.
+/// add up; Uppy asks for the URL only when every part is in. One listing, the one
+/// checked, names the parts completed.
 async fn complete(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
     let (upload, _) = named(state, who, body, handle)?;
-    let mut stored = state
-        .store
-        .list_parts(multipart::store_ref(&upload))
-        .await?;
-    stored.sort_by_key(|p| p.number);
-    let parts: Vec<PartTag> = stored
-        .into_iter()
-        .map(|p| PartTag {
-            number: p.number,
-            etag: p.etag,
-            checksum: None,
-        })
-        .collect();
-    if parts.is_empty() {
-        return Err(ApiError::PartsInvalid(
-            "the store holds no part of this upload yet".to_owned(),
-        ));
-    }
-    let (done, _) = multipart::finish(state, who, &upload, parts, None).await?;
+    let claimed = multipart::Claimed::Stored;
+    let (done, _) = multipart::finish(state, who, &upload, claimed, None).await?;
     let location = companion::location(state, &upload)?;
     let receipt = Receipt::Completed {
         location,

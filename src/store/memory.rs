@@ -8,6 +8,11 @@
 //! a part URL; objects planted by other means through [`MemoryStore::put_object`].
 //! It has no bytes, so it verifies no checksum: it keeps a declared whole-object
 //! checksum as the object's, the way a store that does not verify would.
+//!
+//! Races a client can start are played on request: a part replaced right after the
+//! next listing ([`MemoryStore::replace_part_after_listing`]), and a store that
+//! completes from whatever parts it holds, whatever ETags it is given
+//! ([`MemoryStore::ignore_etags`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -45,6 +50,10 @@ struct State {
     objects: HashMap<(String, String), ObjectHead>,
     fault: Option<Fault>,
     calls: usize,
+    /// A part (number, new size) to store again once the next listing is answered.
+    replace_after_listing: Option<(u16, u64)>,
+    /// Complete from the parts held, as a store that does not compare ETags.
+    ignore_etags: bool,
 }
 
 /// The in-memory store. Cheap to make; share it with `Arc`.
@@ -67,6 +76,20 @@ impl MemoryStore {
     /// From now on, misbehave as `fault` says (or behave again, with `None`).
     pub fn set_fault(&self, fault: Option<Fault>) {
         self.state().fault = fault;
+    }
+
+    /// Once the next listing has been answered, part `number` of the listed upload is
+    /// uploaded again with `size` bytes: a client racing the completion. Answers the
+    /// ETag the part will then have (a client that computes it from its bytes knows it).
+    pub fn replace_part_after_listing(&self, upload_id: &str, number: u16, size: u64) -> String {
+        self.state().replace_after_listing = Some((number, size));
+        replaced_etag(upload_id, number, size)
+    }
+
+    /// From now on, complete uploads from the parts held whatever ETags the completion
+    /// names (`true`), as some stores do, or refuse other ETags as S3 does (`false`).
+    pub fn ignore_etags(&self, ignore: bool) {
+        self.state().ignore_etags = ignore;
     }
 
     /// How many store calls the service has made so far.
@@ -139,6 +162,11 @@ impl MemoryStore {
     }
 }
 
+/// The ETag of a part uploaded again by [`MemoryStore::replace_part_after_listing`].
+fn replaced_etag(upload_id: &str, number: u16, size: u64) -> String {
+    format!("\"{upload_id}-{number}-{size}-again\"")
+}
+
 impl ObjectStore for MemoryStore {
     fn create_upload<'a>(
         &'a self,
@@ -171,8 +199,9 @@ impl ObjectStore for MemoryStore {
         Box::pin(async move {
             self.enter().await?;
             let mut state = self.state();
-            let parts = &Self::upload(&mut state, &upload)?.parts;
-            Ok(parts
+            let replace = state.replace_after_listing.take();
+            let parts = &mut Self::upload(&mut state, &upload)?.parts;
+            let listed = parts
                 .iter()
                 .map(|(&number, (etag, size))| StoredPart {
                     number,
@@ -180,7 +209,14 @@ impl ObjectStore for MemoryStore {
                     etag: etag.clone(),
                     checksum: None,
                 })
-                .collect())
+                .collect();
+            if let Some((number, size)) = replace {
+                parts.insert(
+                    number,
+                    (replaced_etag(upload.upload_id, number, size), size),
+                );
+            }
+            Ok(listed)
         })
     }
 
@@ -197,11 +233,14 @@ impl ObjectStore for MemoryStore {
             if completion.if_none_match && state.objects.contains_key(&at) {
                 return Err(StoreError::ObjectExists);
             }
+            let ignore_etags = state.ignore_etags;
             let held = Self::upload(&mut state, &upload)?;
             let mut size = 0;
             for part in parts {
                 match held.parts.get(&part.number) {
-                    Some((etag, part_size)) if *etag == part.etag => size += part_size,
+                    Some((etag, part_size)) if ignore_etags || *etag == part.etag => {
+                        size += part_size;
+                    }
                     _ => {
                         return Err(StoreError::PartsRefused(format!(
                             "part {} is not stored with ETag {}",
@@ -239,6 +278,16 @@ impl ObjectStore for MemoryStore {
             let mut state = self.state();
             Self::upload(&mut state, &upload)?;
             state.uploads.remove(upload.upload_id);
+            Ok(())
+        })
+    }
+
+    fn delete_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.enter().await?;
+            self.state()
+                .objects
+                .remove(&(bucket.to_owned(), key.to_owned()));
             Ok(())
         })
     }

@@ -59,6 +59,17 @@ pub struct PartTag {
     pub checksum: Option<String>,
 }
 
+impl From<&StoredPart> for PartTag {
+    /// The part as the store lists it: what a completion of every stored part names.
+    fn from(part: &StoredPart) -> Self {
+        Self {
+            number: part.number,
+            etag: part.etag.clone(),
+            checksum: None,
+        }
+    }
+}
+
 /// How to complete an upload beyond its parts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Completion<'a> {
@@ -160,6 +171,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     /// Aborts `upload`: the store drops its parts.
     fn abort_upload<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, ()>;
+
+    /// Removes the object under `key` in `bucket` (nothing there is no error).
+    fn delete_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ()>;
 
     /// Looks at the object under `key` in `bucket`, with its checksum.
     fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead>;

@@ -250,6 +250,19 @@ impl ObjectStore for S3Store {
         })
     }
 
+    fn delete_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.client()
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
     fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead> {
         Box::pin(async move {
             let head = self

@@ -13,7 +13,7 @@ use crate::helpers::*;
 const MIB: u64 = 1024 * 1024;
 
 /// The store's own upload id, which only the handle (Uppy's "upload id") carries.
-fn store_upload_id(handle: &str) -> String {
+pub(crate) fn store_upload_id(handle: &str) -> String {
     let payload = handle.split('.').nth(1).unwrap();
     let claims: Value =
         serde_json::from_slice(&base64_simd::URL_SAFE_NO_PAD.decode_to_vec(payload).unwrap())
@@ -21,7 +21,7 @@ fn store_upload_id(handle: &str) -> String {
     claims["upload_id"].as_str().unwrap().to_owned()
 }
 
-fn enc(text: &str) -> String {
+pub(crate) fn enc(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -30,14 +30,14 @@ async fn get(app: &InProcess, path: &str, token: &str) -> (u16, Value) {
 }
 
 /// Starts an upload the way Uppy does (no size unless `meta` has one).
-async fn create(app: &InProcess, token: &str, meta: Value) -> Value {
+pub(crate) async fn create(app: &InProcess, token: &str, meta: Value) -> Value {
     let body = json!({"filename": "big.bin", "type": "application/octet-stream", "metadata": meta});
     let (status, created) = app.post("/s3/multipart", token, body).await;
     assert_eq!(status, 200, "{created}");
     created
 }
 
-fn on(created: &Value, rest: &str) -> String {
+pub(crate) fn on(created: &Value, rest: &str) -> String {
     format!(
         "/s3/multipart/{}{rest}?key={}",
         created["uploadId"].as_str().unwrap(),
@@ -490,7 +490,7 @@ async fn uppys_preflight_is_answered_for_the_companion_routes() {
 
 // Uppy 6's signRequest: `POST /uploads/uppy/sign` and the receipts it answers with.
 
-async fn sign(app: &InProcess, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn sign(app: &InProcess, token: &str, body: Value) -> (u16, Value) {
     app.post("/uploads/uppy/sign", token, body).await
 }
 
@@ -531,7 +531,7 @@ fn between<'a>(xml: &'a str, tag: &str) -> &'a str {
 
 /// Starts an upload of `file` the way Uppy 6 does: signing, then its receipt's URL.
 /// Answers the handle (Uppy's upload id), the key and the signing's answer.
-async fn start6(app: &InProcess, token: &str, file: &Value) -> (String, String, Value) {
+pub(crate) async fn start6(app: &InProcess, token: &str, file: &Value) -> (String, String, Value) {
     let body = json!({"method": "POST", "key": "uppy-file-id", "file": file});
     let (status, signed) = sign(app, token, body).await;
     assert_eq!(status, 200, "{signed}");

@@ -19,6 +19,7 @@ mod integrity_in_process;
 mod multipart;
 mod observability;
 mod openapi;
+mod races;
 mod scale;
 mod schemathesis;
 mod store;

@@ -86,9 +86,13 @@ export interface paths {
         /**
          * Complete a multipart upload
          * @description List every part, 1 to `part_count` in order, with its ETag. The service checks
-         *     with the store that the parts add up to the declared size before completing.
-         *     It passes the whole object's checksum (CRC uploads) for the store to verify, and
-         *     `If-None-Match: *` unless the tenant sets `prevent_overwrite = false`.
+         *     with the store that the parts add up to the declared size (each part its signed
+         *     length) before completing, and completes with exactly the ETags it checked: an
+         *     ETag that is not the stored part's (a part uploaded again since) is refused with
+         *     `parts_invalid`, and an object that is not the checked size once completed is
+         *     removed and refused the same way. It passes the whole object's checksum (CRC
+         *     uploads) for the store to verify, and `If-None-Match: *` unless the tenant sets
+         *     `prevent_overwrite = false`.
          */
         post: operations["completeMultipartUpload"];
         delete?: never;
@@ -437,9 +441,10 @@ export interface paths {
         /**
          * Complete the upload
          * @description The parts in any order (they are sorted), each once. The service checks with the
-         *     store that every listed part is there and that they add up to the declared size
-         *     or fit the tenant's bounds, then completes (with `If-None-Match: *` unless the
-         *     tenant sets `prevent_overwrite = false`).
+         *     store that every listed part is there with the listed ETag and that they add up to
+         *     the declared size or fit the tenant's bounds, then completes with the ETags it
+         *     checked (with `If-None-Match: *` unless the tenant sets `prevent_overwrite =
+         *     false`); an object that is not the checked size once completed is removed.
          */
         post: operations["companionCompleteMultipart"];
         delete?: never;
@@ -705,7 +710,7 @@ export interface components {
              * @description PUT the part's bytes here; keep the `ETag` of the answer.
              */
             url: string;
-            /** @description Headers the PUT must carry with exactly these values (the part's declared checksum). */
+            /** @description Headers the PUT must carry with exactly these values: they are signed, and the store refuses a request whose values differ. `content-length` where the service lays out the parts (the part's exact size: every part `part_size` bytes, the last the rest; HTTP clients set it from the body), and the part's declared checksum. */
             headers?: {
                 [key: string]: string;
             };
@@ -1017,7 +1022,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description `parts_invalid`: part numbers outside the upload, a part list that does not complete it, or parts that do not add up to the declared size; at completion also `checksum_mismatch` (the store computed another whole-object checksum) and `checksum_required`. */
+        /** @description `parts_invalid`: part numbers outside the upload, a part list that does not complete it, parts that do not add up to the declared size, or a part uploaded again after the one listed (its ETag differs); at completion also `checksum_mismatch` (the store computed another whole-object checksum) and `checksum_required`. */
         PartsInvalid: {
             headers: {
                 [name: string]: unknown;

@@ -213,6 +213,13 @@ pub(super) fn part_urls(
             UrlRequest::upload_part(bucket.clone(), key.clone(), &upload.upload_id, number)
                 .and_then(|r| r.expires_in(validity))
                 .map_err(ApiError::internal)?;
+        // A fixed layout pins each part's length: a part sent again, larger, after its
+        // size was checked is refused by the store (the ETag check below is the other half).
+        if let Some(len) = upload.part_len(number) {
+            request = request
+                .header("content-length", len.to_string())
+                .map_err(ApiError::internal)?;
+        }
         if let Some(checksum) = checksums.get(&number) {
             request = request.checksum(checksum).map_err(ApiError::internal)?;
         }
@@ -376,7 +383,8 @@ async fn complete_upload(
     let (upload, _) = owned_upload(state, who, handle)?;
     let parts = part_list(body, &upload)?;
     let checksum = checksums::whole(&who.rules, &upload, body.checksum.as_deref())?;
-    let (done, size) = finish(state, who, &upload, parts, checksum.as_ref()).await?;
+    let claimed = Claimed::Listed(parts);
+    let (done, size) = finish(state, who, &upload, claimed, checksum.as_ref()).await?;
     let completed = Completed {
         key: upload.key.clone(),
         bucket: upload.bucket,
@@ -387,17 +395,45 @@ async fn complete_upload(
     Ok((tickets::json(StatusCode::OK, &completed)?, upload.key))
 }
 
-/// Completes `upload` with `parts` once the store holds them and they add up to what
-/// the upload declared; frees its place among the subject's open uploads. Answers the
+/// Which parts a completion names.
+pub(super) enum Claimed {
+    /// The parts the client lists, with the ETags its uploads were answered with.
+    Listed(Vec<PartTag>),
+    /// Every part the store holds (a client that lists none itself).
+    Stored,
+}
+
+/// Completes `upload` once the store holds the claimed parts and they add up to what the
+/// upload declared; frees its place among the subject's open uploads. Answers the
 /// store's completion and the object's size.
+///
+/// A part sent again between the listing and the completion must not slip past the size
+/// check: the completion names exactly the ETags of the listing that was checked (a
+/// client ETag that differs is refused, a store that checks ETags refuses a part replaced
+/// since), and the object is looked at once completed and removed if its size is not the
+/// one checked (a store that ignores ETags).
 pub(super) async fn finish(
     state: &AppState,
     who: &Authorized,
     upload: &Upload,
-    mut parts: Vec<PartTag>,
+    claimed: Claimed,
     checksum: Option<&Checksum>,
 ) -> Result<(CompletedObject, u64), ApiError> {
     let stored = state.store.list_parts(store_ref(upload)).await?;
+    let mut parts = match claimed {
+        Claimed::Listed(parts) => as_listed(parts, &stored)?,
+        Claimed::Stored => {
+            // s3s-fs lists in no order; S3 completes ascending.
+            let mut all: Vec<PartTag> = stored.iter().map(PartTag::from).collect();
+            all.sort_by_key(|p| p.number);
+            all
+        }
+    };
+    if parts.is_empty() {
+        return Err(ApiError::PartsInvalid(
+            "the store holds no part of this upload yet".to_owned(),
+        ));
+    }
     let size = check_stored_parts(upload, &parts, &stored)?;
     checksums::fill_from_store(&mut parts, stored, upload.checksum_algorithm);
     let completion = Completion {
@@ -410,7 +446,70 @@ pub(super) async fn finish(
         .complete_upload(store_ref(upload), &parts, completion)
         .await?;
     release(state, who, &upload.key).await;
+    check_completed_size(state, upload, size).await?;
     Ok((done, size))
+}
+
+/// The client's part list with the ETags of the store's listing; a part whose ETag is
+/// not the listed one changed after the client's upload (or never was), and is refused.
+/// A store that lists no ETags (s3s-fs 0.14, the dev store) leaves the client's: the
+/// size of the completed object is then the only guard.
+fn as_listed(parts: Vec<PartTag>, stored: &[StoredPart]) -> Result<Vec<PartTag>, ApiError> {
+    parts
+        .into_iter()
+        .map(|mut part| {
+            let Some(held) = stored.iter().find(|s| s.number == part.number) else {
+                return Err(ApiError::PartsInvalid(format!(
+                    "part {} is not in the store: upload it before completing",
+                    part.number
+                )));
+            };
+            if held.etag.is_empty() {
+                return Ok(part);
+            }
+            if unquoted(&held.etag) != unquoted(&part.etag) {
+                return Err(ApiError::PartsInvalid(format!(
+                    "part {} is stored with ETag {}, not {}: it was uploaded again; complete with the ETag of its last upload",
+                    part.number, held.etag, part.etag
+                )));
+            }
+            part.etag.clone_from(&held.etag);
+            Ok(part)
+        })
+        .collect()
+}
+
+/// An ETag without its quotes (clients pass them on either way; S3 takes both).
+fn unquoted(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+/// The completed object is the size that was checked, or it is removed: a store that
+/// completes from parts replaced after the listing would otherwise keep an object past
+/// the upload's bounds and the tenant's quota.
+async fn check_completed_size(
+    state: &AppState,
+    upload: &Upload,
+    size: u64,
+) -> Result<(), ApiError> {
+    let head = state.store.head_object(&upload.bucket, &upload.key).await?;
+    if head.object.size == size {
+        return Ok(());
+    }
+    tracing::warn!(
+        key = %upload.key,
+        checked = size,
+        stored = head.object.size,
+        "a completed upload is not the size its parts were checked at: removed"
+    );
+    state
+        .store
+        .delete_object(&upload.bucket, &upload.key)
+        .await?;
+    Err(ApiError::PartsInvalid(format!(
+        "the completed object holds {} bytes, not the {size} its parts held when checked: a part was replaced during the completion; the object was removed",
+        head.object.size
+    )))
 }
 
 /// The completion's part list: every part, in order, each once, with a plausible ETag
@@ -489,6 +588,16 @@ fn check_stored_parts(
             return Err(ApiError::PartsInvalid(format!(
                 "the store holds {count} parts of {bytes} bytes; this upload declared {expected} parts of {} bytes",
                 upload.size
+            )));
+        }
+        // The same total from other part sizes is not the layout that was signed.
+        if let Some(odd) = stored
+            .iter()
+            .find(|p| upload.part_len(p.number) != Some(p.size))
+        {
+            return Err(ApiError::PartsInvalid(format!(
+                "part {} holds {} bytes; this upload's parts are {} bytes, the last the rest",
+                odd.number, odd.size, upload.part_size
             )));
         }
         return Ok(bytes);

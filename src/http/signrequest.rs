@@ -11,6 +11,7 @@
 //! which echoes what was done in the XML S3 would answer; a receipt is signed and
 //! short-lived, and only says what happened, so that URL needs no token.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use axum::Router;
@@ -29,8 +30,8 @@ use super::tickets::{self, usable_validity};
 use super::uploads;
 use super::{ApiError, AppState, s3xml};
 use crate::handle::Upload;
-use crate::policy::UploadRequest;
-use crate::presign::{BucketName, ObjectKey, UrlRequest};
+use crate::policy::{ChecksumRequest, UploadMethod, UploadRequest};
+use crate::presign::{BucketName, ObjectKey, PresignedPost, UrlRequest};
 
 /// How long a receipt's URL answers: Uppy calls it at once.
 const RECEIPT_VALIDITY: Duration = Duration::from_secs(300);
@@ -43,8 +44,9 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 /// What Uppy 6 hands `signRequest`, and the file (the app adds it for the first call).
+/// Read from each published 6.x's `s3-client/types.ts` (6.0.0, 6.1.0, 6.3.1).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 struct SignBody {
     method: String,
     key: String,
@@ -53,7 +55,37 @@ struct SignBody {
     /// Uppy's own wish; the tenant's validity applies.
     #[serde(default)]
     expires_in: Option<u64>,
+    /// The file's type on PutObject (6.3 on), which Uppy sends as `Content-Type`. Its
+    /// presence also tells a plugin that sends the `headers` (6.2 on) and POST `fields`
+    /// (6.3 on) a signer answers: 6.3.1 is the first published that does both.
+    #[serde(default, deserialize_with = "present")]
+    content_type: Option<Option<String>>,
     file: Option<FileBody>,
+    /// Whatever a newer plugin adds: ignored if it cannot change what is signed.
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+/// A field that is there, even as `null` (`Some(None)`), apart from one that is not (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl SignBody {
+    /// The plugin sends the headers (and fields) the answer names.
+    fn takes_headers(&self) -> bool {
+        self.content_type.is_some()
+    }
+
+    /// The type the object is stored with: the request's own, else the file's.
+    fn object_type(&self) -> Option<String> {
+        let file = self.file.as_ref().and_then(|f| f.content_type.clone());
+        self.content_type
+            .clone()
+            .flatten()
+            .or(file)
+            .filter(|t| !t.is_empty())
+    }
 }
 
 /// The file being uploaded, as `uppy.getFile(key)` has it.
@@ -64,15 +96,91 @@ struct FileBody {
     #[serde(rename = "type", default)]
     content_type: Option<String>,
     size: Option<u64>,
+    /// The file's checksum, for the store to verify (sent as a header by 6.2 on).
+    #[serde(default)]
+    checksum: Option<ChecksumRequest>,
 }
 
 /// What `signRequest` returns to Uppy: the URL, relative to the service's base URL when
-/// it is the service's own, and the key when the service picked it.
+/// it is the service's own, the key when the service picked it, and the headers Uppy
+/// must send (6.2 on) with exactly these values.
 #[derive(Debug, Serialize)]
 struct Signed {
     url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<String, String>,
+}
+
+/// A POST form for Uppy's PutObject (6.3 on): `{url, fields, key}`.
+#[derive(Debug, Serialize)]
+struct SignedPost {
+    #[serde(flatten)]
+    post: PresignedPost,
+    key: String,
+}
+
+/// Names a newer plugin might send that would change what is signed: the object's
+/// headers, its size, where it goes. Not understood, they are refused rather than
+/// dropped, so that nothing the front end asked for is silently left unsigned.
+const SIGNING_FIELDS: &[&str] = &[
+    "acl",
+    "body",
+    "bucket",
+    "cachecontrol",
+    "checksum",
+    "conditions",
+    "content",
+    "expires",
+    "fields",
+    "headers",
+    "if",
+    "length",
+    "meta",
+    "policy",
+    "query",
+    "region",
+    "size",
+    "sse",
+    "serverside",
+    "storageclass",
+    "tagging",
+    "versionid",
+    "websiteredirect",
+    "xamz",
+];
+
+/// Refuses an unknown field that could change what is signed; logs the others once.
+fn check_other_fields(body: &SignBody) -> Result<(), ApiError> {
+    for name in body.other.keys() {
+        let folded: String = name
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if SIGNING_FIELDS.iter().any(|f| folded.starts_with(f)) {
+            return Err(ApiError::InvalidRequest(format!(
+                "{name}: this service does not know this field of Uppy's request and would \
+                 sign without it; upgrade upload-tickets, or leave the field out"
+            )));
+        }
+        first_sight(name);
+    }
+    Ok(())
+}
+
+/// Logs an ignored field the first time this process sees it (the first 64 names).
+fn first_sight(name: &str) {
+    static SEEN: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.len() < 64 && !seen.contains(name) {
+        let shown: String = name.chars().take(64).collect();
+        tracing::info!(field = %shown, "Uppy sent a request field this service does not know; ignored");
+        seen.insert(name.to_owned());
+    }
 }
 
 /// What a receipt's URL answers, as S3 would.
@@ -101,6 +209,9 @@ async fn sign(
     who: Authorized,
     AppJson(body): AppJson<SignBody>,
 ) -> Reply {
+    if let Err(error) = check_other_fields(&body) {
+        return who.reply("refused", Err(error));
+    }
     let (code, result) = match (body.method.as_str(), &body.upload_id, body.part_number) {
         ("PUT", None, None) => ("ticket_issued", put_object(&state, &who, &body).await),
         ("POST", None, None) => ("multipart_started", start(&state, &who, &body).await),
@@ -145,49 +256,74 @@ fn upload_request(body: &SignBody) -> Result<UploadRequest, ApiError> {
     })?;
     Ok(UploadRequest {
         filename: file.name.clone(),
-        content_type: file.content_type.clone().filter(|t| !t.is_empty()),
+        content_type: body.object_type(),
         size: file.size,
         metadata: Default::default(),
         expires_in: body.expires_in,
-        checksum: None,
+        checksum: file.checksum.clone(),
     })
 }
 
-/// `PutObject`: the tenant's PUT ticket. Uppy sends the URL with a `Content-Type` and no
-/// other header, so a ticket that signs more cannot work: refused in words.
+/// `PutObject`: the tenant's ticket. A plugin that sends the headers the answer names
+/// (6.2 on) gets every signed header (`If-None-Match: *`, a checksum, the type) and, for
+/// a POST tenant, the form's fields (6.3 on). An older one sends a `Content-Type` and no
+/// other header: a ticket that signs more cannot work for it, refused in words.
 async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
     let request = upload_request(body)?;
-    if who.rules.upload_method != crate::policy::UploadMethod::Put {
-        return Err(ApiError::ClientUnsupported(
-            "Uppy 6 uploads a small file with PUT, and this tenant hands out POST forms: \
-             give it upload_method = \"put\", or use @uppy/aws-s3 5.x with the Companion routes"
-                .to_owned(),
-        ));
+    let current = body.takes_headers();
+    if who.rules.upload_method == UploadMethod::Post {
+        if !current {
+            return Err(ApiError::ClientUnsupported(
+                "this version of @uppy/aws-s3 uploads a small file with PUT, and this tenant \
+                 hands out POST forms: use @uppy/aws-s3 6.3 or later (it takes the form's \
+                 fields), give the tenant upload_method = \"put\", or use 5.x with the \
+                 Companion routes"
+                    .to_owned(),
+            ));
+        }
+        let ticket = uploads::sign_post(state, who, &request).await?;
+        let key = ticket.key.clone();
+        let signed = SignedPost {
+            post: ticket.post,
+            key: ticket.key,
+        };
+        return Ok((tickets::json(StatusCode::OK, &signed)?, key));
     }
-    if who.rules.prevent_overwrite {
+    if who.rules.prevent_overwrite && !current {
         return Err(ApiError::ClientUnsupported(
-            "Uppy 6 sends no If-None-Match header, which this tenant's PUT tickets sign \
-             (prevent_overwrite): set prevent_overwrite = false for it, or use @uppy/aws-s3 \
-             5.x with the Companion routes"
+            "this version of @uppy/aws-s3 sends no If-None-Match header, which this tenant's \
+             PUT tickets sign (prevent_overwrite): use @uppy/aws-s3 6.3 or later, set \
+             prevent_overwrite = false for the tenant, or use 5.x with the Companion routes"
                 .to_owned(),
         ));
     }
     let plan = uploads::put_plan(who, &request)?;
-    // Uppy sets Content-Type and nothing else; the browser sends the length itself.
-    // Checked before signing, so a refused request is not counted against the limits.
+    // An older plugin sets Content-Type and nothing else; the browser sends the length
+    // itself. Checked before signing, so a refused request is not counted.
     let unsendable = plan
         .request
         .header_names()
         .find(|name| !matches!(*name, "content-type" | "content-length"));
-    if let Some(name) = unsendable {
+    if let (Some(name), false) = (unsendable, current) {
         return Err(ApiError::ClientUnsupported(format!(
-            "this tenant's PUT tickets sign the header {name}, which Uppy 6 does not send"
+            "this tenant's PUT tickets sign the header {name}, which this version of \
+             @uppy/aws-s3 does not send: use 6.3 or later"
         )));
     }
     let ticket = uploads::sign_put(state, who, plan).await?;
+    // The browser sets the length from the body, and refuses to have it set.
+    let headers = match current {
+        true => ticket
+            .headers
+            .into_iter()
+            .filter(|(name, _)| name != "content-length")
+            .collect(),
+        false => BTreeMap::new(),
+    };
     let signed = Signed {
         url: ticket.url,
         key: Some(ticket.key.clone()),
+        headers,
     };
     Ok((tickets::json(StatusCode::OK, &signed)?, ticket.key))
 }
@@ -227,7 +363,11 @@ fn part(state: &AppState, who: &Authorized, body: &SignBody, handle: &str, numbe
         .pop()
         .map(|p| p.url)
         .ok_or_else(|| ApiError::Internal("no URL signed for the part".into()))?;
-    let signed = Signed { url, key: None };
+    let signed = Signed {
+        url,
+        key: None,
+        headers: BTreeMap::new(),
+    };
     Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
 }
 
@@ -251,7 +391,11 @@ fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Ha
         .presign_url(&credentials.credentials, &request, who.now)
         .map_err(ApiError::internal)?
         .url;
-    let signed = Signed { url, key: None };
+    let signed = Signed {
+        url,
+        key: None,
+        headers: BTreeMap::new(),
+    };
     Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
 }
 
@@ -291,6 +435,7 @@ fn answer_with(state: &AppState, who: &Authorized, receipt: &Receipt, key: Strin
     let signed = Signed {
         url: format!("uploads/uppy/answer?{query}"),
         key: matches!(receipt, Receipt::Started { .. }).then(|| key.clone()),
+        headers: BTreeMap::new(),
     };
     Ok((tickets::json(StatusCode::OK, &signed)?, key))
 }

@@ -22,11 +22,11 @@ pub(super) fn router() -> Router<AppState> {
 
 /// A POST ticket.
 #[derive(Debug, Serialize)]
-struct Ticket {
+pub(super) struct Ticket {
     method: &'static str,
     #[serde(flatten)]
-    post: PresignedPost,
-    key: String,
+    pub post: PresignedPost,
+    pub key: String,
     bucket: String,
     expires_at: String,
     min_size: u64,
@@ -74,6 +74,17 @@ async fn post_ticket(
     body: &UploadRequest,
     status: StatusCode,
 ) -> Handled {
+    let ticket = sign_post(state, who, body).await?;
+    let key = ticket.key.clone();
+    Ok((tickets::json(status, &ticket)?, key))
+}
+
+/// The tenant's POST ticket for `body`, counted against its limits and signed.
+pub(super) async fn sign_post(
+    state: &AppState,
+    who: &Authorized,
+    body: &UploadRequest,
+) -> Result<Ticket, ApiError> {
     let mut plan = policy::plan(&who.rules, &who.caller.subject, body, who.now, &new_uuid())?;
     let credentials = tickets::admit(state, who, plan.max_size, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
@@ -87,16 +98,15 @@ async fn post_ticket(
         .presigner
         .presign(&credentials.credentials, &plan.request, who.now)
         .map_err(ApiError::internal)?;
-    let ticket = Ticket {
+    Ok(Ticket {
         method: "POST",
         expires_at: rfc3339(post.expires_at())?,
-        key: plan.key.clone(),
+        key: plan.key,
         bucket: who.rules.bucket.to_string(),
         min_size: plan.min_size,
         max_size: plan.max_size,
         post,
-    };
-    Ok((tickets::json(status, &ticket)?, plan.key))
+    })
 }
 
 async fn put_ticket(

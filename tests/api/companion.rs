@@ -801,3 +801,149 @@ async fn a_put_ticket_uppy_6_cannot_send_is_refused_before_it_is_counted() {
         "{ticket}"
     );
 }
+
+// What each published @uppy/aws-s3 6.x sends with PutObject: 6.0 and 6.1 `{method, key}`
+// and take only `url` and `key` back; 6.3 adds `contentType` and sends the `headers`
+// (and POST `fields`) it is answered with.
+
+fn put6(content_type: Option<&str>, file: Value) -> Value {
+    let mut body = json!({"method": "PUT", "key": "uppy-file-id", "file": file});
+    if let Some(t) = content_type {
+        body["contentType"] = json!(t);
+    }
+    body
+}
+
+#[tokio::test]
+async fn uppy_6_3_gets_every_signed_header_so_no_overwrite_holds() {
+    let app = in_process().await;
+    let alice = token("putter", "alice");
+    let file = json!({"name": "note.txt", "type": "text/plain", "size": 11});
+
+    let (status, signed) = sign(&app, &alice, put6(Some("text/plain"), file.clone())).await;
+
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(
+        signed["headers"],
+        json!({"content-type": "text/plain", "if-none-match": "*"}),
+        "the browser sets the length itself"
+    );
+    let url = signed["url"].as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match"),
+        "{url}"
+    );
+    let key = signed["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("putter/alice/") && key.ends_with("/note.txt"),
+        "{key}"
+    );
+
+    // 6.0 and 6.1 cannot send If-None-Match: refused in words, nothing counted.
+    let (status, body) = sign(&app, &alice, put6(None, file.clone())).await;
+    let detail = refused(status, &body, (422, "client_unsupported"))["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("6.3"), "{detail}");
+}
+
+#[tokio::test]
+async fn uppy_6_3_content_type_is_the_objects_type_under_the_tenants_rules() {
+    let app = in_process().await;
+    let alice = token("putter", "alice");
+    let file = json!({"name": "note.txt", "type": "text/plain", "size": 11});
+    let (status, body) = sign(&app, &alice, put6(Some("image/png"), file)).await;
+    refused(status, &body, (422, "content_type_not_allowed"));
+
+    // Without a type in the file, the request's own is the object's.
+    let file = json!({"name": "note", "size": 11});
+    let (status, signed) = sign(&app, &alice, put6(Some("text/plain"), file)).await;
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(signed["headers"]["content-type"], "text/plain");
+}
+
+#[tokio::test]
+async fn uppy_6_3_gets_a_post_form_from_a_post_tenant_and_older_ones_are_told_to_upgrade() {
+    let app = in_process().await;
+    let alice = token("acme", "alice");
+    let file = json!({"name": "cat.png", "type": "image/png", "size": 1234});
+
+    let (status, signed) = sign(&app, &alice, put6(Some("image/png"), file.clone())).await;
+
+    assert_eq!(status, 200, "{signed}");
+    let key = signed["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("acme/alice/") && key.ends_with("/cat.png"),
+        "{key}"
+    );
+    let fields = &signed["fields"];
+    assert_eq!(fields["key"], key, "{signed}");
+    assert_eq!(fields["Content-Type"], "image/png");
+    assert!(fields["Policy"].is_string() && fields["X-Amz-Signature"].is_string());
+    assert!(signed.get("headers").is_none(), "{signed}");
+    assert!(
+        signed["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:9000/")
+    );
+
+    let (status, body) = sign(&app, &alice, put6(None, file)).await;
+    let detail = refused(status, &body, (422, "client_unsupported"))["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains("6.3 or later"), "{detail}");
+}
+
+#[tokio::test]
+async fn uppy_6_3_sends_a_declared_checksum_and_the_tenants_fixed_headers() {
+    let app = in_process().await;
+    let archivist = token("archive", "alice");
+    let checksum = json!({"algorithm": "SHA256",
+                          "value": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="});
+    let file = json!({"name": "a.txt", "type": "text/plain", "size": 1, "checksum": checksum});
+
+    let (status, signed) = sign(&app, &archivist, put6(Some("text/plain"), file.clone())).await;
+
+    assert_eq!(status, 200, "{signed}");
+    let headers = &signed["headers"];
+    assert_eq!(
+        headers["x-amz-checksum-sha256"], checksum["value"],
+        "{signed}"
+    );
+    assert_eq!(headers["x-amz-storage-class"], "STANDARD_IA", "{signed}");
+    assert!(headers.get("content-length").is_none());
+
+    // 6.1 would send neither header: refused before it is counted.
+    let (status, body) = sign(&app, &archivist, put6(None, file)).await;
+    refused(status, &body, (422, "client_unsupported"));
+}
+
+#[tokio::test]
+async fn uppy_fields_that_change_nothing_signed_are_ignored_and_others_refused_in_words() {
+    let app = in_process().await;
+    let alice = token("putter", "alice");
+    let file = json!({"name": "note.txt", "type": "text/plain", "size": 11});
+    let mut harmless = put6(Some("text/plain"), file.clone());
+    harmless["attempt"] = json!(2);
+    harmless["requestId"] = json!("abc");
+    let (status, signed) = sign(&app, &alice, harmless).await;
+    assert_eq!(status, 200, "{signed}");
+
+    for (name, value) in [
+        ("contentDisposition", json!("attachment")),
+        ("headers", json!({"x-amz-acl": "public-read"})),
+        ("metadata", json!({"a": "b"})),
+        ("checksumSHA256", json!("x")),
+        ("bucket", json!("other")),
+        ("contentLength", json!(5)),
+    ] {
+        let mut body = put6(Some("text/plain"), file.clone());
+        body[name] = value;
+        let (status, answer) = sign(&app, &alice, body).await;
+        let detail = refused(status, &answer, (400, "invalid_request"))["detail"]
+            .as_str()
+            .unwrap();
+        assert!(detail.starts_with(name), "{detail}");
+    }
+}

@@ -39,7 +39,9 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
          [tenants.strict]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
          multipart_part_size = 5242880\nrequire_checksum = [\"CRC64NVME\"]\n\n\
          [tenants.archive]\nbucket = \"big-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
-         prevent_overwrite = false\nstorage_class = \"STANDARD_IA\"\nrate_limit_per_minute = 1\n",
+         prevent_overwrite = false\nstorage_class = \"STANDARD_IA\"\nrate_limit_per_minute = 1\n\n\
+         [tenants.putter]\nbucket = \"put-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
+         content_types = [\"text/plain\"]\n",
         base_config().replace("request_timeout_seconds = 5", "request_timeout_seconds = 1")
     );
     let settings = Settings::load(&Source::Text(toml)).unwrap();

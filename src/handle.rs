@@ -54,6 +54,10 @@ pub struct Upload {
     /// declared, and the completion holds the total to these bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_parts: Option<SizeBounds>,
+    /// The key the client proposed, where it may keep naming the upload by it: Uppy's
+    /// `@uppy/aws-s3` 6.0 ignores the key the service picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
 }
 
 impl Upload {
@@ -228,6 +232,7 @@ mod tests {
             checksum_algorithm: None,
             checksum: None,
             client_parts: None,
+            client_key: None,
         }
     }
 

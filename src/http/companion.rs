@@ -179,7 +179,7 @@ async fn create_upload(state: &AppState, who: &Authorized, body: CreateBody) -> 
         meta.insert(name, text);
     }
     let request = upload_request(body.filename, body.content_type, meta)?;
-    let ClientUpload { upload, handle } = start_client_upload(state, who, &request).await?;
+    let ClientUpload { upload, handle } = start_client_upload(state, who, &request, None).await?;
     let created = Created {
         key: upload.key.clone(),
         upload_id: handle,
@@ -195,11 +195,13 @@ pub(super) struct ClientUpload {
 }
 
 /// Starts an upload of `request` whose parts the client lays out (Uppy's): the
-/// tenant's rules and limits, the store's upload, the handle that binds it.
+/// tenant's rules and limits, the store's upload, the handle that binds it (and the key
+/// the client proposed, if it may keep naming the upload by it).
 pub(super) async fn start_client_upload(
     state: &AppState,
     who: &Authorized,
     request: &UploadRequest,
+    client_key: Option<&str>,
 ) -> Result<ClientUpload, ApiError> {
     let subject = &who.caller.subject;
     let object = policy::client_multipart_plan(&who.rules, subject, request, who.now, &new_uuid())?;
@@ -222,6 +224,7 @@ pub(super) async fn start_client_upload(
             min: object.min_size,
             max: object.max_size,
         }),
+        client_key: client_key.map(str::to_owned),
     };
     let deadline = who.now + who.rules.multipart_expires_in;
     match state.handles.sign(&upload, deadline) {

@@ -33,6 +33,9 @@ use crate::handle::Upload;
 use crate::policy::{ChecksumRequest, UploadMethod, UploadRequest};
 use crate::presign::{BucketName, ObjectKey, PresignedPost, UrlRequest};
 
+/// The longest key Uppy may propose (S3's longest key).
+const MAX_KEY_BYTES: usize = 1024;
+
 /// How long a receipt's URL answers: Uppy calls it at once.
 const RECEIPT_VALIDITY: Duration = Duration::from_secs(300);
 
@@ -331,8 +334,14 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
 /// `CreateMultipartUpload`: started here; Uppy's URL answers the handle as the upload id.
 async fn start(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
     let request = upload_request(body)?;
+    // 6.0 keeps naming the upload by the key it proposed.
+    if body.key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::InvalidRequest(format!(
+            "key: at most {MAX_KEY_BYTES} bytes"
+        )));
+    }
     let ClientUpload { upload, handle } =
-        companion::start_client_upload(state, who, &request).await?;
+        companion::start_client_upload(state, who, &request, Some(&body.key)).await?;
     let receipt = Receipt::Started {
         bucket: upload.bucket.clone(),
         key: upload.key.clone(),
@@ -349,7 +358,7 @@ fn named(
     handle: &str,
 ) -> Result<(Upload, std::time::SystemTime), ApiError> {
     let (upload, deadline) = owned_upload(state, who, handle)?;
-    if body.key != upload.key {
+    if body.key != upload.key && upload.client_key.as_deref() != Some(body.key.as_str()) {
         return Err(ApiError::NotOwner);
     }
     Ok((upload, deadline))

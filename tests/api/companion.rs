@@ -947,3 +947,27 @@ async fn uppy_fields_that_change_nothing_signed_are_ignored_and_others_refused_i
         assert!(detail.starts_with(name), "{detail}");
     }
 }
+
+#[tokio::test]
+async fn uppy_6_0_may_name_an_upload_by_the_key_it_proposed_and_by_no_other() {
+    // 6.0 ignores the key the service picks and keeps sending its own.
+    let app = in_process().await;
+    let alice = token("big", "alice");
+    let file = json!({"name": "film.mp4", "type": "video/mp4", "size": 12 * MIB});
+    let (handle, key, _) = start6(&app, &alice, &file).await;
+    assert_ne!(key, "uppy-file-id");
+    for (named, want) in [
+        ("uppy-file-id", 200),
+        (key.as_str(), 200),
+        ("uppy-other-id", 403),
+    ] {
+        let request = json!({"method": "PUT", "key": named, "uploadId": handle, "partNumber": 1});
+        let (status, answer) = sign(&app, &alice, request).await;
+        assert_eq!(status, want, "{named}: {answer}");
+    }
+    // Nobody else, by either key.
+    let request =
+        json!({"method": "PUT", "key": "uppy-file-id", "uploadId": handle, "partNumber": 1});
+    let (status, answer) = sign(&app, &token("big", "bob"), request).await;
+    refused(status, &answer, (403, "not_owner"));
+}

@@ -258,15 +258,83 @@ async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
     app.stop().await.unwrap();
 }
 
-/// Uppy 6 with the README's `signRequest` recipe: bytes to the store, starting,
-/// completing and aborting at the service for the verified caller.
+/// The key a file landed under, from the URL Uppy reports (its query dropped).
+fn key_of_upload_url(file: &Value) -> String {
+    let url = file["uploadURL"].as_str().unwrap();
+    let url = url.split('?').next().unwrap();
+    let path = url.split_once(&format!("/{BUCKET}/")).unwrap().1;
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+/// Which Uppy 6 runs the README's `signRequest` recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Uppy6 {
+    /// The `uppy@6.0.1` bundle (`@uppy/aws-s3` 6.1.0), the recipe in its page.
+    Bundle,
+    /// The separate packages, newest published (`@uppy/aws-s3` 6.3.1), the README's
+    /// recipe itself bundled with esbuild.
+    Latest,
+    /// The same with `@uppy/aws-s3` 6.0.0.
+    AwsS3_6_0,
+}
+
+impl Uppy6 {
+    /// Sends the headers the service answers (6.2 on).
+    fn takes_headers(self) -> bool {
+        self == Self::Latest
+    }
+
+    async fn drive(self, mut test: Value) -> Value {
+        match self {
+            Self::Bundle => {
+                test["version"] = json!("6");
+                drive_uppy(test).await
+            }
+            Self::Latest | Self::AwsS3_6_0 => {
+                let variant = if self == Self::Latest {
+                    "latest"
+                } else {
+                    "aws-s3-6.0"
+                };
+                test["packages"] = json!(variant);
+                let needs = "../uppy-packages/node_modules/@uppy/aws-s3";
+                run_driver("uppy.mjs", vec![test.to_string()], needs).await
+            }
+        }
+    }
+}
+
 #[tokio::test]
-async fn uppy_6_uploads_with_the_sign_request_recipe_on_garage() {
-    // Uppy 6 PUTs with a Content-Type and nothing else: a PUT tenant without
-    // If-None-Match; and a POST tenant, which it cannot use for small files.
+async fn uppy_6_1_in_the_uppy_bundle_uploads_with_the_sign_request_recipe_on_seaweedfs() {
+    uppy_6_uploads_with_the_sign_request_recipe(Uppy6::Bundle).await;
+}
+
+#[tokio::test]
+async fn uppy_6_3_newest_packages_upload_with_the_readmes_recipe_on_seaweedfs() {
+    uppy_6_uploads_with_the_sign_request_recipe(Uppy6::Latest).await;
+}
+
+#[tokio::test]
+async fn uppy_6_0_packages_upload_with_the_readmes_recipe_on_seaweedfs() {
+    uppy_6_uploads_with_the_sign_request_recipe(Uppy6::AwsS3_6_0).await;
+}
+
+/// Uppy 6 with the README's `signRequest` recipe: bytes to the store, starting,
+/// completing and aborting at the service for the verified caller. A plugin that sends
+/// the answered headers (6.3) gets no-overwrite PUTs and POST forms; older ones a PUT
+/// tenant without If-None-Match, and a POST tenant's refusal in words.
+async fn uppy_6_uploads_with_the_sign_request_recipe(uppy: Uppy6) {
+    let overwrite = if uppy.takes_headers() {
+        ""
+    } else {
+        "prevent_overwrite = false\n"
+    };
     let tenants = format!(
         "[tenants.uppy6]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\nupload_method = \"put\"\n\
-         prevent_overwrite = false\ncontent_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
+         {overwrite}content_types = [\"text/plain\", \"application/octet-stream\"]\n\n\
          [tenants.uppy6post]\nbucket = \"{BUCKET}\"\nmax_size = 67108864\n"
     );
     let Setup {
@@ -274,14 +342,14 @@ async fn uppy_6_uploads_with_the_sign_request_recipe_on_garage() {
         app,
         page_port,
         service,
-    } = setup(Kind::Garage, &tenants).await;
+    } = setup(Kind::SeaweedFs, &tenants).await;
     let files = Files::new();
     let (small, small_data) = files.write("notes.txt", 3000);
-    let (big, big_data) = files.write("big.bin", 11 * MIB);
+    let (big, big_data) = files.write("big.bin", 12 * MIB);
     let over = 5 * MIB;
     let run = |token: String, files: Vec<String>, complete_as: Option<String>| {
-        drive_uppy(json!({
-            "version": "6", "service": service, "pagePort": page_port, "token": token,
+        uppy.drive(json!({
+            "service": service, "pagePort": page_port, "token": token,
             "files": files, "multipartOver": over, "declareSize": false, "completeAs": complete_as,
         }))
     };
@@ -293,12 +361,25 @@ async fn uppy_6_uploads_with_the_sign_request_recipe_on_garage() {
     )
     .await;
     assert_eq!(shown["failed"], json!([]), "{shown}");
+    if uppy != Uppy6::Bundle {
+        let version = if uppy == Uppy6::Latest {
+            "6.3.1"
+        } else {
+            "6.0.0"
+        };
+        assert_eq!(shown["awsS3"], version, "the plugin under test");
+    }
     for (name, data) in [("notes.txt", &small_data), ("big.bin", &big_data)] {
-        let key = successful(&shown, name)["key"].as_str().unwrap().to_owned();
+        let file = successful(&shown, name);
+        let key = key_of_upload_url(file);
         assert!(
             key.starts_with("uppy6/user-1/") && key.ends_with(name),
             "{shown}"
         );
+        if uppy != Uppy6::AwsS3_6_0 {
+            // 6.1 on take the key the service picked; 6.0 reports the one it proposed.
+            assert_eq!(file["key"], key, "{shown}");
+        }
         assert_eq!(
             store.read(&key).await.as_deref(),
             Some(data.as_slice()),
@@ -326,13 +407,56 @@ async fn uppy_6_uploads_with_the_sign_request_recipe_on_garage() {
         "{calls:?}"
     );
 
+    // The small file's PUT: with 6.3 it signed If-None-Match, and the store refuses the
+    // same URL a second time.
+    let put = shown["signed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["request"]["method"] == "PUT" && s["request"].get("uploadId").is_none())
+        .unwrap_or_else(|| panic!("no PutObject signed: {shown}"));
+    if uppy.takes_headers() {
+        assert_eq!(put["request"]["contentType"], "text/plain", "{put}");
+        assert_eq!(put["answer"]["headers"]["if-none-match"], "*", "{put}");
+        let mut again = reqwest::Client::new().put(put["answer"]["url"].as_str().unwrap());
+        for (name, value) in put["answer"]["headers"].as_object().unwrap() {
+            again = again.header(name, value.as_str().unwrap());
+        }
+        let again = again.body(small_data.clone()).send().await.unwrap();
+        assert_eq!(
+            again.status(),
+            412,
+            "no overwrite: {:?}",
+            again.text().await
+        );
+    } else {
+        assert!(put["request"].get("contentType").is_none(), "{put}");
+        assert!(put["answer"].get("headers").is_none(), "{put}");
+    }
+
     // What the service refuses shows in the Dashboard in its words.
     let (photo, _) = files.write("photo.png", 2000);
     let shown = run(token("uppy6", "user-3"), vec![photo], None).await;
     shows_the_refused_type(&shown);
+
+    // A POST tenant: a form for 6.3, the store enforcing its size range; refused in
+    // words for older plugins.
     let shown = run(token("uppy6post", "user-5"), vec![small.clone()], None).await;
-    let text = shown["shown"].as_str().unwrap();
-    assert!(text.contains("this tenant hands out POST forms"), "{text}");
+    if uppy.takes_headers() {
+        assert_eq!(shown["failed"], json!([]), "{shown}");
+        let key = key_of_upload_url(successful(&shown, "notes.txt"));
+        assert!(key.starts_with("uppy6post/user-5/"), "{shown}");
+        assert_eq!(
+            store.read(&key).await.as_deref(),
+            Some(small_data.as_slice())
+        );
+        let signed = &shown["signed"][0]["answer"];
+        assert!(signed["fields"]["Policy"].is_string(), "{signed}");
+    } else {
+        let text = shown["shown"].as_str().unwrap();
+        assert!(text.contains("this tenant hands out POST forms"), "{text}");
+        assert_eq!(keys_under(&store, "uppy6post/").await, Vec::<String>::new());
+    }
 
     // Another tenant's token on the completion: refused, nothing stored.
     let shown = run(
@@ -344,7 +468,7 @@ async fn uppy_6_uploads_with_the_sign_request_recipe_on_garage() {
     assert_eq!(shown["successful"], json!([]), "{shown}");
     let text = shown["shown"].as_str().unwrap();
     assert!(text.contains("belongs to someone else"), "{text}");
-    for prefix in ["uppy6/user-3/", "uppy6/user-4/", "uppy6post/"] {
+    for prefix in ["uppy6/user-3/", "uppy6/user-4/"] {
         assert_eq!(
             keys_under(&store, prefix).await,
             Vec::<String>::new(),

@@ -3,23 +3,41 @@
 // shows. The page is served on 127.0.0.1:<pagePort> and opened as http://localhost:<pagePort>,
 // an origin of its own, so every call to the service and the store is cross-origin, as
 // in production (and on loopback, which Chromium lets a loopback page reach).
-// Usage: node uppy.mjs '<json>' with {version: "4"|"5"|"6", service, token, files: [path],
-//   pagePort, multipartOver: bytes, declareSize: bool, completeAs?: token, screenshot?: path}
-import { readFile } from "node:fs/promises";
+// Usage: node uppy.mjs '<json>' with {version: "4"|"5"|"6" (a whole-Uppy bundle) or
+//   packages: "latest"|"aws-s3-6.0" (the README's recipe on the separate packages), service,
+//   token, files: [path], pagePort, multipartOver: bytes, declareSize: bool,
+//   completeAs?: token, screenshot?: path}
+// Besides what Uppy reported it prints `signed`: each answer of /uploads/uppy/sign with
+// the request it answered.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchChromium } from "./launch.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const test = JSON.parse(process.argv[2]);
-const bundle = join(here, "node_modules", `uppy${test.version}`, "dist");
 const origin = `http://localhost:${test.pagePort}`;
-const served = {
-  "/": ["text/html", join(here, "uppy.html")],
-  "/uppy.min.js": ["text/javascript", join(bundle, "uppy.min.js")],
-  "/uppy.min.css": ["text/css", join(bundle, "uppy.min.css")],
-};
+let served;
+let built = null;
+if (test.packages) {
+  const { bundleRecipe } = await import("./uppy-packages/bundle.mjs");
+  built = await mkdtemp(join(tmpdir(), "upload-tickets-uppy-"));
+  test.awsS3 = await bundleRecipe(test.packages, built);
+  served = {
+    "/": ["text/html", join(here, "uppy-packages", "page.html")],
+    "/entry.js": ["text/javascript", join(built, "entry.js")],
+    "/entry.css": ["text/css", join(built, "entry.css")],
+  };
+} else {
+  const bundle = join(here, "node_modules", `uppy${test.version}`, "dist");
+  served = {
+    "/": ["text/html", join(here, "uppy.html")],
+    "/uppy.min.js": ["text/javascript", join(bundle, "uppy.min.js")],
+    "/uppy.min.css": ["text/css", join(bundle, "uppy.min.css")],
+  };
+}
 
 const server = createServer(async (request, response) => {
   const [type, file] = served[new URL(request.url, origin).pathname] ?? [];
@@ -39,6 +57,11 @@ try {
   const calls = [];
   page.on("request", (r) => {
     if (r.url().startsWith(test.service)) calls.push(`${r.method()} ${new URL(r.url()).pathname}`);
+  });
+  const signing = [];
+  page.on("response", (r) => {
+    if (r.url() !== `${test.service}/uploads/uppy/sign`) return;
+    signing.push(r.json().then((answer) => ({ request: r.request().postDataJSON(), status: r.status(), answer }), () => null));
   });
   if (test.completeAs) {
     // Someone else's token on the completion: as if the upload id and key had leaked.
@@ -76,8 +99,10 @@ try {
     return texts.join("\n");
   });
   if (test.screenshot) await page.screenshot({ path: test.screenshot });
-  console.log(JSON.stringify({ ...results, shown, calls, consoleErrors }));
+  const signed = (await Promise.all(signing)).filter(Boolean);
+  console.log(JSON.stringify({ ...results, shown, calls, consoleErrors, signed, awsS3: test.awsS3 ?? null }));
 } finally {
   await browser.close();
   server.close();
+  if (built) await rm(built, { recursive: true, force: true });
 }

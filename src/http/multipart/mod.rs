@@ -158,6 +158,7 @@ fn started(
         checksum_algorithm: plan.object.checksum_algorithm,
         checksum: plan.object.checksum.as_ref().map(|c| c.value().to_owned()),
         client_parts: None,
+        client_key: None,
     };
     let deadline = who.now + who.rules.multipart_expires_in;
     let handle = state

@@ -436,6 +436,13 @@ fn metadata(
                 "metadata {key:?} has control characters"
             )));
         }
+        // Metadata travels as `x-amz-meta-*` headers, which HTTP trims: a value with
+        // spaces at either end could not be sent as signed (PUT, parts) nor read back.
+        if value.trim_matches([' ', '\t']) != value {
+            return Err(PolicyError::MetadataNotAllowed(format!(
+                "metadata {key:?} starts or ends with a space, which HTTP headers drop"
+            )));
+        }
         if out.insert(lower.clone(), value.clone()).is_some() {
             return Err(PolicyError::MetadataNotAllowed(format!(
                 "metadata key {key:?} is given twice (names are case-insensitive)"

@@ -41,7 +41,7 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
          [tenants.archive]\nbucket = \"big-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
          prevent_overwrite = false\nstorage_class = \"STANDARD_IA\"\nrate_limit_per_minute = 1\n\n\
          [tenants.putter]\nbucket = \"put-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
-         content_types = [\"text/plain\"]\n",
+         content_types = [\"text/plain\"]\nmetadata_keys = [\"album\"]\n",
         base_config().replace("request_timeout_seconds = 5", "request_timeout_seconds = 1")
     );
     let settings = Settings::load(&Source::Text(toml)).unwrap();

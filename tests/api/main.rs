@@ -3,6 +3,7 @@
 //! One test binary with a module per concern (see STYLE.md).
 
 mod auth;
+mod bodies;
 mod browser;
 mod client;
 mod companion;

@@ -465,11 +465,19 @@ export interface paths {
         /**
          * Sign one request of Uppy 6 (signRequest)
          * @description `@uppy/aws-s3` 6.x calls `signRequest({method, key, uploadId?, partNumber?})` for
-         *     each S3 request and sends it to the URL answered (the README's recipe adds the
-         *     file's `{name, type, size}` for a file's first request). What is answered:
-         *     PutObject (`PUT`): the tenant's PUT ticket URL, if it signs nothing Uppy cannot
-         *     send (a PUT tenant with `prevent_overwrite = false`), else 422
-         *     `client_unsupported`; CreateMultipartUpload (`POST`): the upload is started here
+         *     each S3 request (6.3 adds `contentType` to PutObject) and sends it to the URL
+         *     answered (the README's recipe adds the file's `{name, type, size}` for a file's
+         *     first request). Fields a newer plugin adds are ignored when they cannot change
+         *     what is signed, and refused (400, naming the field) when they could.
+         *     What is answered: PutObject (`PUT`): a plugin that sends `contentType` (6.3 on)
+         *     gets the tenant's ticket with everything it signs: a PUT URL with `headers` to
+         *     send (`If-None-Match: *`, a declared checksum, the type, the tenant's fixed
+         *     headers; never `content-length`, which the browser sets), or, for a POST tenant,
+         *     the form (`url`, `fields`, `key`); an older one (6.0, 6.1) sends a Content-Type
+         *     and no other header, so it gets a PUT URL only where the ticket signs nothing
+         *     else (a PUT tenant with `prevent_overwrite = false`), else 422
+         *     `client_unsupported` in words; `contentType` is the object's type, under the
+         *     tenant's rules. CreateMultipartUpload (`POST`): the upload is started here
          *     (rules, limits, a key the service picks, answered as `key`) and the URL is a
          *     receipt answering the handle as the upload id; UploadPart (`PUT` with
          *     `uploadId` and `partNumber`) and ListParts (`GET`): URLs on the store;
@@ -525,6 +533,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description Other fields are ignored when they cannot change what is signed, else refused. */
         UppySignRequest: {
             /** @enum {string} */
             method: "PUT" | "POST" | "GET" | "DELETE";
@@ -532,11 +541,14 @@ export interface components {
             uploadId?: string;
             partNumber?: number;
             expiresIn?: number;
+            /** @description The object's type (PutObject, 6.3 on); its presence says the plugin sends the answer's `headers` and `fields`. */
+            contentType?: string | null;
             file?: {
                 name: string;
                 type?: string;
                 /** Format: int64 */
                 size?: number;
+                checksum?: null | components["schemas"]["ChecksumDeclaration"];
             };
         };
         CompanionStart: {
@@ -1863,6 +1875,14 @@ export interface operations {
                         url: string;
                         /** @description The key the service picked (PutObject, CreateMultipartUpload). */
                         key?: string;
+                        /** @description Headers to send with exactly these values (PutObject, to a plugin that sends `contentType`). */
+                        headers?: {
+                            [key: string]: string;
+                        };
+                        /** @description The POST form's fields (PutObject for a POST tenant, to a plugin that sends `contentType`); `url` is then the bucket's. */
+                        fields?: {
+                            [key: string]: string;
+                        };
                     };
                 };
             };

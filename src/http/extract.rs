@@ -55,10 +55,19 @@ impl FromRequestParts<AppState> for Authorized {
                 caller,
                 now,
             }),
-            None => Err(Reply::refused(&caller.tenant, ApiError::TenantUnknown).into_response()),
+            None => {
+                // The claim is the issuer's, and every new value would be a new metric
+                // label for ever: one label for all, the value in the log line only.
+                tracing::info!(claimed = %caller.tenant, "the token names no configured tenant");
+                Err(Reply::refused(UNKNOWN_TENANT, ApiError::TenantUnknown).into_response())
+            }
         }
     }
 }
+
+/// The tenant of requests whose token names none configured, in metrics and the access
+/// log (not a tenant id: those have no parentheses).
+pub(super) const UNKNOWN_TENANT: &str = "(unknown)";
 
 /// `axum::Json` with problem+json rejections.
 #[derive(Debug, Clone, Copy, Default)]

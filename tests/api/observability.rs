@@ -208,3 +208,29 @@ fn no_log_line_holds_a_token_or_a_secret() {
         }
     }
 }
+
+#[tokio::test]
+async fn tokens_naming_unknown_tenants_share_one_metric_label() {
+    let app = spawn_app().await;
+    let series = r#"upload_tickets_refusals_total{tenant="(unknown)",code="tenant_unknown"}"#;
+    let before = sample(&app.get("/metrics").await.text().await.unwrap(), series);
+
+    for n in 0..60 {
+        let made_up = token(&format!("made-up-{n}-{}", uuid::Uuid::new_v4()), "u");
+        let response = app
+            .upload(
+                &made_up,
+                &json!({"filename": "a.txt", "content_type": "text/plain"}),
+            )
+            .await;
+        assert_eq!(response.status(), 403);
+    }
+
+    let after = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !after.contains("made-up-"),
+        "no label per made-up tenant: {}",
+        after.lines().filter(|l| l.contains("made-up-")).count()
+    );
+    assert!(sample(&after, series) >= before + 60.0, "{after}");
+}

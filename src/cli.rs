@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Settings, Source};
 use crate::credentials::{CredentialSource, CredentialsError, DefaultChain, StaticSource};
+use crate::policy::template::Placeholder;
 use crate::presign::{
     Addressing, BucketName, Condition, Endpoint, ObjectKey, PostRequest, PresignError, Presigner,
     Region,
@@ -167,11 +168,26 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Presign(args) => presign(args).await,
         Command::CheckConfig { config } => {
             let config = Config::from_settings(Settings::from_file(&config)?)?;
-            let note = if config.handle_key_is_random {
-                "\nnote: server.handle_secret_env is not set: multipart handles will be signed with a random key per process (set it when running more than one replica)"
-            } else {
-                ""
-            };
+            let mut note = String::new();
+            if config.handle_key_is_random {
+                note.push_str("\nnote: server.handle_secret_env is not set: multipart handles will be signed with a random key per process (set it when running more than one replica)");
+            }
+            let mut tenants: Vec<_> = config.tenants.values().collect();
+            tenants.sort_by(|a, b| a.id.cmp(&b.id));
+            for rules in tenants {
+                if !rules.template.uses(Placeholder::Uuid) {
+                    note.push_str(&format!(
+                        "\nwarning: tenants.{}.key_template {:?} has no {{uuid}}: two uploads of the same file name get the same key ({})",
+                        rules.id,
+                        rules.template.to_string(),
+                        if rules.prevent_overwrite {
+                            "prevent_overwrite refuses the second"
+                        } else {
+                            "the second replaces the first"
+                        }
+                    ));
+                }
+            }
             Ok(format!(
                 "configuration OK: {} tenant(s), listening on {}{note}",
                 config.tenants.len(),

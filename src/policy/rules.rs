@@ -117,6 +117,12 @@ pub struct TenantSettings {
     /// The key template; default `{tenant}/{sub}/{uuid}/{filename}`.
     #[serde(default = "default_key_template")]
     pub key_template: String,
+    /// The tenant's users share one key space: set when `key_template` puts no `{sub}`
+    /// in a key's prefix on purpose. Then any user may overwrite, check and list (with
+    /// the demo) another's objects, so a template like that is refused without it.
+    /// Default false.
+    #[serde(default)]
+    pub keys_shared_by_users: bool,
     /// Smallest upload in bytes; default 0.
     #[serde(default)]
     pub min_size: u64,
@@ -263,6 +269,20 @@ impl TenantRules {
             .map_err(|e| InvalidSetting::new("bucket", e.to_string()))?;
         let template = KeyTemplate::parse(&t.key_template)
             .map_err(|e| InvalidSetting::new("key_template", e.to_string()))?;
+        if !t.keys_shared_by_users
+            && template.owner_prefix(id, "a") == template.owner_prefix(id, "b")
+        {
+            return Err(InvalidSetting::new(
+                "key_template",
+                format!(
+                    "{:?} gives every user of the tenant the same key prefix, so any of them could \
+                     overwrite and check another's objects: put {{sub}} in a path segment of its own \
+                     before {{uuid}} and {{filename}} (the default is \"{{tenant}}/{{sub}}/{{uuid}}/{{filename}}\"), \
+                     or set keys_shared_by_users = true if they are meant to share",
+                    t.key_template
+                ),
+            ));
+        }
         let (min_size, max_size) = (t.min_size, t.max_size);
         if max_size > MAX_OBJECT_SIZE {
             return Err(InvalidSetting::new(

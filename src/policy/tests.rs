@@ -444,3 +444,35 @@ fn owner_prefixes_name_one_subject_when_the_template_allows() {
         );
     }
 }
+
+#[test]
+fn templates_that_give_users_one_key_prefix_are_refused_unless_the_tenant_shares_keys() {
+    for shared in [
+        "{tenant}/{filename}",
+        "{tenant}/{uuid}/{filename}",
+        "{tenant}/{uuid}/{sub}/{filename}",
+        "{tenant}/{sub}-{uuid}/{filename}",
+        "uploads/{date}/{uuid}.{ext}",
+    ] {
+        let mut s = settings();
+        s.key_template = shared.to_owned();
+        let error = TenantRules::from_settings("acme", &s).unwrap_err();
+        assert_eq!(error.setting, "key_template", "{shared}");
+        assert!(
+            error.reason.contains("keys_shared_by_users"),
+            "{}",
+            error.reason
+        );
+        s.keys_shared_by_users = true;
+        assert!(TenantRules::from_settings("acme", &s).is_ok(), "{shared}");
+    }
+    for own in [
+        "{tenant}/{sub}/{uuid}/{filename}",
+        "{sub}/{filename}",
+        "x/{tenant}/{sub}/{date}/{uuid}",
+    ] {
+        let mut s = settings();
+        s.key_template = own.to_owned();
+        assert!(TenantRules::from_settings("acme", &s).is_ok(), "{own}");
+    }
+}

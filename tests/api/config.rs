@@ -57,6 +57,8 @@ fn the_shipped_configurations_are_valid() {
     assert!(ok, "{text}");
     assert!(text.contains("3 tenant(s)"), "{text}");
     assert!(!text.contains("handle_secret_env"), "{text}");
+    // Globex's keys have a {uuid}; none repeats, so nothing to warn about.
+    assert!(!text.contains("warning"), "{text}");
     // Each secret it names is required.
     for missing in EXAMPLE_SECRETS {
         let others: Vec<_> = EXAMPLE_SECRETS
@@ -279,5 +281,31 @@ fn a_short_hmac_secret_is_refused() {
             && error.contains("32 bytes")
             && !error.contains("short\""),
         "{error}"
+    );
+}
+
+#[test]
+fn a_template_that_shares_keys_needs_the_tenant_to_say_so_and_repeating_keys_are_warned_of() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("config/example.toml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("upload-tickets-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.toml");
+
+    // Globex without keys_shared_by_users: refused at start, the setting named.
+    let unsaid = example.replace("keys_shared_by_users = true", "");
+    std::fs::write(&path, &unsaid).unwrap();
+    let (ok, text) = check_config(&path, &EXAMPLE_SECRETS);
+    assert!(!ok && text.contains("keys_shared_by_users"), "{text}");
+
+    // Keys that can repeat (no {uuid}): accepted, with a warning naming the tenant.
+    let repeating = example.replace("globex/{date}/{uuid}.{ext}", "globex/{date}/{filename}");
+    std::fs::write(&path, &repeating).unwrap();
+    let (ok, text) = check_config(&path, &EXAMPLE_SECRETS);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("warning: tenants.globex.key_template") && text.contains("no {uuid}"),
+        "{text}"
     );
 }

@@ -350,7 +350,7 @@ async fn sign_batch(
     Path(handle): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let result = (|| {
+    let result = async {
         let (upload, deadline, mut pairs) = named_upload(&state, &who, &handle, query.as_deref())?;
         let listed = pairs.remove("partNumbers").unwrap_or_default();
         let numbers = listed
@@ -363,12 +363,14 @@ async fn sign_batch(
                 "partNumbers: 1 to {PART_BATCH} part numbers, separated by commas"
             )));
         }
+        // Up to 100 signatures a call: counted like the calls that reach the store.
+        tickets::admit_store_call(&state, &who).await?;
         let (parts, _) = signed(&state, &who, &upload, deadline, &numbers)?;
         let presigned_urls = parts.into_iter().map(|p| (p.part_number, p.url)).collect();
         let batch = SignedBatch { presigned_urls };
         Ok((tickets::json(StatusCode::OK, &batch)?, upload.key))
-    })();
-    who.reply("parts_signed", result)
+    };
+    who.reply("parts_signed", result.await)
 }
 
 /// A part the store holds, as Companion lists it.
@@ -389,6 +391,7 @@ async fn list_parts(
 ) -> Reply {
     let result = async {
         let (upload, _, _) = named_upload(&state, &who, &handle, query.as_deref())?;
+        tickets::admit_store_call(&state, &who).await?;
         let mut stored = state
             .store
             .list_parts(multipart::store_ref(&upload))

@@ -90,6 +90,7 @@ async fn check(state: &AppState, who: &Authorized, body: CheckRequest) -> Handle
         },
         None => None,
     };
+    tickets::admit_store_call(state, who).await?;
     let head = state
         .store
         .head_object(who.rules.bucket.as_str(), &body.key)

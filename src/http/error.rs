@@ -40,7 +40,8 @@ pub enum ApiError {
     /// 422 and 400 codes of the tenant rules.
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    /// 429 `rate_limited`, `tenant_rate_limited`, `quota_exceeded`, `too_many_uploads`.
+    /// 429 `rate_limited`, `tenant_rate_limited`, `quota_exceeded`, `too_many_uploads`,
+    /// `store_rate_limited`.
     #[error("{}; retry in {retry_after} s", limit_detail(*.refused))]
     Limited {
         /// Which limit.
@@ -174,6 +175,9 @@ fn limit_detail(refused: Refused) -> String {
             format!("the tenant's daily upload quota is reached ({remaining} bytes left today)")
         }
         Refused::OpenUploads => "too many multipart uploads open at once".to_owned(),
+        Refused::StoreCalls => {
+            "too many completions, checks, part listings and aborts this minute".to_owned()
+        }
     }
 }
 

@@ -100,6 +100,21 @@ pub(super) async fn admit(
     Ok(credentials)
 }
 
+/// Counts a call of the caller that reaches the store or the tenant's webhook against
+/// the subject's `store_calls_per_minute` (a 429 `store_rate_limited` when none are left).
+pub(super) async fn admit_store_call(state: &AppState, who: &Authorized) -> Result<(), ApiError> {
+    state
+        .limits
+        .admit_store_call(
+            &who.rules.quotas,
+            &who.rules.id,
+            &who.caller.subject,
+            who.now,
+        )
+        .await?;
+    Ok(())
+}
+
 /// A new UUID for a key's `{uuid}`.
 pub(super) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()

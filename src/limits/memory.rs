@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{Charge, Counted, Quotas, Refused, Usage, Windows, charge_keys, unix};
+use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
 
 #[derive(Debug, Default)]
 struct State {
@@ -103,6 +103,27 @@ impl MemoryCounters {
             }
             entry.0 = entry.0.saturating_add(add);
         }
+        Ok(Ok(()))
+    }
+
+    pub(super) fn admit_call(
+        &self,
+        limit: u32,
+        tenant: &str,
+        subject: &str,
+        w: Windows,
+    ) -> Counted {
+        let key = calls_key("", tenant, subject, w);
+        let mut state = self.state();
+        let expires = w.now + w.minute_left + 60;
+        let entry = state.counters.entry(key).or_insert((0, expires));
+        if entry.1 <= w.now {
+            *entry = (0, expires);
+        }
+        if entry.0 >= u64::from(limit) {
+            return Ok(Err((Refused::StoreCalls, w.minute_left)));
+        }
+        entry.0 += 1;
         Ok(Ok(()))
     }
 

@@ -1,5 +1,6 @@
 //! Limits and quotas: tickets per subject and per tenant per minute, bytes per tenant per
-//! day, open multipart uploads per subject. Counted in this process (the default, no
+//! day, open multipart uploads per subject, and calls per subject per minute that reach
+//! the store or the webhook. Counted in this process (the default, no
 //! dependency) or in Redis / Valkey, shared by every replica.
 //!
 //! Both backends count the same way, so a deployment behaves alike on either: fixed
@@ -82,6 +83,8 @@ pub enum Refused {
     },
     /// The subject's open multipart uploads.
     OpenUploads,
+    /// The subject's calls this minute that reach the store or the webhook.
+    StoreCalls,
 }
 
 /// Why a charge was not admitted.
@@ -235,11 +238,16 @@ impl Limits {
             Counters::Memory(memory) => memory.admit(limits, &charge, windows),
             Counters::Redis(redis) => redis.admit(limits, &charge, windows).await,
         };
+        self.decide(limits, charge.tenant, counted)
+    }
+
+    /// What the counters answered, after the tenant's fault policy.
+    fn decide(&self, limits: &Quotas, tenant: &str, counted: Counted) -> Result<(), LimitError> {
         match self.observe(counted) {
             Ok(Ok(())) => Ok(()),
             Ok(Err((refused, retry_after))) => {
                 metrics::counter!("upload_tickets_limit_refusals_total",
-                    "tenant" => charge.tenant.to_owned(), "code" => refused.code())
+                    "tenant" => tenant.to_owned(), "code" => refused.code())
                 .increment(1);
                 Err(LimitError::Refused {
                     refused,
@@ -248,7 +256,7 @@ impl Limits {
             }
             Err(reason) => {
                 metrics::counter!("upload_tickets_limits_unavailable_total",
-                "tenant" => charge.tenant.to_owned(),
+                "tenant" => tenant.to_owned(),
                 "decision" => match limits.when_unavailable {
                     WhenUnavailable::Deny => "deny",
                     WhenUnavailable::Allow => "allow",
@@ -260,6 +268,28 @@ impl Limits {
                 }
             }
         }
+    }
+
+    /// Counts a call of `subject` that reaches the store or the webhook, if the subject
+    /// has calls left this minute (`limits.store_calls_per_minute`); a refused call
+    /// counts nothing.
+    pub async fn admit_store_call(
+        &self,
+        limits: &Quotas,
+        tenant: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<(), LimitError> {
+        let limit = limits.store_calls_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let windows = Windows::at(now);
+        let counted = match &self.counters {
+            Counters::Memory(memory) => memory.admit_call(limit, tenant, subject, windows),
+            Counters::Redis(redis) => redis.admit_call(limit, tenant, subject, windows).await,
+        };
+        self.decide(limits, tenant, counted)
     }
 
     /// Frees a multipart upload's place (completed or aborted). Best effort: a place
@@ -321,6 +351,7 @@ impl Refused {
             Self::TenantRate => "tenant_rate_limited",
             Self::Quota { .. } => "quota_exceeded",
             Self::OpenUploads => "too_many_uploads",
+            Self::StoreCalls => "store_rate_limited",
         }
     }
 }
@@ -329,6 +360,11 @@ impl Refused {
 /// so one script touches one Redis Cluster slot.
 pub(crate) fn key(prefix: &str, tenant: &str, kind: &str, rest: &str) -> String {
     format!("{prefix}{{{tenant}}}:{kind}:{rest}")
+}
+
+/// The key counting a subject's store calls in the minute of `w`.
+pub(crate) fn calls_key(prefix: &str, tenant: &str, subject: &str, w: Windows) -> String {
+    key(prefix, tenant, "cm", &format!("{}:{subject}", w.minute))
 }
 
 /// The four keys a charge touches at `windows`.

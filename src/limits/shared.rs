@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Charge, Counted, Quotas, Refused, Usage, Windows, charge_keys, unix};
+use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
 
 /// Checks a charge and counts it. KEYS: the subject's minute, the tenant's minute, the
 /// tenant's day (bytes), the subject's open uploads. ARGV: the subject's, the tenant's,
@@ -48,6 +48,15 @@ redis.call('EXPIRE', KEYS[3], ARGV[10])
 return {0, 0}
 ";
 
+/// A call that reaches the store: counted unless the subject has none left this minute.
+const ADMIT_CALL: &str = r"
+local calls = tonumber(redis.call('GET', KEYS[1]) or '0')
+if calls >= tonumber(ARGV[1]) then return 1 end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 0
+";
+
 /// The counters in Redis.
 pub struct RedisCounters {
     client: redis::Client,
@@ -56,6 +65,7 @@ pub struct RedisCounters {
     prefix: String,
     timeout: Duration,
     admit: redis::Script,
+    admit_call: redis::Script,
 }
 
 impl std::fmt::Debug for RedisCounters {
@@ -80,6 +90,7 @@ impl RedisCounters {
             prefix: prefix.to_owned(),
             timeout,
             admit: redis::Script::new(ADMIT),
+            admit_call: redis::Script::new(ADMIT_CALL),
         })
     }
 
@@ -146,6 +157,26 @@ impl RedisCounters {
             2 => Err((Refused::TenantRate, w.minute_left)),
             3 => Err((Refused::Quota { remaining: number }, w.day_left)),
             _ => Err((Refused::OpenUploads, number.saturating_sub(w.now).max(1))),
+        })
+    }
+
+    pub(super) async fn admit_call(
+        &self,
+        limit: u32,
+        tenant: &str,
+        subject: &str,
+        w: Windows,
+    ) -> Counted {
+        let key = calls_key(&self.prefix, tenant, subject, w);
+        let mut invocation = self.admit_call.prepare_invoke();
+        invocation.key(&key).arg(limit).arg(w.minute_left + 60);
+        let mut connection = self.connection()?;
+        let refused: u8 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(match refused {
+            0 => Ok(()),
+            _ => Err((Refused::StoreCalls, w.minute_left)),
         })
     }
 

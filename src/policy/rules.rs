@@ -37,6 +37,9 @@ pub struct Quotas {
     pub bytes_per_day: Option<u64>,
     /// Multipart uploads a subject may have open at once.
     pub open_uploads: Option<u32>,
+    /// Calls a subject may make per minute that reach the store or the webhook (0: not
+    /// limited, which the setting itself refuses).
+    pub store_calls_per_minute: u32,
     /// What to do while the counters cannot be reached.
     pub when_unavailable: WhenUnavailable,
 }
@@ -164,6 +167,11 @@ pub struct TenantSettings {
     pub rate_limit_per_minute: Option<u32>,
     /// Tickets per minute for the whole tenant; default unlimited.
     pub tenant_rate_limit_per_minute: Option<u32>,
+    /// Calls per minute per subject that reach the store or the tenant's webhook
+    /// (completions, completion checks, part listings, part batches, aborts): counted
+    /// apart from tickets, so that one token cannot flood either; default 120.
+    #[serde(default = "default_store_calls_per_minute")]
+    pub store_calls_per_minute: u32,
     /// Bytes per UTC day for the whole tenant (declared sizes, else tickets' maxima);
     /// default unlimited.
     pub bytes_per_day: Option<u64>,
@@ -194,6 +202,10 @@ pub struct TenantSettings {
     pub completion_webhook_url: Option<String>,
     /// The variable holding the webhook's HMAC secret (at least 32 bytes).
     pub completion_webhook_secret_env: Option<String>,
+}
+
+fn default_store_calls_per_minute() -> u32 {
+    120
 }
 
 fn default_key_template() -> String {
@@ -241,7 +253,12 @@ fn quotas(t: &TenantSettings) -> Result<Quotas, InvalidSetting> {
         "max_open_multipart_uploads",
         t.max_open_multipart_uploads.map(u64::from),
     )?;
+    positive(
+        "store_calls_per_minute",
+        Some(u64::from(t.store_calls_per_minute)),
+    )?;
     Ok(Quotas {
+        store_calls_per_minute: t.store_calls_per_minute,
         subject_per_minute: t.rate_limit_per_minute,
         tenant_per_minute: t.tenant_rate_limit_per_minute,
         bytes_per_day: t.bytes_per_day,

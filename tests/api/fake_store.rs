@@ -41,7 +41,9 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
          [tenants.archive]\nbucket = \"big-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
          prevent_overwrite = false\nstorage_class = \"STANDARD_IA\"\nrate_limit_per_minute = 1\n\n\
          [tenants.putter]\nbucket = \"put-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
-         content_types = [\"text/plain\"]\nmetadata_keys = [\"album\"]\n",
+         content_types = [\"text/plain\"]\nmetadata_keys = [\"album\"]\n\n\
+         [tenants.frugal]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
+         multipart_part_size = 5242880\nstore_calls_per_minute = 3\n",
         base_config().replace("request_timeout_seconds = 5", "request_timeout_seconds = 1")
     );
     let settings = Settings::load(&Source::Text(toml)).unwrap();
@@ -459,4 +461,68 @@ async fn the_completion_check_covers_missing_foreign_broken_and_unreachable_obje
         .set_fault(Some(Fault::Slow(Duration::from_secs(5))));
     let (status, error) = app.post("/uploads/complete", &alice, body).await;
     assert_eq!((status, code(&error)), (503, "timeout"));
+}
+
+#[tokio::test]
+async fn calls_that_reach_the_store_have_a_per_subject_limit_of_their_own() {
+    let app = in_process().await;
+    let ann = token("frugal", "ann");
+    let started = app.start(&ann, 11 * MIB).await;
+    let key = started["key"].as_str().unwrap().to_owned();
+    // Three calls that count: a completion check, a part batch, a completion (one
+    // refused before the store is asked counts nothing); the fourth is refused.
+    let (status, _) = app
+        .post("/uploads/complete", &ann, json!({"key": key}))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post(
+            &handle_path(&started, "/parts"),
+            &ann,
+            json!({"part_numbers": [1]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .post(
+            &handle_path(&started, "/complete"),
+            &ann,
+            json!({"parts": []}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = app
+        .post(
+            &handle_path(&started, "/complete"),
+            &ann,
+            app.upload_parts(&started, 0),
+        )
+        .await;
+    assert_eq!(status, 200, "the 3rd call that counted");
+    let calls = app.store.calls();
+    let (status, refused) = app
+        .post("/uploads/complete", &ann, json!({"key": key}))
+        .await;
+    assert_eq!(
+        (status, code(&refused)),
+        (429, "store_rate_limited"),
+        "{refused}"
+    );
+    assert_eq!(app.store.calls(), calls, "the store was not asked");
+    // Another subject has its own count; tickets are counted apart.
+    let (status, _) = app
+        .post(
+            "/uploads/complete",
+            &token("frugal", "bob"),
+            json!({"key": "frugal/bob/x/a"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    app.start(&ann, 11 * MIB).await;
+    // The next minute opens again.
+    app.clock.advance(Duration::from_secs(60));
+    let (status, _) = app
+        .post("/uploads/complete", &ann, json!({"key": key}))
+        .await;
+    assert_eq!(status, 200);
 }

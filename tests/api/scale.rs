@@ -201,7 +201,7 @@ fn replica_config(port: u16, redis: &str, store: &str) -> String {
                 "[limits]\nredis_url = \"{redis}\"\nkey_prefix = \"test:\"\ntimeout_ms = 250\n\n\
                  [tenants.shared]\nbucket = \"{BUCKET}\"\nmax_size = 10485760\nmultipart_part_size = 5242880\n\
                  rate_limit_per_minute = 4\ntenant_rate_limit_per_minute = 1000\n\
-                 bytes_per_day = 20000000\nmax_open_multipart_uploads = 1\n\n\
+                 bytes_per_day = 20000000\nmax_open_multipart_uploads = 1\nstore_calls_per_minute = 3\n\n\
                  [tenants.strict]\nbucket = \"{BUCKET}\"\nmax_size = 1000\nrate_limit_per_minute = 1000\n\n\
                  [tenants.lenient]\nbucket = \"{BUCKET}\"\nmax_size = 1000\nrate_limit_per_minute = 1000\n\
                  on_limits_unavailable = \"allow\"\n\n[tenants.acme]"
@@ -361,6 +361,36 @@ async fn limits_and_quotas_hold_across_two_replicas_behind_nginx() {
     assert!((1..=60).contains(&retry), "{retry}");
     // Another subject of the tenant has its own count.
     assert_eq!(cluster.ticket("shared", "bob", 100).await.0, 201);
+
+    // Calls that reach the store have their own count, shared too: 3 a minute; the
+    // 4th is refused whichever replica serves it.
+    let check = json!({"key": "shared/dan/none/a.txt"});
+    let dan = token("shared", "dan");
+    for _ in 0..3 {
+        let (status, body, _) = cluster
+            .call(
+                reqwest::Method::POST,
+                "/uploads/complete",
+                &dan,
+                Some(check.clone()),
+            )
+            .await;
+        assert_ne!(status, 429, "{body}");
+    }
+    let (status, body, headers) = cluster
+        .call(
+            reqwest::Method::POST,
+            "/uploads/complete",
+            &dan,
+            Some(check),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("store_rate_limited")),
+        "{body}"
+    );
+    assert!(headers.contains_key("retry-after"));
 
     // The tenant's bytes per day: 20 000 000, 500 used so far; three of 6 MB fit.
     for sub in ["c1", "c2", "c3"] {

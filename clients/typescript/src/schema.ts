@@ -897,7 +897,7 @@ export interface components {
             /** @description The same as `detail`, for clients that read `message` (Uppy shows it). */
             message: string;
             /** @enum {string} */
-            code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "client_unsupported" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
+            code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "store_rate_limited" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "client_unsupported" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
         };
         Live: {
             /** @constant */
@@ -996,7 +996,10 @@ export interface components {
          *     `rate_limited` (this user's tickets per minute), `tenant_rate_limited` (the
          *     tenant's tickets per minute), `quota_exceeded` (the tenant's bytes per UTC day;
          *     the `detail` says how many are left today, and `GET /uploads/usage` too),
-         *     `too_many_uploads` (this user's open multipart uploads; complete or abort one).
+         *     `too_many_uploads` (this user's open multipart uploads; complete or abort one),
+         *     `store_rate_limited` (this user's calls this minute that reach the store or the
+         *     webhook: completions, completion checks, part listings and batches, aborts;
+         *     `store_calls_per_minute`, default 120).
          */
         RateLimited: {
             headers: {
@@ -1218,6 +1221,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["PartsInvalid"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1260,6 +1264,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["PartsInvalid"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];
@@ -1292,6 +1297,7 @@ export interface operations {
             403: components["responses"]["NotOwner"];
             404: components["responses"]["UploadNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];
@@ -1359,6 +1365,7 @@ export interface operations {
             405: components["responses"]["MethodNotAllowed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];
@@ -1668,6 +1675,7 @@ export interface operations {
             403: components["responses"]["NotOwner"];
             404: components["responses"]["UploadNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];
@@ -1706,6 +1714,7 @@ export interface operations {
             403: components["responses"]["NotOwner"];
             404: components["responses"]["UploadNotFound"];
             405: components["responses"]["MethodNotAllowed"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];
@@ -1751,6 +1760,7 @@ export interface operations {
             404: components["responses"]["UploadNotFound"];
             405: components["responses"]["MethodNotAllowed"];
             422: components["responses"]["PartsInvalid"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1842,6 +1852,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["PartsInvalid"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["StoreError"];
             503: components["responses"]["Unavailable"];

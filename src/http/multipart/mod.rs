@@ -290,12 +290,22 @@ async fn sign_parts(
     Path(handle): Path<String>,
     AppJson(body): AppJson<PartsRequest>,
 ) -> Reply {
-    who.reply("parts_signed", signed_parts(&state, &who, &handle, &body))
+    who.reply(
+        "parts_signed",
+        signed_parts(&state, &who, &handle, &body).await,
+    )
 }
 
-fn signed_parts(state: &AppState, who: &Authorized, handle: &str, body: &PartsRequest) -> Handled {
+async fn signed_parts(
+    state: &AppState,
+    who: &Authorized,
+    handle: &str,
+    body: &PartsRequest,
+) -> Handled {
     let (upload, deadline) = owned_upload(state, who, handle)?;
     check_part_numbers(&body.part_numbers, upload.part_count)?;
+    // Up to 100 signatures a call: counted like the calls that reach the store.
+    tickets::admit_store_call(state, who).await?;
     let checksums = checksums::for_parts(&upload, &body.part_numbers, &body.checksums)?;
     let credentials = tickets::credentials(state, who.now)?;
     let wanted = who.rules.default_expires_in;
@@ -420,6 +430,7 @@ pub(super) async fn finish(
     claimed: Claimed,
     checksum: Option<&Checksum>,
 ) -> Result<(CompletedObject, u64), ApiError> {
+    tickets::admit_store_call(state, who).await?;
     let stored = state.store.list_parts(store_ref(upload)).await?;
     let mut parts = match claimed {
         Claimed::Listed(parts) => as_listed(parts, &stored)?,
@@ -652,6 +663,7 @@ pub(super) async fn abort_owned(
     who: &Authorized,
     upload: &Upload,
 ) -> Result<(), ApiError> {
+    tickets::admit_store_call(state, who).await?;
     state.store.abort_upload(store_ref(upload)).await?;
     release(state, who, &upload.key).await;
     Ok(())

@@ -80,6 +80,10 @@ pub struct ServerSettings {
     /// bytes). Unset: a random key, so handles die with the process and work on this
     /// replica only.
     pub handle_secret_env: Option<String>,
+    /// The variable holding the previous handle key while it is rotated out: handles it
+    /// signed still verify, new ones are signed with `handle_secret_env`'s. Unset once
+    /// the uploads it signed are done (at most `multipart_expires_in`).
+    pub handle_previous_secret_env: Option<String>,
     /// Threads of the runtime that serves requests (tokio's work-stealing scheduler);
     /// default one per CPU.
     pub workers: Option<usize>,
@@ -101,6 +105,7 @@ impl Default for ServerSettings {
             header_read_timeout_seconds: default_header_read_timeout(),
             max_header_bytes: default_max_header_bytes(),
             handle_secret_env: None,
+            handle_previous_secret_env: None,
             workers: None,
             companion_prefix: default_companion_prefix(),
         }
@@ -403,7 +408,33 @@ impl Config {
                         format!("the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"),
                     ));
                 }
-                (HandleKey::new(secret.as_bytes()), false)
+                let key = HandleKey::new(secret.as_bytes());
+                match &server.handle_previous_secret_env {
+                    Some(var) => {
+                        let previous = env(var).ok_or_else(|| {
+                            ConfigError::invalid(
+                                "server.handle_previous_secret_env",
+                                format!("environment variable {var} is not set"),
+                            )
+                        })?;
+                        if previous.len() < MIN_HANDLE_KEY_BYTES {
+                            return Err(ConfigError::invalid(
+                                "server.handle_previous_secret_env",
+                                format!(
+                                    "the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"
+                                ),
+                            ));
+                        }
+                        (key.with_previous(previous.as_bytes()), false)
+                    }
+                    None => (key, false),
+                }
+            }
+            None if server.handle_previous_secret_env.is_some() => {
+                return Err(ConfigError::invalid(
+                    "server.handle_previous_secret_env",
+                    "a previous key needs a current one: set server.handle_secret_env",
+                ));
             }
             None => (HandleKey::random(), true),
         };

@@ -100,6 +100,9 @@ const RECEIPT_AUDIENCE: &str = "upload-tickets:receipt";
 pub struct HandleKey {
     encoding: EncodingKey,
     verifying: HmacKey,
+    /// The key before the current one, while it is rotated out: handles and receipts it
+    /// signed still verify (nothing is signed with it).
+    previous: Option<HmacKey>,
     expected: Expected,
     receipts: Expected,
 }
@@ -133,9 +136,17 @@ impl HandleKey {
         Self {
             encoding: EncodingKey::from_secret(secret),
             verifying: HmacKey::hs256(secret),
+            previous: None,
             expected: expected(AUDIENCE),
             receipts: expected(RECEIPT_AUDIENCE),
         }
+    }
+
+    /// Also verifies what `previous` signed: the rotation of the secret (sign with the
+    /// new one, accept the old one until the open uploads it signed are done).
+    pub fn with_previous(mut self, previous: &[u8]) -> Self {
+        self.previous = Some(HmacKey::hs256(previous));
+        self
     }
 
     /// A random key: handles then live as long as the process.
@@ -207,6 +218,10 @@ impl HandleKey {
         }
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let payload = jws::verify_hmac(token, &self.verifying, expected, now)
+            .or_else(|error| match &self.previous {
+                Some(previous) => jws::verify_hmac(token, previous, expected, now),
+                None => Err(error),
+            })
             .map_err(|_| HandleError::Invalid)?;
         let claims: Claims<T> =
             serde_json::from_slice(&payload).map_err(|_| HandleError::Invalid)?;
@@ -234,6 +249,41 @@ mod tests {
             client_parts: None,
             client_key: None,
         }
+    }
+
+    #[test]
+    fn a_rotated_key_signs_with_the_new_secret_and_accepts_the_previous_ones_handles() {
+        let (old, new) = ([1u8; 32], [2u8; 32]);
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let before = HandleKey::new(&old).sign(&upload(), later).unwrap();
+        let rotated = HandleKey::new(&new).with_previous(&old);
+        assert_eq!(
+            rotated.verify(&before, SystemTime::now()).unwrap().0,
+            upload()
+        );
+        let after = rotated.sign(&upload(), later).unwrap();
+        // Signed with the new secret only: the old key alone refuses it.
+        assert_eq!(
+            HandleKey::new(&old).verify(&after, SystemTime::now()),
+            Err(HandleError::Invalid)
+        );
+        assert!(
+            HandleKey::new(&new)
+                .verify(&after, SystemTime::now())
+                .is_ok()
+        );
+        // Once the previous secret is dropped, its handles are refused.
+        assert_eq!(
+            HandleKey::new(&new).verify(&before, SystemTime::now()),
+            Err(HandleError::Invalid)
+        );
+        // Receipts too.
+        let receipt = HandleKey::new(&old).sign_receipt(&upload(), later).unwrap();
+        assert!(
+            rotated
+                .verify_receipt::<Upload>(&receipt, SystemTime::now())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct AuthSettings {
     pub public_key_pem_file: Option<PathBuf>,
     /// Name of the environment variable holding the HMAC secret.
     pub hmac_secret_env: Option<String>,
+    /// Name of the environment variable holding the previous HMAC secret while it is
+    /// rotated out: tokens signed with either verify (the issuer signs with the new one).
+    pub hmac_previous_secret_env: Option<String>,
     /// Claim naming the caller's tenant; default `tenant`.
     #[serde(default = "default_tenant_claim")]
     pub tenant_claim: String,
@@ -132,6 +135,12 @@ impl Verifier {
                 "set exactly one of jwks_url, public_key_pem_file, hmac_secret_env",
             ));
         }
+        if auth.hmac_previous_secret_env.is_some() && auth.hmac_secret_env.is_none() {
+            return Err(invalid(
+                "hmac_previous_secret_env",
+                "a previous HMAC secret needs a current one: set hmac_secret_env",
+            ));
+        }
         let keys = if let Some(var) = &auth.hmac_secret_env {
             if !hmac {
                 return Err(invalid(
@@ -151,10 +160,33 @@ impl Verifier {
                     format!("the secret in {var} is shorter than {MIN_HMAC_SECRET_BYTES} bytes"),
                 ));
             }
+            let mut secrets = vec![secret];
+            if let Some(var) = &auth.hmac_previous_secret_env {
+                let previous = env(var).ok_or_else(|| {
+                    invalid(
+                        "hmac_previous_secret_env",
+                        format!("environment variable {var} is not set"),
+                    )
+                })?;
+                if previous.len() < MIN_HMAC_SECRET_BYTES {
+                    return Err(invalid(
+                        "hmac_previous_secret_env",
+                        format!(
+                            "the secret in {var} is shorter than {MIN_HMAC_SECRET_BYTES} bytes"
+                        ),
+                    ));
+                }
+                secrets.push(previous);
+            }
+            // The current secret's keys first: most tokens verify on the first try.
             Keys::Hmac(
-                algorithms
+                secrets
                     .iter()
-                    .filter_map(|&alg| jws::HmacKey::new(alg, secret.as_bytes()))
+                    .flat_map(|secret| {
+                        algorithms
+                            .iter()
+                            .filter_map(|&alg| jws::HmacKey::new(alg, secret.as_bytes()))
+                    })
                     .collect(),
             )
         } else if let Some(path) = &auth.public_key_pem_file {

@@ -221,6 +221,7 @@ fn no_subject_or_filename_leaves_the_tenant_prefix() {
 fn date_and_ext_placeholders_render() {
     let mut s = settings();
     s.key_template = "{tenant}/{date}/{uuid}.{ext}".to_owned();
+    s.keys_shared_by_users = true;
     let rules = TenantRules::from_settings("acme", &s).unwrap();
     let p = plan(&rules, "u", &request(), now(), UUID).unwrap();
     assert_eq!(p.key, format!("acme/2026/11/25/{UUID}.jpg"));
@@ -418,6 +419,8 @@ fn owner_prefixes_name_one_subject_when_the_template_allows() {
     let with = |template: &str| {
         let mut s = settings();
         s.key_template = template.to_owned();
+        // Some of these share a prefix between users: said so, to see which.
+        s.keys_shared_by_users = true;
         TenantRules::from_settings("acme", &s)
             .unwrap()
             .owner_prefix("alice")
@@ -436,6 +439,7 @@ fn owner_prefixes_name_one_subject_when_the_template_allows() {
     ] {
         let mut s = settings();
         s.key_template = template.to_owned();
+        s.keys_shared_by_users = true;
         let rules = TenantRules::from_settings("acme", &s).unwrap();
         let key = plan(&rules, "alice", &request(), now(), UUID).unwrap().key;
         assert!(

@@ -616,3 +616,165 @@ async fn a_cached_token_dies_with_the_jwks_key_that_verified_it() {
     refused(&app, &a).await;
     accepted(&app, &b).await;
 }
+
+/// Two generations of secrets, and the configuration that rotates from one to the other.
+mod rotation {
+    use std::sync::Arc;
+
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use serde_json::json;
+    use upload_tickets::store::memory::MemoryStore;
+
+    use crate::fake_store::{InProcess, in_process_on, tenants_toml};
+    use crate::helpers::*;
+
+    const OLD_JWT: &str = "the-old-jwt-secret-of-at-least-32-bytes";
+    const NEW_JWT: &str = "the-new-jwt-secret-of-at-least-32-bytes";
+    const OLD_HANDLE: &str = "the-old-handle-secret-of-32-bytes-or-more";
+    const NEW_HANDLE: &str = "the-new-handle-secret-of-32-bytes-or-more";
+
+    fn token_signed_with(secret: &str) -> String {
+        sign(
+            Algorithm::HS256,
+            &claims("big", "alice"),
+            &EncodingKey::from_secret(secret.as_bytes()),
+            None,
+        )
+    }
+
+    /// The service with `jwt` and `handle` secrets (each current, then previous).
+    async fn service(
+        jwt: (&str, Option<&str>),
+        handle: (&str, Option<&str>),
+        store: &Arc<MemoryStore>,
+    ) -> InProcess {
+        let mut toml =
+            tenants_toml().replace("[server]\n", "[server]\nhandle_secret_env = \"H_NOW\"\n");
+        if handle.1.is_some() {
+            toml = toml.replace(
+                "[server]\n",
+                "[server]\nhandle_previous_secret_env = \"H_BEFORE\"\n",
+            );
+        }
+        if jwt.1.is_some() {
+            toml = toml.replace(
+                &format!("hmac_secret_env = \"{SECRET_ENV}\""),
+                &format!(
+                    "hmac_secret_env = \"{SECRET_ENV}\"\nhmac_previous_secret_env = \"J_BEFORE\""
+                ),
+            );
+        }
+        let mut env = vec![(SECRET_ENV, jwt.0), ("H_NOW", handle.0)];
+        env.extend(jwt.1.map(|s| ("J_BEFORE", s)));
+        env.extend(handle.1.map(|s| ("H_BEFORE", s)));
+        let source = Arc::new(crate::helpers::Switchable::new(true));
+        in_process_on(&toml, &env, source, Arc::clone(store)).await
+    }
+
+    #[tokio::test]
+    async fn rotating_secrets_keeps_the_previous_ones_tokens_and_open_uploads_until_dropped() {
+        let store = Arc::new(MemoryStore::new());
+        let before = service((OLD_JWT, None), (OLD_HANDLE, None), &store).await;
+        let old_token = token_signed_with(OLD_JWT);
+        let started = before.start(&old_token, 11 << 20).await;
+        let handle = started["handle"].as_str().unwrap();
+        let parts = format!("/uploads/multipart/{handle}/parts");
+
+        // Rotating: the new secrets sign, the previous ones still verify.
+        let rotating = service(
+            (NEW_JWT, Some(OLD_JWT)),
+            (NEW_HANDLE, Some(OLD_HANDLE)),
+            &store,
+        )
+        .await;
+        let new_token = token_signed_with(NEW_JWT);
+        for token in [&old_token, &new_token] {
+            let (status, body) = rotating
+                .post(&parts, token, json!({"part_numbers": [1]}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let (status, _) = rotating
+            .post(
+                &parts,
+                &token_signed_with("a-third-secret-of-at-least-32-bytes!!"),
+                json!({"part_numbers": [1]}),
+            )
+            .await;
+        assert_eq!(status, 401);
+        let fresh = rotating.start(&new_token, 11 << 20).await;
+        let fresh_handle = fresh["handle"].as_str().unwrap();
+        let (status, body) = rotating
+            .post(
+                &format!("/uploads/multipart/{handle}/complete"),
+                &new_token,
+                rotating.upload_parts(&started, 0),
+            )
+            .await;
+        assert_eq!(
+            status, 200,
+            "an upload started before the rotation completes: {body}"
+        );
+
+        // Rotated: the previous secrets are dropped, and with them what they signed.
+        let after = service((NEW_JWT, None), (NEW_HANDLE, None), &store).await;
+        let (status, _) = after
+            .post(
+                &format!("/uploads/multipart/{fresh_handle}/parts"),
+                &old_token,
+                json!({"part_numbers": [1]}),
+            )
+            .await;
+        assert_eq!(status, 401, "the old secret's tokens");
+        let (status, body) = after
+            .post(
+                &format!("/uploads/multipart/{fresh_handle}/parts"),
+                &new_token,
+                json!({"part_numbers": [1]}),
+            )
+            .await;
+        assert_eq!(status, 200, "handles signed while rotating: {body}");
+        let second = before.start(&old_token, 11 << 20).await;
+        let old_handle = second["handle"].as_str().unwrap();
+        let (status, body) = after
+            .post(
+                &format!("/uploads/multipart/{old_handle}/parts"),
+                &new_token,
+                json!({"part_numbers": [1]}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("upload_not_found")),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_previous_secret_needs_a_current_one_and_its_length() {
+        let load = |toml: String, env: &[(&str, &str)]| {
+            let settings =
+                upload_tickets::config::Settings::load(&upload_tickets::config::Source::Text(toml))
+                    .unwrap();
+            upload_tickets::config::Config::from_settings_with_env(settings, &|name| {
+                env.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+            .err()
+            .map(|e| e.to_string())
+        };
+        let toml = tenants_toml().replace(
+            "[server]\n",
+            "[server]\nhandle_previous_secret_env = \"H_BEFORE\"\n",
+        );
+        let error = load(toml, &[(SECRET_ENV, SECRET), ("H_BEFORE", OLD_HANDLE)]).unwrap();
+        assert!(error.contains("handle_previous_secret_env"), "{error}");
+        let toml = tenants_toml().replace(
+            &format!("hmac_secret_env = \"{SECRET_ENV}\""),
+            &format!("hmac_secret_env = \"{SECRET_ENV}\"\nhmac_previous_secret_env = \"J_BEFORE\""),
+        );
+        let error = load(toml, &[(SECRET_ENV, SECRET), ("J_BEFORE", "short")]).unwrap();
+        assert!(error.contains("hmac_previous_secret_env"), "{error}");
+    }
+}

@@ -33,27 +33,27 @@ pub(crate) async fn in_process() -> InProcess {
 }
 
 async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
-    let toml = format!(
-        "{}\n[tenants.big]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
-         multipart_part_size = 5242880\nmetadata_keys = [\"album\"]\n\n\
-         [tenants.strict]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
-         multipart_part_size = 5242880\nrequire_checksum = [\"CRC64NVME\"]\n\n\
-         [tenants.archive]\nbucket = \"big-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
-         prevent_overwrite = false\nstorage_class = \"STANDARD_IA\"\nrate_limit_per_minute = 1\n\n\
-         [tenants.putter]\nbucket = \"put-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
-         content_types = [\"text/plain\"]\nmetadata_keys = [\"album\"]\n\n\
-         [tenants.frugal]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
-         multipart_part_size = 5242880\nstore_calls_per_minute = 3\n",
-        base_config().replace("request_timeout_seconds = 5", "request_timeout_seconds = 1")
-    );
-    let settings = Settings::load(&Source::Text(toml)).unwrap();
+    let toml = tenants_toml();
+    let store = Arc::new(MemoryStore::new());
+    in_process_on(&toml, &[(SECRET_ENV, SECRET)], source, store).await
+}
+
+/// The service for `toml` with `env` as its environment, on `store`.
+pub(crate) async fn in_process_on(
+    toml: &str,
+    env: &[(&str, &str)],
+    source: Arc<dyn CredentialSource>,
+    store: Arc<MemoryStore>,
+) -> InProcess {
+    let settings = Settings::load(&Source::Text(toml.to_owned())).unwrap();
     let config = Config::from_settings_with_env(settings, &|name| {
-        (name == SECRET_ENV).then(|| SECRET.to_owned())
+        env.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
     })
     .unwrap();
     let credentials = Arc::new(CredentialsCache::new(source));
     let _ = credentials.refresh().await;
-    let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let app = App::new(&config, credentials)
         .with_store(store.clone())
@@ -73,6 +73,23 @@ async fn in_process_with(source: Arc<dyn CredentialSource>) -> InProcess {
         store,
         clock,
     }
+}
+
+/// The in-process tenants: the base configuration's and a few more.
+pub(crate) fn tenants_toml() -> String {
+    format!(
+        "{}\n[tenants.big]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
+         multipart_part_size = 5242880\nmetadata_keys = [\"album\"]\n\n\
+         [tenants.strict]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
+         multipart_part_size = 5242880\nrequire_checksum = [\"CRC64NVME\"]\n\n\
+         [tenants.archive]\nbucket = \"big-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
+         prevent_overwrite = false\nstorage_class = \"STANDARD_IA\"\nrate_limit_per_minute = 1\n\n\
+         [tenants.putter]\nbucket = \"put-uploads\"\nmax_size = 1000\nupload_method = \"put\"\n\
+         content_types = [\"text/plain\"]\nmetadata_keys = [\"album\"]\n\n\
+         [tenants.frugal]\nbucket = \"big-uploads\"\nmax_size = 5497558138880\n\
+         multipart_part_size = 5242880\nstore_calls_per_minute = 3\n",
+        base_config().replace("request_timeout_seconds = 5", "request_timeout_seconds = 1")
+    )
 }
 
 impl InProcess {

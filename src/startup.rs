@@ -16,6 +16,9 @@ use crate::config::Config;
 use crate::credentials::{CredentialSource, CredentialsCache};
 use crate::http::{self, App, AppState};
 
+/// Most HTTP/2 streams one connection may have open at once.
+pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+
 /// A bound, ready-to-run server.
 #[derive(Debug)]
 pub struct Application {
@@ -23,6 +26,8 @@ pub struct Application {
     router: axum::Router,
     grace: Duration,
     connections: auto::Builder<TokioExecutor>,
+    /// How long a new connection may take to send its first request head.
+    header_timeout: Duration,
     background: Vec<JoinHandle<()>>,
     state: AppState,
 }
@@ -89,6 +94,7 @@ impl Application {
                 Duration::from_secs(config.server.header_read_timeout_seconds),
                 config.server.max_header_bytes,
             ),
+            header_timeout: Duration::from_secs(config.server.header_read_timeout_seconds),
             background,
             state,
         })
@@ -132,15 +138,34 @@ impl Application {
             };
             // Small request, small answer: do not wait for Nagle.
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(self.router.clone());
+            // HTTP/1 bounds each head in time; HTTP/2 has no such bound in hyper, so a
+            // connection whose first request head is not in within the header deadline
+            // is closed here, whichever the protocol.
+            let first = Arc::new(FirstRequest::default());
+            let seen = Arc::clone(&first);
+            let router = tower::ServiceBuilder::new()
+                .map_request(move |request| {
+                    seen.arrived();
+                    request
+                })
+                .service(self.router.clone());
+            let service = TowerToHyperService::new(router);
             let connection = self
                 .connections
                 .serve_connection(TokioIo::new(stream), service)
                 .into_owned();
             let connection = graceful.watch(connection);
+            let deadline = self.header_timeout;
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    tracing::debug!(error = %error, "connection ended with an error");
+                tokio::select! {
+                    result = connection => {
+                        if let Err(error) = result {
+                            tracing::debug!(error = %error, "connection ended with an error");
+                        }
+                    }
+                    () = first.missed(deadline) => {
+                        tracing::debug!("no request head within the header deadline: connection closed");
+                    }
                 }
             });
         }
@@ -156,6 +181,35 @@ impl Application {
             task.abort();
         }
         Ok(())
+    }
+}
+
+/// Whether a connection's first request head has arrived.
+#[derive(Debug, Default)]
+struct FirstRequest {
+    arrived: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl FirstRequest {
+    /// A request head is in (one atomic swap per request after the first).
+    fn arrived(&self) {
+        if !self
+            .arrived
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Completes when no request head has arrived within `deadline`; never otherwise.
+    async fn missed(&self, deadline: Duration) {
+        if tokio::time::timeout(deadline, self.notify.notified())
+            .await
+            .is_ok()
+        {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -176,7 +230,11 @@ fn connection_builder(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Duration::from_secs(30));
+        // A ticket is one small request: 100 at once on one connection is plenty, and
+        // bounds what one client can hold open.
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
     builder
 }
 

@@ -69,20 +69,20 @@ impl JwksCache {
     /// A cache for `url` (https, or http on a loopback host); nothing is fetched yet.
     pub fn new(url: &str, min_interval: Duration, refresh_every: Duration) -> Result<Self, String> {
         let parsed = url::Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
-        let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-        match parsed.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            _ => {
-                return Err(format!(
-                    "{url:?}: use https (http only for a loopback host)"
-                ));
-            }
+        if !secure_enough(&parsed) {
+            return Err(format!(
+                "{url:?}: use https (http only for a loopback host)"
+            ));
         }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(reqwest::redirect::Policy::custom(
+                |attempt| match redirect_refusal(attempt.previous(), attempt.url()) {
+                    None => attempt.follow(),
+                    Some(why) => attempt.error(why),
+                },
+            ))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self {
@@ -223,5 +223,78 @@ impl JwksCache {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// A URL keys may come from: https, or http to a loopback host.
+fn secure_enough(url: &url::Url) -> bool {
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => true,
+        "http" => loopback,
+        _ => false,
+    }
+}
+
+/// Why a redirect of the JWKS request is not followed, if it is not: more than three,
+/// to a URL keys may not come from, or from https down to http (keys fetched in clear
+/// text after an https start could be anyone's).
+fn redirect_refusal(previous: &[url::Url], next: &url::Url) -> Option<&'static str> {
+    if previous.len() > 3 {
+        return Some("the JWKS URL redirects more than three times");
+    }
+    if !secure_enough(next) {
+        return Some("the JWKS URL redirects to a URL that is neither https nor loopback");
+    }
+    if next.scheme() != "https" && previous.iter().any(|u| u.scheme() == "https") {
+        return Some("the JWKS URL redirects from https to http");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(list: &[&str]) -> Vec<url::Url> {
+        list.iter().map(|u| url::Url::parse(u).unwrap()).collect()
+    }
+
+    #[test]
+    fn redirects_never_leave_https_for_http_nor_go_anywhere_keys_may_not_come_from() {
+        let https = urls(&["https://id.example.com/jwks"]);
+        let next = |u: &str| url::Url::parse(u).unwrap();
+        assert_eq!(
+            redirect_refusal(&https, &next("https://cdn.example.com/jwks")),
+            None
+        );
+        assert!(redirect_refusal(&https, &next("http://cdn.example.com/jwks")).is_some());
+        // Not even to loopback: the start was https.
+        assert!(redirect_refusal(&https, &next("http://127.0.0.1/jwks")).is_some());
+        assert!(redirect_refusal(&https, &next("ftp://cdn.example.com/jwks")).is_some());
+        let loopback = urls(&["http://127.0.0.1:9/jwks"]);
+        assert_eq!(
+            redirect_refusal(&loopback, &next("http://localhost:9/keys")),
+            None
+        );
+        assert!(redirect_refusal(&loopback, &next("http://id.example.com/jwks")).is_some());
+        // Up from http to https is fine; a chain that went through https is not undone.
+        assert_eq!(
+            redirect_refusal(&loopback, &next("https://id.example.com/jwks")),
+            None
+        );
+        let through = urls(&["http://127.0.0.1:9/a", "https://id.example.com/b"]);
+        assert!(redirect_refusal(&through, &next("http://127.0.0.1:9/c")).is_some());
+        let many = urls(&[
+            "https://a.example/1",
+            "https://a.example/2",
+            "https://a.example/3",
+            "https://a.example/4",
+        ]);
+        assert!(redirect_refusal(&many, &next("https://a.example/5")).is_some());
+        assert_eq!(
+            redirect_refusal(&many[..3], &next("https://a.example/5")),
+            None
+        );
     }
 }

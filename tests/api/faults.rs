@@ -237,3 +237,58 @@ async fn a_store_that_is_down_or_hangs_costs_a_bounded_error_and_tickets_still_w
         assert_eq!(response.status(), 201);
     }
 }
+
+/// The server's first HTTP/2 frame after the preface: its SETTINGS, as (id, value) pairs.
+fn settings_of(frames: &[u8]) -> Vec<(u16, u32)> {
+    assert!(frames.len() >= 9, "no frame: {frames:?}");
+    let length =
+        usize::from(frames[0]) << 16 | usize::from(frames[1]) << 8 | usize::from(frames[2]);
+    assert_eq!(frames[3], 0x4, "the first frame is SETTINGS");
+    frames[9..9 + length]
+        .chunks(6)
+        .map(|s| {
+            (
+                u16::from_be_bytes([s[0], s[1]]),
+                u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn http2_connections_bound_their_streams_and_heads_and_close_without_a_request() {
+    let config = base_config().replace(
+        "request_timeout_seconds = 5",
+        "request_timeout_seconds = 5\nheader_read_timeout_seconds = 1",
+    );
+    let app = spawn_app_on(&config).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+
+    // The preface and an empty SETTINGS frame, then nothing: no request ever.
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut first))
+        .await
+        .expect("the server answers the preface")
+        .unwrap();
+    let settings = settings_of(&first[..n]);
+    // SETTINGS_MAX_CONCURRENT_STREAMS and SETTINGS_MAX_HEADER_LIST_SIZE.
+    assert!(settings.contains(&(0x3, 100)), "{settings:?}");
+    assert!(settings.contains(&(0x6, 64 * 1024)), "{settings:?}");
+
+    // Closed by the server once the header deadline passes without a request head.
+    let started = std::time::Instant::now();
+    let rest = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "closed after {took:?}: {rest:?}"
+    );
+
+    // Meanwhile the service serves as usual.
+    assert_eq!(app.get("/livez").await.status(), 200);
+}

@@ -53,6 +53,9 @@ pub struct ServerSettings {
     /// Address to listen on; default `0.0.0.0:8080`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/readyz` (and `/livez`) are served apart from the public port,
+    /// which then serves neither; default none (all on `listen`).
+    pub admin_listen: Option<SocketAddr>,
     /// Origins allowed to call from browsers (exact, e.g. `https://app.example.com`).
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
@@ -98,6 +101,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            admin_listen: None,
             cors_allowed_origins: Vec::new(),
             request_timeout_seconds: default_request_timeout(),
             shutdown_grace_seconds: default_grace(),

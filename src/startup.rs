@@ -24,6 +24,8 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 100;
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// The admin listener and its router, when `server.admin_listen` is set.
+    admin: Option<(TcpListener, axum::Router)>,
     grace: Duration,
     connections: auto::Builder<TokioExecutor>,
     /// How long a new connection may take to send its first request head.
@@ -84,11 +86,20 @@ impl Application {
                     http::Demo::Off
                 },
                 companion_prefix: &config.server.companion_prefix,
+                admin_apart: config.server.admin_listen.is_some(),
             },
         );
+        let admin = match config.server.admin_listen {
+            Some(address) => Some((
+                TcpListener::bind(address).await?,
+                http::admin_router(state.clone()),
+            )),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
+            admin,
             grace: Duration::from_secs(config.server.shutdown_grace_seconds),
             connections: connection_builder(
                 Duration::from_secs(config.server.header_read_timeout_seconds),
@@ -103,6 +114,11 @@ impl Application {
     /// The bound address (the real port when the configuration asked for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The admin listener's address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The shared state (tests inspect it).
@@ -121,58 +137,34 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            let stream = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _peer)) => stream,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off rather than spin.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            // Small request, small answer: do not wait for Nagle.
-            let _ = stream.set_nodelay(true);
-            // HTTP/1 bounds each head in time; HTTP/2 has no such bound in hyper, so a
-            // connection whose first request head is not in within the header deadline
-            // is closed here, whichever the protocol.
-            let first = Arc::new(FirstRequest::default());
-            let seen = Arc::clone(&first);
-            let router = tower::ServiceBuilder::new()
-                .map_request(move |request| {
-                    seen.arrived();
-                    request
-                })
-                .service(self.router.clone());
-            let service = TowerToHyperService::new(router);
-            let connection = self
-                .connections
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
-            let deadline = self.header_timeout;
+        let limits = Limits {
+            connections: self.connections,
+            header_timeout: self.header_timeout,
+        };
+        // The admin listener stops accepting with the public one, and drains with it.
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin = self.admin.map(|(listener, router)| {
+            let limits = limits.clone();
             tokio::spawn(async move {
-                tokio::select! {
-                    result = connection => {
-                        if let Err(error) = result {
-                            tracing::debug!(error = %error, "connection ended with an error");
-                        }
-                    }
-                    () = first.missed(deadline) => {
-                        tracing::debug!("no request head within the header deadline: connection closed");
-                    }
-                }
-            });
-        }
-        drop(self.listener);
+                let stopped = async {
+                    let _ = admin_stopped.await;
+                };
+                accept_until(listener, router, &limits, stopped).await
+            })
+        });
+        let graceful = accept_until(self.listener, self.router, &limits, shutdown).await;
+        let _ = stop_admin.send(());
         tracing::info!("shutting down: draining in-flight requests");
+        let drained = async {
+            graceful.shutdown().await;
+            if let Some(admin) = admin
+                && let Ok(admin) = admin.await
+            {
+                admin.shutdown().await;
+            }
+        };
         tokio::select! {
-            () = graceful.shutdown() => {},
+            () = drained => {},
             () = tokio::time::sleep(self.grace) => {
                 tracing::warn!(grace = ?self.grace, "grace period over; dropping the requests still running");
             }
@@ -182,6 +174,73 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// How connections are served: the protocols' limits and the first head's deadline.
+#[derive(Clone)]
+struct Limits {
+    connections: auto::Builder<TokioExecutor>,
+    header_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `stop` completes (the listener is then closed:
+/// new connections are refused); answers the watcher that drains the open ones.
+async fn accept_until(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: &Limits,
+    stop: impl Future<Output = ()>,
+) -> GracefulShutdown {
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Small request, small answer: do not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        // HTTP/1 bounds each head in time; HTTP/2 has no such bound in hyper, so a
+        // connection whose first request head is not in within the header deadline
+        // is closed here, whichever the protocol.
+        let first = Arc::new(FirstRequest::default());
+        let seen = Arc::clone(&first);
+        let router = tower::ServiceBuilder::new()
+            .map_request(move |request| {
+                seen.arrived();
+                request
+            })
+            .service(router.clone());
+        let service = TowerToHyperService::new(router);
+        let connection = limits
+            .connections
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let deadline = limits.header_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::debug!(error = %error, "connection ended with an error");
+                    }
+                }
+                () = first.missed(deadline) => {
+                    tracing::debug!("no request head within the header deadline: connection closed");
+                }
+            }
+        });
+    }
+    drop(listener);
+    graceful
 }
 
 /// Whether a connection's first request head has arrived.

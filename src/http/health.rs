@@ -1,4 +1,5 @@
-//! `GET /livez`, `GET /readyz`, `GET /metrics`, `GET /openapi.yaml`.
+//! `GET /livez`, `GET /readyz`, `GET /metrics`, `GET /openapi.yaml`; with
+//! `server.admin_listen`, readiness and metrics on the admin listener only.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -9,11 +10,25 @@ use serde_json::json;
 
 use super::{AppState, OPENAPI_YAML};
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
+/// The public port's: readiness and metrics too, unless an admin listener serves them.
+pub(super) fn router(admin_apart: bool) -> Router<AppState> {
+    let public = Router::new()
         .route("/livez", get(livez))
+        .route("/openapi.yaml", get(openapi));
+    match admin_apart {
+        true => public,
+        false => public.merge(probes()),
+    }
+}
+
+/// The admin listener's.
+pub(super) fn admin_router() -> Router<AppState> {
+    Router::new().route("/livez", get(livez)).merge(probes())
+}
+
+fn probes() -> Router<AppState> {
+    Router::new()
         .route("/readyz", get(readyz))
-        .route("/openapi.yaml", get(openapi))
         .route("/metrics", get(metrics))
 }
 

@@ -160,6 +160,18 @@ pub struct Extras<'a> {
     /// Where Uppy Companion's S3 routes are (`/s3`); empty: nowhere. Checked by the
     /// configuration (a path that overlaps the API's own would panic here).
     pub companion_prefix: &'a str,
+    /// `/metrics` and `/readyz` are served by the admin listener ([`admin_router`]),
+    /// not here.
+    pub admin_apart: bool,
+}
+
+/// The admin listener's router (`server.admin_listen`): `/livez`, `/readyz` and
+/// `/metrics`, for probes and scrapers on a port the public never reaches.
+pub fn admin_router(state: AppState) -> Router {
+    health::admin_router()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
 }
 
 /// The router with every layer: request id, tracing, CORS, body limit, timeout,
@@ -191,7 +203,7 @@ pub fn router(
         .merge(signrequest::router())
         .merge(multipart::router())
         .merge(completion::router())
-        .merge(health::router())
+        .merge(health::router(extras.admin_apart))
         .merge(demo::router(extras.demo))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

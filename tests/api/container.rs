@@ -325,9 +325,14 @@ async fn ticket(token: &str, body: Value) -> (u16, Value) {
 }
 
 async fn wait_ready() {
+    wait_ready_at(BASE).await;
+}
+
+/// Waits for `base`'s `/readyz` (the admin listener's, where the configuration has one).
+async fn wait_ready_at(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, body) = get(&format!("{BASE}/readyz")).await;
+        let (status, body) = get(&format!("{base}/readyz")).await;
         if status == 200 {
             return;
         }
@@ -716,8 +721,11 @@ async fn a_replica_run_as_docker_compose_runs_it_issues_a_ticket_whose_upload_la
     let mut env = environment.clone();
     // On this machine's network the service listens on loopback only (in the stack, on
     // its own network, the image's 0.0.0.0).
+    // The admin listener (metrics, readiness) on a loopback port of its own too.
+    let admin = format!("127.0.0.1:{}", free_port());
     env.extend(pairs(&[
         ("UPLOAD_TICKETS__SERVER__LISTEN", LOOPBACK_8080),
+        ("UPLOAD_TICKETS__SERVER__ADMIN_LISTEN", admin.as_str()),
         ("UPLOAD_TICKETS__S3__ENDPOINT", store.endpoint.as_str()),
         (
             "UPLOAD_TICKETS__S3__SERVICE_ENDPOINT",
@@ -729,11 +737,15 @@ async fn a_replica_run_as_docker_compose_runs_it_issues_a_ticket_whose_upload_la
     let container = Container::new();
     let mut service = Service::start(&container, &env, &mounts).await;
     assert_eq!(service.ids(), "65532:65532");
-    wait_ready().await;
+    let admin = format!("http://{admin}");
+    wait_ready_at(&admin).await;
     assert!(
         healthy(&container, &health),
         "compose's health check passes"
     );
+    // Compose puts metrics and readiness on the admin port, off the public one.
+    assert_eq!(get(&format!("{admin}/metrics")).await.0, 200);
+    assert_eq!(get(&format!("{BASE}/metrics")).await.0, 404);
 
     let auth = &settings["auth"];
     let claims = json!({

@@ -66,6 +66,7 @@ pub(crate) async fn in_process_on(
         upload_tickets::http::Extras {
             demo: &upload_tickets::http::Demo::Off,
             companion_prefix: &config.server.companion_prefix,
+            admin_apart: false,
         },
     );
     InProcess {

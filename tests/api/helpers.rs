@@ -141,6 +141,8 @@ impl CredentialSource for Switchable {
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener's base URL, when the configuration has one.
+    pub admin: Option<String>,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -220,12 +222,14 @@ pub async fn spawn_app_with(toml: &str, source: Arc<dyn CredentialSource>) -> Te
         .await
         .expect("the server binds");
     let addr = app.local_addr().unwrap();
+    let admin = app.admin_addr().map(|a| format!("http://{a}"));
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
     TestApp {
         base: format!("http://{addr}"),
+        admin,
         client: reqwest::Client::new(),
         stop: Some(stop),
         handle: Some(handle),

@@ -234,3 +234,50 @@ async fn tokens_naming_unknown_tenants_share_one_metric_label() {
     );
     assert!(sample(&after, series) >= before + 60.0, "{after}");
 }
+
+#[tokio::test]
+async fn an_admin_listener_serves_metrics_and_readiness_and_the_public_port_neither() {
+    let config = base_config().replace("[server]\n", "[server]\nadmin_listen = \"127.0.0.1:0\"\n");
+    let app = spawn_app_on(&config).await;
+    let admin = app.admin.clone().expect("an admin listener");
+    assert_ne!(admin, app.base);
+
+    // Public: tickets, liveness and the spec; no metrics, no readiness.
+    for (path, status) in [
+        ("/livez", 200),
+        ("/openapi.yaml", 200),
+        ("/metrics", 404),
+        ("/readyz", 404),
+    ] {
+        assert_eq!(app.get(path).await.status(), status, "public {path}");
+    }
+    let issued = app
+        .upload(
+            &token("acme", "u"),
+            &json!({"filename": "a.pdf", "content_type": "application/pdf"}),
+        )
+        .await;
+    assert_eq!(issued.status(), 201);
+
+    // Admin: probes and metrics, which count the public port's tickets; nothing else.
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{admin}{path}")).send();
+    assert_eq!(get("/livez").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        sample(
+            &metrics,
+            r#"upload_tickets_tickets_issued_total{tenant="acme"}"#
+        ) >= 1.0,
+        "{metrics}"
+    );
+    let uploads = client
+        .post(format!("{admin}/uploads"))
+        .bearer_auth(token("acme", "u"))
+        .json(&json!({"filename": "a.pdf", "content_type": "application/pdf"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploads.status(), 404, "no tickets on the admin port");
+}

@@ -198,7 +198,7 @@ export interface paths {
         };
         /**
          * Ready to issue tickets
-         * @description Configuration loaded, AWS credentials at hand, token keys (JWKS) loaded.
+         * @description Configuration loaded, AWS credentials at hand, token keys (JWKS) loaded. With `server.admin_listen` set, served on the admin listener only (404 here).
          */
         get: operations["readyz"];
         put?: never;
@@ -218,7 +218,8 @@ export interface paths {
         };
         /**
          * Prometheus metrics
-         * @description `upload_tickets_tickets_issued_total{tenant}`,
+         * @description With `server.admin_listen` set, served on the admin listener only (404 here).
+         *     `upload_tickets_tickets_issued_total{tenant}`,
          *     `upload_tickets_refusals_total{tenant,code}`,
          *     `upload_tickets_http_request_duration_seconds{method,route,status}` (histogram),
          *     `upload_tickets_credential_refreshes_total{result}`,

@@ -79,7 +79,25 @@ pub struct DevArgs {
     /// Start no store: sign for whatever listens at the configured endpoint.
     #[arg(long, conflicts_with_all = ["store", "data"])]
     pub no_store: bool,
+    /// Where the service listens; default 127.0.0.1:8080. Only this flag moves it (not
+    /// UPLOAD_TICKETS__SERVER__LISTEN, which a container image sets for `serve`): a
+    /// demo reachable from elsewhere gets no token on its page.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
+
+/// The token `dev`'s demo page carries: none when it listens beyond loopback, where
+/// anyone reaching the page would get it (paste one into the page instead).
+fn demo_token(listen: std::net::SocketAddr, token: &str) -> Option<crate::auth::IssuedToken> {
+    listen
+        .ip()
+        .is_loopback()
+        .then(|| crate::auth::IssuedToken(token.to_owned()))
+}
+
+/// Where `dev` listens unless `--listen` says otherwise.
+const DEV_LISTEN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
 /// Arguments of `upload-tickets presign`.
 #[derive(Debug, Args)]
@@ -224,6 +242,17 @@ const DEV_PUT_TENANT: &str = "dev-put";
 async fn dev(args: DevArgs) -> Result<String, CliError> {
     let mut settings = Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned()))?;
     let _logs = telemetry::init(settings.server.log_format)?;
+    // The environment may say 0.0.0.0 (a container image does, for `serve`): dev's
+    // token must not reach the network by that, so only its own flag moves it.
+    let listen = args.listen.unwrap_or(DEV_LISTEN);
+    if settings.server.listen != listen && args.listen.is_none() {
+        tracing::warn!(
+            ignored = %settings.server.listen,
+            "dev listens on 127.0.0.1:8080 whatever the environment says; use --listen to move it"
+        );
+    }
+    settings.server.listen = listen;
+    let local_only = listen.ip().is_loopback();
     let secret_var = settings.auth.hmac_secret_env.clone().unwrap_or_default();
     // A fresh key each run: tokens from an earlier run stop working, as they should.
     let secret = std::env::var(&secret_var)
@@ -250,7 +279,10 @@ async fn dev(args: DevArgs) -> Result<String, CliError> {
     };
     let token = dev_token(&auth, DEV_TENANT, &secret)?;
     let put_token = dev_token(&auth, DEV_PUT_TENANT, &secret)?;
-    config.demo_token = Some(crate::auth::IssuedToken(token.clone()));
+    config.demo_token = demo_token(listen, &token);
+    if !local_only {
+        tracing::warn!(%listen, "dev listens beyond loopback: the demo page carries no token");
+    }
     let app = Application::build(config, source).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "upload-tickets dev is listening");
@@ -468,4 +500,20 @@ fn parse_now(text: &str) -> Result<SystemTime, CliError> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(SystemTime::from)
         .map_err(|e| CliError::Usage(format!("--now {text:?}: not an RFC 3339 time ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_embeds_its_token_only_when_it_listens_on_loopback() {
+        let at = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        assert!(demo_token(at("127.0.0.1:8080"), "t").is_some());
+        assert!(demo_token(at("[::1]:8080"), "t").is_some());
+        assert!(demo_token(at("0.0.0.0:8080"), "t").is_none());
+        assert!(demo_token(at("[::]:8080"), "t").is_none());
+        assert!(demo_token(at("192.0.2.1:8080"), "t").is_none());
+        assert_eq!(DEV_LISTEN, at("127.0.0.1:8080"));
+    }
 }

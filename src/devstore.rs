@@ -11,9 +11,10 @@
 //! s3s-fs sees the bytes: s3s-fs 0.14 refuses a wrong one with `BadDigest` but has
 //! already written the file, so the object would land anyway.
 //!
-//! What it is not: a production store. A POST upload, and a PUT that declares a
-//! checksum, is held in memory while it is checked (up to [`MAX_POST_BYTES`]), and
-//! there is one key pair.
+//! What it is not: a production store. A POST upload's fields are checked (signature,
+//! expiry, size range) before a byte of its file is read; the file is then held in
+//! memory while it is checked, up to its policy's maximum (at most [`MAX_POST_BYTES`]),
+//! as is a PUT that declares a checksum; and there is one key pair.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -309,16 +310,33 @@ async fn check_post_policy(
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_POST_BYTES).await else {
-        return s3xml::error(
-            StatusCode::BAD_REQUEST,
-            "EntityTooLarge",
-            &format!("the dev store takes POST uploads of up to {MAX_POST_BYTES} bytes"),
-        );
+    let secret_for = |id: &str| (id == gate.access_key).then(|| gate.secret_key.clone());
+    // The signature, the expiry and the size range before a byte of the file is read:
+    // a form nobody signed is not buffered, and a signed one only up to its range.
+    let admit = |fields: &[(String, String)], filename: &str| {
+        let posted = PostedForm {
+            bucket: &bucket,
+            fields,
+            filename,
+            size: 0,
+        };
+        match evaluate(&posted, secret_for, SystemTime::now()) {
+            Ok(()) => Ok(MAX_POST_BYTES as u64),
+            Err(Refusal::SizeOutOfRange { max, .. }) => Ok(max.min(MAX_POST_BYTES as u64)),
+            Err(refusal) => Err(refusal),
+        }
     };
-    let form = match read_form(bytes.clone(), boundary).await {
-        Ok(form) => form,
-        Err(reason) => {
+    let (form, bytes) = match read_form(body, boundary, admit).await {
+        Ok(read) => read,
+        Err(FormError::Refused(refusal)) => return refused(&refusal),
+        Err(FormError::TooLarge(max)) => {
+            return s3xml::error(
+                StatusCode::BAD_REQUEST,
+                "EntityTooLarge",
+                &format!("the file is over the {max} bytes its policy (and the dev store) allows"),
+            );
+        }
+        Err(FormError::Malformed(reason)) => {
             return s3xml::error(StatusCode::BAD_REQUEST, "MalformedPOSTRequest", &reason);
         }
     };
@@ -328,7 +346,6 @@ async fn check_post_policy(
         filename: &form.filename,
         size: form.size,
     };
-    let secret_for = |id: &str| (id == gate.access_key).then(|| gate.secret_key.clone());
     let verdict = evaluate(&posted, secret_for, SystemTime::now());
     if verdict.is_ok()
         && let Some(mismatch) = form.declared.and_then(|d| mismatch(&d, &form.file))
@@ -351,12 +368,15 @@ async fn check_post_policy(
             }
             response
         }
-        Err(refusal) => {
-            tracing::info!(%refusal, "dev store: POST upload refused");
-            let (status, code) = s3_code(&refusal);
-            s3xml::error(status, code, &refusal.to_string())
-        }
+        Err(refusal) => refused(&refusal),
     }
+}
+
+/// The answer to a refused POST upload, logged.
+fn refused(refusal: &Refusal) -> Response {
+    tracing::info!(%refusal, "dev store: POST upload refused");
+    let (status, code) = s3_code(refusal);
+    s3xml::error(status, code, &refusal.to_string())
 }
 
 /// The `ETag` and `Location` headers S3 answers a POST upload with and s3s-fs leaves
@@ -511,36 +531,114 @@ struct Form {
     declared: Option<(ChecksumAlgorithm, String)>,
 }
 
-async fn read_form(bytes: Bytes, boundary: String) -> Result<Form, String> {
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut fields: Vec<(String, String)> = Vec::new();
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| e.to_string())? {
-        let name = field.name().unwrap_or_default().to_owned();
-        if name.eq_ignore_ascii_case("file") {
-            let filename = field.file_name().unwrap_or_default().to_owned();
-            let mut file = Vec::new();
-            while let Some(chunk) = field.chunk().await.map_err(|e| e.to_string())? {
-                file.extend_from_slice(&chunk);
-            }
-            let declared = ChecksumAlgorithm::ALL.into_iter().find_map(|algorithm| {
-                let (_, value) = fields
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(algorithm.field()))?;
-                Some((algorithm, value.clone()))
-            });
-            return Ok(Form {
-                size: file.len() as u64,
-                fields,
-                filename,
-                file,
-                declared,
-            });
+/// Why a form was not read whole.
+#[derive(Debug)]
+enum FormError {
+    /// `admit` refused its fields: why.
+    Refused(Refusal),
+    /// The file is over the bound `admit` gave, or the form over the dev store's.
+    TooLarge(u64),
+    /// Not a form S3 would read.
+    Malformed(String),
+}
+
+/// Largest text field of a form (a policy is a few KiB).
+const MAX_FIELD_BYTES: u64 = 64 * 1024;
+
+/// Reads a POST form as it streams in: the fields before the file, then, once `admit`
+/// has passed them (with the file's name) and said how many bytes the file may have,
+/// the file within that bound. Answers the form and the bytes read, to pass on.
+async fn read_form(
+    body: Body,
+    boundary: String,
+    admit: impl FnOnce(&[(String, String)], &str) -> Result<u64, Refusal>,
+) -> Result<(Form, Bytes), FormError> {
+    use futures_util::StreamExt as _;
+    use std::task::Poll;
+    // What multer reads, kept to be passed on whole (s3s-fs reads the form itself).
+    let raw = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let kept = Arc::clone(&raw);
+    // multer reads as long as the stream has data ready; a chunk at a time (a pause,
+    // woken at once, after each) it reads only what each step needs, so the file's
+    // bytes wait in the socket until the fields are admitted, and then only to the bound.
+    let mut inner = body.into_data_stream();
+    let mut paused = false;
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        if paused {
+            paused = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
-        let value = field.text().await.map_err(|e| e.to_string())?;
-        fields.push((name, value));
+        let next = inner.poll_next_unpin(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &next {
+            paused = true;
+            if let Ok(mut raw) = kept.lock() {
+                raw.extend_from_slice(chunk);
+            }
+        }
+        next
+    });
+    let limits = multer::SizeLimit::new()
+        .whole_stream(MAX_POST_BYTES as u64 + MAX_FIELD_BYTES)
+        .per_field(MAX_POST_BYTES as u64);
+    let constraints = multer::Constraints::new().size_limit(limits);
+    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let malformed = |e: multer::Error| FormError::Malformed(e.to_string());
+    let mut fields: Vec<(String, String)> = Vec::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if !name.eq_ignore_ascii_case("file") {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+                value.extend_from_slice(&chunk);
+                if value.len() as u64 > MAX_FIELD_BYTES {
+                    return Err(FormError::Malformed(format!(
+                        "the field {name:?} is over {MAX_FIELD_BYTES} bytes"
+                    )));
+                }
+            }
+            let value = String::from_utf8(value)
+                .map_err(|_| FormError::Malformed(format!("the field {name:?} is not UTF-8")))?;
+            fields.push((name, value));
+            continue;
+        }
+        let filename = field.file_name().unwrap_or_default().to_owned();
+        let max = admit(&fields, &filename).map_err(FormError::Refused)?;
+        let mut file = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            file.extend_from_slice(&chunk);
+            if file.len() as u64 > max {
+                return Err(FormError::TooLarge(max));
+            }
+        }
+        drop(field);
+        // S3 ignores what follows the file; read to the end so that all of it passes on.
+        while let Some(mut after) = multipart.next_field().await.map_err(malformed)? {
+            while after.chunk().await.map_err(malformed)?.is_some() {}
+        }
+        let declared = ChecksumAlgorithm::ALL.into_iter().find_map(|algorithm| {
+            let (_, value) = fields
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(algorithm.field()))?;
+            Some((algorithm, value.clone()))
+        });
+        let form = Form {
+            size: file.len() as u64,
+            fields,
+            filename,
+            file,
+            declared,
+        };
+        let bytes = std::mem::take(
+            &mut *raw
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        return Ok((form, Bytes::from(bytes)));
     }
-    Err("the form has no file field (it must come last)".to_owned())
+    Err(FormError::Malformed(
+        "the form has no file field (it must come last)".to_owned(),
+    ))
 }
 
 /// The status and S3 error code AWS answers for a refusal.
@@ -597,17 +695,60 @@ mod tests {
         let body = "--X\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk/${filename}\r\n\
                     --X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n\
                     --X\r\nContent-Disposition: form-data; name=\"after\"\r\n\r\nignored\r\n--X--\r\n";
-        let form = read_form(Bytes::from(body), "X".to_owned()).await.unwrap();
+        let seen = std::sync::Mutex::new(None);
+        let admit = |fields: &[(String, String)], filename: &str| {
+            *seen.lock().unwrap() = Some((fields.to_vec(), filename.to_owned()));
+            Ok(100)
+        };
+        let (form, raw) = read_form(Body::from(body), "X".to_owned(), admit)
+            .await
+            .unwrap();
         assert_eq!(
             form.fields,
             vec![("key".to_owned(), "k/${filename}".to_owned())]
         );
         assert_eq!((form.filename.as_str(), form.size), ("a.txt", 5));
+        assert_eq!(raw, body.as_bytes(), "every byte passes on");
+        assert_eq!(
+            seen.lock().unwrap().clone(),
+            Some((form.fields.clone(), "a.txt".to_owned())),
+            "admitted on the fields before the file"
+        );
         let no_file = "--X\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--X--\r\n";
         assert!(
-            read_form(Bytes::from(no_file), "X".to_owned())
+            read_form(Body::from(no_file), "X".to_owned(), |_, _| Ok(100))
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_form_is_not_read_past_its_fields_and_a_signed_one_only_to_its_bound() {
+        // A body that never ends after the file's first bytes: reading it whole would hang.
+        let head = "--X\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n\
+                    --X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n";
+        let endless = |head: &'static str| {
+            let first =
+                futures_util::stream::once(
+                    async move { Ok::<_, std::io::Error>(Bytes::from(head)) },
+                );
+            let more = futures_util::stream::repeat_with(|| Ok(Bytes::from(vec![b'x'; 4096])));
+            Body::from_stream(futures_util::StreamExt::chain(first, more))
+        };
+        let refusal = read_form(endless(head), "X".to_owned(), |_, _| {
+            Err(Refusal::SignatureMismatch)
+        });
+        let refusal = tokio::time::timeout(Duration::from_secs(5), refusal)
+            .await
+            .expect("refused without reading the file");
+        assert!(
+            matches!(refusal, Err(FormError::Refused(Refusal::SignatureMismatch))),
+            "{refusal:?}"
+        );
+        let bounded = read_form(endless(head), "X".to_owned(), |_, _| Ok(10_000));
+        let bounded = tokio::time::timeout(Duration::from_secs(5), bounded)
+            .await
+            .expect("stopped at the bound");
+        assert!(matches!(bounded, Err(FormError::TooLarge(10_000))));
     }
 }

@@ -43,8 +43,37 @@ pub enum Demo {
     On(Option<IssuedToken>),
 }
 
+/// Whether `host` (a `Host` header: a name or address, maybe a port) may see the demo:
+/// loopback names, and the hosts of the configured CORS origins. Anything else is a page
+/// that rebound its own DNS name to this machine (DNS rebinding), which must not read
+/// the page's token.
+fn allowed_host(host: Option<&HeaderValue>, origins: &[String]) -> bool {
+    let Some(host) = host.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        // [::1]:8080
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    if matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1") {
+        return true;
+    }
+    origins.iter().any(|origin| {
+        url::Url::parse(origin)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+            })
+            .is_some_and(|h| h == name)
+    })
+}
+
 /// The demo routes: always routed, so that other methods get 405 as the spec says.
-pub(super) fn router(demo: &Demo) -> Router<AppState> {
+/// `origins` are the configured CORS origins, whose hosts may see the demo too.
+pub(super) fn router(demo: &Demo, origins: &[String]) -> Router<AppState> {
     let page = match demo {
         Demo::Off => None,
         // A JWT is base64url and dots: nothing in it needs escaping in HTML.
@@ -54,7 +83,13 @@ pub(super) fn router(demo: &Demo) -> Router<AppState> {
         )),
     };
     let on = page.is_some();
-    let page = move || async move { page.map(Html).ok_or(ApiError::NotFound) };
+    let origins = origins.to_vec();
+    let page = move |headers: axum::http::HeaderMap| async move {
+        match allowed_host(headers.get(header::HOST), &origins) {
+            true => page.map(Html).ok_or(ApiError::NotFound),
+            false => Err(ApiError::NotFound),
+        }
+    };
     // The token first, as on every route that takes one (and as the spec says: a
     // request without one is a 401); then whether the demo is on.
     let objects = move |State(state): State<AppState>, mut parts: Parts| async move {
@@ -124,4 +159,36 @@ async fn listing(state: &AppState, who: &Authorized) -> Handled {
         objects,
     };
     Ok((tickets::json(StatusCode::OK, &listing)?, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_answers_loopback_names_and_configured_origins_only() {
+        let origins = vec!["https://app.example.com".to_owned()];
+        let host = |h: &str| HeaderValue::from_str(h).ok();
+        for allowed in [
+            "localhost:8080",
+            "LOCALHOST",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "app.example.com",
+            "app.example.com:443",
+        ] {
+            assert!(allowed_host(host(allowed).as_ref(), &origins), "{allowed}");
+        }
+        for refused in [
+            "attacker.example:8080",
+            "127.0.0.1.attacker.example",
+            "localhost.attacker.example:8080",
+            "example.com",
+            "192.168.1.10:8080",
+            "",
+        ] {
+            assert!(!allowed_host(host(refused).as_ref(), &origins), "{refused}");
+        }
+        assert!(!allowed_host(None, &origins), "no Host header");
+    }
 }

@@ -204,7 +204,7 @@ pub fn router(
         .merge(multipart::router())
         .merge(completion::router())
         .merge(health::router(extras.admin_apart))
-        .merge(demo::router(extras.demo))
+        .merge(demo::router(extras.demo, cors_origins))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

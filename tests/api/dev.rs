@@ -34,11 +34,15 @@ impl Dev {
         if !args.iter().any(|a| a == "--store" || a == "--no-store") {
             args.extend(["--store".to_owned(), "127.0.0.1:0".to_owned()]);
         }
+        if !args.iter().any(|a| a == "--listen") {
+            args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
             .arg("dev")
             .args(&args)
             .env_clear()
-            .env("UPLOAD_TICKETS__SERVER__LISTEN", "127.0.0.1:0")
+            // As the container image sets it for every command: dev does not follow it.
+            .env("UPLOAD_TICKETS__SERVER__LISTEN", "0.0.0.0:0")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -528,9 +532,8 @@ async fn dev_uses_a_store_already_there_and_refuses_a_port_taken_otherwise() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = listener.local_addr().unwrap().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
-        .args(["dev", "--store", &taken])
+        .args(["dev", "--store", &taken, "--listen", "127.0.0.1:0"])
         .env_clear()
-        .env("UPLOAD_TICKETS__SERVER__LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -594,4 +597,40 @@ fn files_under(dir: &Path) -> usize {
             if path.is_dir() { files_under(&path) } else { 1 }
         })
         .sum()
+}
+
+#[tokio::test]
+async fn dev_binds_loopback_whatever_the_environment_says_and_shows_its_token_to_loopback_names_only()
+ {
+    // Dev::start sets UPLOAD_TICKETS__SERVER__LISTEN=0.0.0.0:0, as the image does.
+    let dev = Dev::start(&[]).await;
+    assert!(dev.base.starts_with("http://127.0.0.1:"), "{}", dev.base);
+    let port = dev.base.rsplit(':').next().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let page = |host: String| {
+        client
+            .get(format!("{}/demo", dev.base))
+            .header("host", host)
+            .send()
+    };
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let response = page(host.clone()).await.unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+        assert!(
+            response.text().await.unwrap().contains(&dev.token),
+            "{host}"
+        );
+    }
+    // A page of another origin whose name was rebound to this machine (DNS rebinding).
+    for host in [
+        format!("attacker.example:{port}"),
+        format!("127.0.0.1.nip.example:{port}"),
+    ] {
+        let response = page(host.clone()).await.unwrap();
+        assert_eq!(response.status(), 404, "{host}");
+        assert!(
+            !response.text().await.unwrap().contains(&dev.token),
+            "{host}"
+        );
+    }
 }

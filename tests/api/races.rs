@@ -478,3 +478,8 @@ async fn a_part_of_another_length_is_refused_by_the_store() {
 async fn a_part_raced_past_the_listing_never_lands_on_the_dev_store() {
     a_part_raced_past_the_listing_never_lands(Kind::Dev).await;
 }
+
+#[tokio::test]
+async fn a_part_raced_past_the_listing_never_lands_on_garage() {
+    a_part_raced_past_the_listing_never_lands(Kind::Garage).await;
+}

@@ -399,49 +399,39 @@ impl Config {
                 }
             }
         }
-        let (handles, handle_key_is_random) = match &server.handle_secret_env {
-            Some(var) => {
-                let secret = env(var).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "server.handle_secret_env",
-                        format!("environment variable {var} is not set"),
-                    )
-                })?;
-                if secret.len() < MIN_HANDLE_KEY_BYTES {
-                    return Err(ConfigError::invalid(
-                        "server.handle_secret_env",
-                        format!("the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"),
-                    ));
-                }
-                let key = HandleKey::new(secret.as_bytes());
-                match &server.handle_previous_secret_env {
-                    Some(var) => {
-                        let previous = env(var).ok_or_else(|| {
-                            ConfigError::invalid(
-                                "server.handle_previous_secret_env",
-                                format!("environment variable {var} is not set"),
-                            )
-                        })?;
-                        if previous.len() < MIN_HANDLE_KEY_BYTES {
-                            return Err(ConfigError::invalid(
-                                "server.handle_previous_secret_env",
-                                format!(
-                                    "the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"
-                                ),
-                            ));
-                        }
-                        (key.with_previous(previous.as_bytes()), false)
-                    }
+        // A key of at least the minimum length from the variable `var` that `setting` names.
+        let key_in = |setting: &'static str, var: &str| {
+            let secret = env(var).ok_or_else(|| {
+                ConfigError::invalid(setting, format!("environment variable {var} is not set"))
+            })?;
+            if secret.len() < MIN_HANDLE_KEY_BYTES {
+                return Err(ConfigError::invalid(
+                    setting,
+                    format!("the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"),
+                ));
+            }
+            Ok(secret)
+        };
+        let previous = server
+            .handle_previous_secret_env
+            .as_deref()
+            .map(|var| key_in("server.handle_previous_secret_env", var))
+            .transpose()?;
+        let (handles, handle_key_is_random) = match (&server.handle_secret_env, previous) {
+            (Some(var), previous) => {
+                let key = HandleKey::new(key_in("server.handle_secret_env", var)?.as_bytes());
+                match previous {
+                    Some(previous) => (key.with_previous(previous.as_bytes()), false),
                     None => (key, false),
                 }
             }
-            None if server.handle_previous_secret_env.is_some() => {
+            (None, Some(_)) => {
                 return Err(ConfigError::invalid(
                     "server.handle_previous_secret_env",
                     "a previous key needs a current one: set server.handle_secret_env",
                 ));
             }
-            None => (HandleKey::random(), true),
+            (None, None) => (HandleKey::random(), true),
         };
         Ok(Self {
             server,

@@ -148,35 +148,25 @@ impl Verifier {
                     "hmac_secret_env needs HS256, HS384 or HS512",
                 ));
             }
-            let secret = env(var).ok_or_else(|| {
-                invalid(
-                    "hmac_secret_env",
-                    format!("environment variable {var} is not set"),
-                )
-            })?;
-            if secret.len() < MIN_HMAC_SECRET_BYTES {
-                return Err(invalid(
-                    "hmac_secret_env",
-                    format!("the secret in {var} is shorter than {MIN_HMAC_SECRET_BYTES} bytes"),
-                ));
-            }
-            let mut secrets = vec![secret];
-            if let Some(var) = &auth.hmac_previous_secret_env {
-                let previous = env(var).ok_or_else(|| {
-                    invalid(
-                        "hmac_previous_secret_env",
-                        format!("environment variable {var} is not set"),
-                    )
+            // A secret of at least the minimum length from the variable `var` that
+            // `setting` names.
+            let secret_in = |setting: &'static str, var: &str| {
+                let secret = env(var).ok_or_else(|| {
+                    invalid(setting, format!("environment variable {var} is not set"))
                 })?;
-                if previous.len() < MIN_HMAC_SECRET_BYTES {
+                if secret.len() < MIN_HMAC_SECRET_BYTES {
                     return Err(invalid(
-                        "hmac_previous_secret_env",
+                        setting,
                         format!(
                             "the secret in {var} is shorter than {MIN_HMAC_SECRET_BYTES} bytes"
                         ),
                     ));
                 }
-                secrets.push(previous);
+                Ok(secret)
+            };
+            let mut secrets = vec![secret_in("hmac_secret_env", var)?];
+            if let Some(var) = &auth.hmac_previous_secret_env {
+                secrets.push(secret_in("hmac_previous_secret_env", var)?);
             }
             // The current secret's keys first: most tokens verify on the first try.
             Keys::Hmac(

@@ -17,7 +17,7 @@ use crate::credentials::{CredentialSource, CredentialsCache};
 use crate::http::{self, App, AppState};
 
 /// Most HTTP/2 streams one connection may have open at once.
-pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
@@ -27,9 +27,7 @@ pub struct Application {
     /// The admin listener and its router, when `server.admin_listen` is set.
     admin: Option<(TcpListener, axum::Router)>,
     grace: Duration,
-    connections: auto::Builder<TokioExecutor>,
-    /// How long a new connection may take to send its first request head.
-    header_timeout: Duration,
+    limits: Limits,
     background: Vec<JoinHandle<()>>,
     state: AppState,
 }
@@ -41,6 +39,11 @@ impl Application {
     /// (the service answers 503 and `/readyz` says why until they recover).
     pub async fn build(config: Config, source: Arc<dyn CredentialSource>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.server.listen).await?;
+        // Both bound before anything is started, so that a taken port leaves nothing running.
+        let admin_listener = match config.server.admin_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         crate::telemetry::metrics();
         let credentials = Arc::new(CredentialsCache::new(source));
         let first_load = tokio::time::timeout(Duration::from_secs(5), credentials.refresh()).await;
@@ -89,23 +92,17 @@ impl Application {
                 admin_apart: config.server.admin_listen.is_some(),
             },
         );
-        let admin = match config.server.admin_listen {
-            Some(address) => Some((
-                TcpListener::bind(address).await?,
-                http::admin_router(state.clone()),
-            )),
-            None => None,
-        };
+        let admin = admin_listener.map(|l| (l, http::admin_router(state.clone())));
+        let header_timeout = Duration::from_secs(config.server.header_read_timeout_seconds);
         Ok(Self {
             listener,
             router,
             admin,
             grace: Duration::from_secs(config.server.shutdown_grace_seconds),
-            connections: connection_builder(
-                Duration::from_secs(config.server.header_read_timeout_seconds),
-                config.server.max_header_bytes,
-            ),
-            header_timeout: Duration::from_secs(config.server.header_read_timeout_seconds),
+            limits: Limits {
+                connections: connection_builder(header_timeout, config.server.max_header_bytes),
+                header_timeout,
+            },
             background,
             state,
         })
@@ -137,10 +134,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let limits = Limits {
-            connections: self.connections,
-            header_timeout: self.header_timeout,
-        };
+        let limits = self.limits;
         // The admin listener stops accepting with the public one, and drains with it.
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin = self.admin.map(|(listener, router)| {
@@ -177,9 +171,10 @@ impl Application {
 }
 
 /// How connections are served: the protocols' limits and the first head's deadline.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Limits {
     connections: auto::Builder<TokioExecutor>,
+    /// How long a new connection may take to send its first request head.
     header_timeout: Duration,
 }
 

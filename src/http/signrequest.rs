@@ -116,6 +116,17 @@ struct Signed {
     headers: BTreeMap<String, String>,
 }
 
+impl Signed {
+    /// A URL to call with no headers of its own.
+    fn url(url: String, key: Option<String>) -> Self {
+        Self {
+            url,
+            key,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
 /// A POST form for Uppy's PutObject (6.3 on): `{url, fields, key}`.
 #[derive(Debug, Serialize)]
 struct SignedPost {
@@ -372,11 +383,7 @@ fn part(state: &AppState, who: &Authorized, body: &SignBody, handle: &str, numbe
         .pop()
         .map(|p| p.url)
         .ok_or_else(|| ApiError::Internal("no URL signed for the part".into()))?;
-    let signed = Signed {
-        url,
-        key: None,
-        headers: BTreeMap::new(),
-    };
+    let signed = Signed::url(url, None);
     Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
 }
 
@@ -400,11 +407,7 @@ fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Ha
         .presign_url(&credentials.credentials, &request, who.now)
         .map_err(ApiError::internal)?
         .url;
-    let signed = Signed {
-        url,
-        key: None,
-        headers: BTreeMap::new(),
-    };
+    let signed = Signed::url(url, None);
     Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
 }
 
@@ -441,11 +444,11 @@ fn answer_with(state: &AppState, who: &Authorized, receipt: &Receipt, key: Strin
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("r", &signed)
         .finish();
-    let signed = Signed {
-        url: format!("uploads/uppy/answer?{query}"),
-        key: matches!(receipt, Receipt::Started { .. }).then(|| key.clone()),
-        headers: BTreeMap::new(),
-    };
+    let started = matches!(receipt, Receipt::Started { .. });
+    let signed = Signed::url(
+        format!("uploads/uppy/answer?{query}"),
+        started.then(|| key.clone()),
+    );
     Ok((tickets::json(StatusCode::OK, &signed)?, key))
 }
 

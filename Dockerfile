@@ -4,7 +4,7 @@
 #   docker run -p 8080:8080 -v $PWD/config.toml:/etc/upload-tickets/config.toml:ro \
 #     -e UPLOAD_TICKETS_JWT_SECRET=... -e AWS_REGION=... upload-tickets
 # The dependency layer (cargo-chef) is cached apart from the source: editing src/ does
-# not rebuild the AWS SDK.
+# not rebuild the AWS SDK. A workspace: the service and the presign core crate.
 
 ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
@@ -17,9 +17,11 @@ RUN cargo chef prepare --recipe-path recipe.json --bin upload-tickets
 
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
-RUN cargo chef cook --release --recipe-path recipe.json --bin upload-tickets
+# The service without the dev store (`upload-tickets dev` embeds one; production signs
+# for a store someone else runs): no s3s, no s3s-fs in the image.
+RUN cargo chef cook --release --no-default-features --features service --recipe-path recipe.json --bin upload-tickets
 COPY . .
-RUN cargo build --release --bin upload-tickets \
+RUN cargo build --release --no-default-features --features service --bin upload-tickets \
     && install -D -m 0755 target/release/upload-tickets /out/upload-tickets
 
 # glibc and CA certificates, no shell, no package manager; runs as uid 65532.

@@ -3,7 +3,8 @@
 # ours (criterion, release build, one thread) and of @aws-sdk/s3-presigned-post (Node,
 # one thread), and the ratio. Target: ours <= 3 us per ticket and >= 32x the seed.
 #
-# Usage: bench/core.sh            (builds without the service feature: no AWS SDK)
+# Usage: bench/core.sh            (builds the service package's bench without the service
+#                                  feature: the core crate and no AWS SDK)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use upload_tickets::presign::{
+use s3_presigned_post::{
     Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, ObjectKey,
     PostRequest, Presigner, Region, SigningKey,
 };

@@ -11,12 +11,12 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Settings, Source};
 use crate::credentials::{CredentialSource, CredentialsError, DefaultChain, StaticSource};
 use crate::policy::template::Placeholder;
-use crate::presign::{
+use crate::startup::{Application, shutdown_signal};
+use crate::telemetry;
+use s3_presigned_post::{
     Addressing, BucketName, Condition, Endpoint, ObjectKey, PostRequest, PresignError, Presigner,
     Region,
 };
-use crate::startup::{Application, shutdown_signal};
-use crate::telemetry;
 
 /// Short-lived S3 upload tickets (presigned POST) for front ends.
 #[derive(Debug, Parser)]
@@ -191,8 +191,8 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
                 note.push_str("\nnote: server.handle_secret_env is not set: multipart handles will be signed with a random key per process (set it when running more than one replica)");
             }
             let mut tenants: Vec<_> = config.tenants.values().collect();
-            tenants.sort_by(|a, b| a.id.cmp(&b.id));
-            for rules in tenants {
+            tenants.sort_by(|a, b| a.id().cmp(b.id()));
+            for rules in tenants.iter().map(|t| &t.rules) {
                 if !rules.template.uses(Placeholder::Uuid) {
                     note.push_str(&format!(
                         "\nwarning: tenants.{}.key_template {:?} has no {{uuid}}: two uploads of the same file name get the same key ({})",
@@ -269,14 +269,14 @@ async fn dev(args: DevArgs) -> Result<String, CliError> {
 
     // The embedded store knows the dev key only; otherwise AWS credentials in the
     // environment win, for a store of one's own.
-    let source: Arc<dyn CredentialSource> = if store_line.signs_with_dev_key
-        || std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-    {
-        let credentials = crate::presign::Credentials::new(DEV_ACCESS_KEY, DEV_SECRET_KEY, None)?;
-        Arc::new(StaticSource(credentials))
-    } else {
-        Arc::new(DefaultChain::new().await)
-    };
+    let source: Arc<dyn CredentialSource> =
+        if store_line.signs_with_dev_key || std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            let credentials =
+                s3_presigned_post::Credentials::new(DEV_ACCESS_KEY, DEV_SECRET_KEY, None)?;
+            Arc::new(StaticSource(credentials))
+        } else {
+            Arc::new(DefaultChain::new().await)
+        };
     let token = dev_token(&auth, DEV_TENANT, &secret)?;
     let put_token = dev_token(&auth, DEV_PUT_TENANT, &secret)?;
     config.demo_token = demo_token(listen, &token);

@@ -52,3 +52,9 @@ impl Clock for ManualClock {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+/// `time` in RFC 3339, UTC, as the API and the reports write times (fails only for a
+/// year past 9999).
+pub fn rfc3339(time: SystemTime) -> Result<String, time::error::Format> {
+    time::OffsetDateTime::from(time).format(&time::format_description::well_known::Rfc3339)
+}

@@ -17,9 +17,10 @@ use serde::Deserialize;
 use crate::auth::{AuthSettings, Verifier};
 use crate::handle::{HandleKey, MIN_HANDLE_KEY_BYTES};
 use crate::policy::{TenantRules, TenantSettings};
-use crate::presign::{Addressing, Endpoint, Presigner, Region};
 use crate::setting::InvalidSetting;
+use crate::tenant::Tenant;
 use crate::webhook::Webhook;
+use s3_presigned_post::{Addressing, Endpoint, Presigner, Region};
 
 /// The embedded development configuration (`config/default.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
@@ -278,10 +279,8 @@ pub struct Config {
     pub handles: Arc<HandleKey>,
     /// Whether that key is random (handles then live as long as the process).
     pub handle_key_is_random: bool,
-    /// Completion webhooks by tenant id.
-    pub webhooks: HashMap<String, Arc<Webhook>>,
-    /// Tenant rules by id.
-    pub tenants: HashMap<String, Arc<TenantRules>>,
+    /// Tenants (rules and webhook) by id.
+    pub tenants: HashMap<String, Arc<Tenant>>,
     /// Where the tenants' limits are counted.
     pub limits: Arc<crate::limits::Limits>,
     /// The token the demo page comes with (`dev` sets its own; never read from a file).
@@ -301,54 +300,9 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let server = settings.server;
+        check_server(&server)?;
         let limits = crate::limits::Limits::from_settings(&settings.limits)
             .map_err(|reason| ConfigError::invalid("limits", reason))?;
-        if server.request_timeout_seconds == 0 || server.request_timeout_seconds > 300 {
-            return Err(ConfigError::invalid(
-                "server.request_timeout_seconds",
-                "must be 1 to 300",
-            ));
-        }
-        if server.shutdown_grace_seconds > 600 {
-            return Err(ConfigError::invalid(
-                "server.shutdown_grace_seconds",
-                "must be at most 600",
-            ));
-        }
-        if server.header_read_timeout_seconds == 0 || server.header_read_timeout_seconds > 300 {
-            return Err(ConfigError::invalid(
-                "server.header_read_timeout_seconds",
-                "must be 1 to 300",
-            ));
-        }
-        if server.workers.is_some_and(|n| !(1..=256).contains(&n)) {
-            return Err(ConfigError::invalid(
-                "server.workers",
-                "must be 1 to 256 (or unset: one per CPU)",
-            ));
-        }
-        if !(16 * 1024..=16 * 1024 * 1024).contains(&server.max_header_bytes) {
-            return Err(ConfigError::invalid(
-                "server.max_header_bytes",
-                "must be 16384 to 16777216",
-            ));
-        }
-        check_companion_prefix(&server.companion_prefix)?;
-        for origin in &server.cors_allowed_origins {
-            let ok = url::Url::parse(origin).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https")
-                    && u.path() == "/"
-                    && !origin.ends_with('/')
-                    && u.query().is_none()
-            });
-            if !ok {
-                return Err(ConfigError::invalid(
-                    "server.cors_allowed_origins",
-                    format!("{origin:?} is not an origin like https://app.example.com"),
-                ));
-            }
-        }
-
         let presigner = presigner(&settings.s3)?;
         if let Some(url) = &settings.s3.service_endpoint {
             Endpoint::parse(url)
@@ -356,83 +310,8 @@ impl Config {
         }
         let verifier =
             Verifier::from_settings(&settings.auth, env).map_err(|e| e.in_section("auth"))?;
-
-        if settings.tenants.is_empty() {
-            return Err(ConfigError::invalid("tenants", "no tenant is configured"));
-        }
-        let mut tenants = HashMap::new();
-        for (id, tenant) in &settings.tenants {
-            let rules = TenantRules::from_settings(id, tenant)
-                .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
-            presigner
-                .addressing()
-                .url(presigner.region(), &rules.bucket)
-                .map_err(|e| ConfigError::invalid(format!("tenants.{id}.bucket"), e.to_string()))?;
-            tenants.insert(id.clone(), Arc::new(rules));
-        }
-        check_isolation(&tenants)?;
-
-        let mut webhooks = HashMap::new();
-        for (id, tenant) in &settings.tenants {
-            let setting = |field: &str| format!("tenants.{id}.{field}");
-            match (
-                &tenant.completion_webhook_url,
-                &tenant.completion_webhook_secret_env,
-            ) {
-                (Some(url), Some(var)) => {
-                    let secret = env(var).ok_or_else(|| {
-                        ConfigError::invalid(
-                            setting("completion_webhook_secret_env"),
-                            format!("environment variable {var} is not set"),
-                        )
-                    })?;
-                    let hook = Webhook::new(url, secret.as_bytes())
-                        .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
-                    webhooks.insert(id.clone(), Arc::new(hook));
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(ConfigError::invalid(
-                        setting("completion_webhook_url"),
-                        "set completion_webhook_url and completion_webhook_secret_env together",
-                    ));
-                }
-            }
-        }
-        // A key of at least the minimum length from the variable `var` that `setting` names.
-        let key_in = |setting: &'static str, var: &str| {
-            let secret = env(var).ok_or_else(|| {
-                ConfigError::invalid(setting, format!("environment variable {var} is not set"))
-            })?;
-            if secret.len() < MIN_HANDLE_KEY_BYTES {
-                return Err(ConfigError::invalid(
-                    setting,
-                    format!("the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"),
-                ));
-            }
-            Ok(secret)
-        };
-        let previous = server
-            .handle_previous_secret_env
-            .as_deref()
-            .map(|var| key_in("server.handle_previous_secret_env", var))
-            .transpose()?;
-        let (handles, handle_key_is_random) = match (&server.handle_secret_env, previous) {
-            (Some(var), previous) => {
-                let key = HandleKey::new(key_in("server.handle_secret_env", var)?.as_bytes());
-                match previous {
-                    Some(previous) => (key.with_previous(previous.as_bytes()), false),
-                    None => (key, false),
-                }
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "server.handle_previous_secret_env",
-                    "a previous key needs a current one: set server.handle_secret_env",
-                ));
-            }
-            (None, None) => (HandleKey::random(), true),
-        };
+        let tenants = tenants(&settings.tenants, &presigner, env)?;
+        let (handles, handle_key_is_random) = handle_key(&server, env)?;
         Ok(Self {
             server,
             presigner,
@@ -440,7 +319,6 @@ impl Config {
             s3: settings.s3,
             handles: Arc::new(handles),
             handle_key_is_random,
-            webhooks,
             tenants,
             limits: Arc::new(limits),
             demo_token: None,
@@ -450,6 +328,151 @@ impl Config {
     /// How long a request may take.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.server.request_timeout_seconds)
+    }
+}
+
+/// `[server]`'s numbers within their ranges, its prefix and its origins well formed.
+fn check_server(server: &ServerSettings) -> Result<(), ConfigError> {
+    if server.request_timeout_seconds == 0 || server.request_timeout_seconds > 300 {
+        return Err(ConfigError::invalid(
+            "server.request_timeout_seconds",
+            "must be 1 to 300",
+        ));
+    }
+    if server.shutdown_grace_seconds > 600 {
+        return Err(ConfigError::invalid(
+            "server.shutdown_grace_seconds",
+            "must be at most 600",
+        ));
+    }
+    if server.header_read_timeout_seconds == 0 || server.header_read_timeout_seconds > 300 {
+        return Err(ConfigError::invalid(
+            "server.header_read_timeout_seconds",
+            "must be 1 to 300",
+        ));
+    }
+    if server.workers.is_some_and(|n| !(1..=256).contains(&n)) {
+        return Err(ConfigError::invalid(
+            "server.workers",
+            "must be 1 to 256 (or unset: one per CPU)",
+        ));
+    }
+    if !(16 * 1024..=16 * 1024 * 1024).contains(&server.max_header_bytes) {
+        return Err(ConfigError::invalid(
+            "server.max_header_bytes",
+            "must be 16384 to 16777216",
+        ));
+    }
+    check_companion_prefix(&server.companion_prefix)?;
+    for origin in &server.cors_allowed_origins {
+        let ok = url::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.path() == "/"
+                && !origin.ends_with('/')
+                && u.query().is_none()
+        });
+        if !ok {
+            return Err(ConfigError::invalid(
+                "server.cors_allowed_origins",
+                format!("{origin:?} is not an origin like https://app.example.com"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every tenant, each with its rules (its bucket addressable by `presigner`) and its
+/// webhook; tenants kept apart from each other.
+fn tenants(
+    settings: &BTreeMap<String, TenantSettings>,
+    presigner: &Presigner,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<HashMap<String, Arc<Tenant>>, ConfigError> {
+    if settings.is_empty() {
+        return Err(ConfigError::invalid("tenants", "no tenant is configured"));
+    }
+    let mut tenants = HashMap::new();
+    for (id, tenant) in settings {
+        let rules = TenantRules::from_settings(id, tenant)
+            .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
+        presigner
+            .addressing()
+            .url(presigner.region(), &rules.bucket)
+            .map_err(|e| ConfigError::invalid(format!("tenants.{id}.bucket"), e.to_string()))?;
+        let webhook = webhook(id, tenant, env)?;
+        tenants.insert(id.clone(), Arc::new(Tenant { rules, webhook }));
+    }
+    check_isolation(&tenants)?;
+    Ok(tenants)
+}
+
+/// Tenant `id`'s completion webhook, if it has one (its URL and secret go together).
+fn webhook(
+    id: &str,
+    tenant: &TenantSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Webhook>, ConfigError> {
+    let setting = |field: &str| format!("tenants.{id}.{field}");
+    match (
+        &tenant.completion_webhook_url,
+        &tenant.completion_webhook_secret_env,
+    ) {
+        (Some(url), Some(var)) => {
+            let secret = env(var).ok_or_else(|| {
+                ConfigError::invalid(
+                    setting("completion_webhook_secret_env"),
+                    format!("environment variable {var} is not set"),
+                )
+            })?;
+            let hook = Webhook::new(url, secret.as_bytes())
+                .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
+            Ok(Some(hook))
+        }
+        (None, None) => Ok(None),
+        _ => Err(ConfigError::invalid(
+            setting("completion_webhook_url"),
+            "set completion_webhook_url and completion_webhook_secret_env together",
+        )),
+    }
+}
+
+/// The key that signs multipart handles (with the one it replaces, while rotated), and
+/// whether it is random (handles then live as long as the process).
+fn handle_key(
+    server: &ServerSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(HandleKey, bool), ConfigError> {
+    // A key of at least the minimum length from the variable `var` that `setting` names.
+    let key_in = |setting: &'static str, var: &str| {
+        let secret = env(var).ok_or_else(|| {
+            ConfigError::invalid(setting, format!("environment variable {var} is not set"))
+        })?;
+        if secret.len() < MIN_HANDLE_KEY_BYTES {
+            return Err(ConfigError::invalid(
+                setting,
+                format!("the secret in {var} is shorter than {MIN_HANDLE_KEY_BYTES} bytes"),
+            ));
+        }
+        Ok(secret)
+    };
+    let previous = server
+        .handle_previous_secret_env
+        .as_deref()
+        .map(|var| key_in("server.handle_previous_secret_env", var))
+        .transpose()?;
+    match (&server.handle_secret_env, previous) {
+        (Some(var), previous) => {
+            let key = HandleKey::new(key_in("server.handle_secret_env", var)?.as_bytes());
+            match previous {
+                Some(previous) => Ok((key.with_previous(previous.as_bytes()), false)),
+                None => Ok((key, false)),
+            }
+        }
+        (None, Some(_)) => Err(ConfigError::invalid(
+            "server.handle_previous_secret_env",
+            "a previous key needs a current one: set server.handle_secret_env",
+        )),
+        (None, None) => Ok((HandleKey::random(), true)),
     }
 }
 
@@ -473,8 +496,8 @@ fn presigner(s3: &S3Settings) -> Result<Arc<Presigner>, ConfigError> {
 
 /// Tenants sharing a bucket must have key prefixes that are not prefixes of one
 /// another, or one tenant's keys could fall under the other's.
-fn check_isolation(tenants: &HashMap<String, Arc<TenantRules>>) -> Result<(), ConfigError> {
-    let mut all: Vec<&TenantRules> = tenants.values().map(Arc::as_ref).collect();
+fn check_isolation(tenants: &HashMap<String, Arc<Tenant>>) -> Result<(), ConfigError> {
+    let mut all: Vec<&TenantRules> = tenants.values().map(|t| &t.rules).collect();
     all.sort_by(|a, b| a.id.cmp(&b.id));
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {

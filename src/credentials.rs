@@ -17,7 +17,7 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::{ProvideCredentials as _, SharedCredentialsProvider};
 use tokio::sync::Notify;
 
-use crate::presign::{Credentials, PresignError};
+use s3_presigned_post::{Credentials, PresignError};
 
 /// Why no credentials could be had.
 #[derive(Debug, thiserror::Error)]

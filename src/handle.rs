@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::jws::{self, Expected, HmacKey};
-use crate::presign::ChecksumAlgorithm;
+use s3_presigned_post::ChecksumAlgorithm;
 
 /// The audience that keeps handles from passing as anything else signed with the key.
 const AUDIENCE: &str = "upload-tickets:multipart";

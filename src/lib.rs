@@ -1,25 +1,28 @@
 //! upload-tickets: short-lived S3 upload tickets (presigned POST) for front ends.
 //!
+//! The presign core (POST policies, presigned URLs, the POST-policy evaluator) is its own
+//! crate, `s3-presigned-post`; this one is the service around it.
+//!
 //! # Layout
-//! - [`presign`]: the pure core. Builds and signs S3 POST policies (SigV4), byte for byte
-//!   like `@aws-sdk/s3-presigned-post`. No I/O, no clock: usable from any Rust program.
 //! - [`policy`] (feature `rules`, part of `service`): tenant rules, from a request to a
 //!   ticket plan.
 //! - [`auth`] (feature `service`): JWT verification, keys from a secret, PEM or JWKS.
 //! - [`credentials`] (feature `service`): AWS credentials from the default chain, cached.
 //! - [`config`] (feature `service`): typed settings, file plus environment, validated.
-//! - [`http`] (feature `service`): the axum router, handlers and the problem+json mapping.
+//! - [`http`] (feature `service`): the axum router, the front doors (ours, Uppy's) as
+//!   thin adapters of [`upload`], and the one problem+json mapping.
 //! - [`handle`] (feature `service`): signed multipart upload handles.
 //! - [`store`] (feature `service`): the one place that talks to the object store: a
 //!   trait, its `aws-sdk-s3` implementation and an in-memory one for tests.
 //! - [`clock`] (feature `service`): the time handlers read, injectable in tests.
 //! - [`setting`] (feature `rules`): the one refusal type of start-up checks.
 //! - [`webhook`] (feature `service`): signed completion reports to tenants' endpoints.
+//! - [`tenant`] (feature `service`): a tenant's rules and webhook, in one place.
+//! - [`upload`] (feature `service`): the life of an upload as use cases without HTTP:
+//!   tickets, multipart uploads, the completion check.
 //! - [`startup`], [`telemetry`], [`cli`] (feature `service`): running it.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
-
-pub mod presign;
 
 #[cfg(feature = "service")]
 pub mod auth;
@@ -49,5 +52,9 @@ pub mod startup;
 pub mod store;
 #[cfg(feature = "service")]
 pub mod telemetry;
+#[cfg(feature = "service")]
+pub mod tenant;
+#[cfg(feature = "service")]
+pub mod upload;
 #[cfg(feature = "service")]
 pub mod webhook;

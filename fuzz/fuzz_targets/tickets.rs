@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use upload_tickets::policy::{self, ChecksumRequest, TenantRules, TenantSettings, UploadRequest};
-use upload_tickets::presign::{Addressing, ChecksumAlgorithm, Credentials, Presigner, Region};
+use s3_presigned_post::{Addressing, ChecksumAlgorithm, Credentials, Presigner, Region};
 
 static RULES: LazyLock<TenantRules> = LazyLock::new(|| {
     let settings: TenantSettings = serde_json::from_value(json!({

@@ -13,12 +13,13 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Serialize;
 
+use super::answers::{self, rfc3339};
 use super::extract::Authorized;
 use super::reply::{Handled, Reply};
-use super::tickets::{self, rfc3339, usable_validity};
 use super::{ApiError, AppState};
 use crate::auth::IssuedToken;
-use crate::presign::{BucketName, ObjectKey, UrlRequest};
+use crate::upload;
+use s3_presigned_post::{BucketName, ObjectKey, UrlRequest, Validity};
 
 /// The page; `{{DEMO_TOKEN}}` is where `dev` puts its token.
 const DEMO_HTML: &str = include_str!("../../static/demo.html");
@@ -131,16 +132,17 @@ struct Listed {
 
 /// The caller's own objects (under their owner prefix), with a short-lived GET link each.
 async fn listing(state: &AppState, who: &Authorized) -> Handled {
-    let prefix = who.rules.owner_prefix(&who.caller.subject)?;
-    let bucket = who.rules.bucket.as_str();
+    let prefix = who.rules().owner_prefix(&who.caller.subject)?;
+    let bucket = who.rules().bucket.as_str();
     let found = state.store.list_objects(bucket, &prefix, LISTED).await?;
-    let credentials = tickets::credentials(state, who.now)?;
-    let validity = usable_validity(DOWNLOAD_VALIDITY, &credentials, who.now, None)?;
+    let credentials = upload::credentials(&state.deps(), who.now)?;
+    let wanted = Validity::new(DOWNLOAD_VALIDITY).map_err(ApiError::internal)?;
+    let validity = upload::usable_validity(wanted, &credentials, who.now, None)?;
     let mut objects = Vec::with_capacity(found.len());
     for object in found {
         let request = ObjectKey::new(object.key.as_str())
             .and_then(|key| UrlRequest::get_object(BucketName::new(bucket)?, key))
-            .and_then(|request| request.expires_in(validity))
+            .map(|request| request.with_validity(validity))
             .map_err(ApiError::internal)?;
         let signed = state
             .presigner
@@ -158,7 +160,7 @@ async fn listing(state: &AppState, who: &Authorized) -> Handled {
         prefix: prefix.clone(),
         objects,
     };
-    Ok((tickets::json(StatusCode::OK, &listing)?, prefix))
+    Ok((answers::json(StatusCode::OK, &listing)?, prefix))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::credentials::DisplayChain;
 use crate::limits::{LimitError, Refused};
 use crate::policy::PolicyError;
 use crate::store::StoreError;
+use crate::upload::UploadError;
 
 /// Every error the API answers with.
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +305,22 @@ impl From<StoreError> for ApiError {
             StoreError::ObjectExists => Self::ObjectExists,
             StoreError::Unsupported(reason) => Self::StoreUnsupported(reason),
             StoreError::Failed(cause) => Self::Store(cause),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Rules(error) => Self::Policy(error),
+            UploadError::Limits(error) => error.into(),
+            UploadError::Store(error) => error.into(),
+            UploadError::CredentialsUnavailable => Self::CredentialsUnavailable,
+            UploadError::UploadNotFound => Self::UploadNotFound,
+            UploadError::NotOwner => Self::NotOwner,
+            UploadError::InvalidRequest(reason) => Self::InvalidRequest(reason),
+            UploadError::PartsInvalid(reason) => Self::PartsInvalid(reason),
+            UploadError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

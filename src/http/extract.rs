@@ -2,7 +2,6 @@
 //! tenant's rules, and the JSON body.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
@@ -12,19 +11,19 @@ use serde::de::DeserializeOwned;
 
 use super::reply::{Handled, Reply};
 use super::{ApiError, AppState};
-use crate::auth::{AuthError, Caller, bearer_token};
-use crate::policy::TenantRules;
+use crate::auth::{AuthError, bearer_token};
+use crate::upload::Actor;
 
-/// A caller whose token verified, with the rules of their tenant and the time the
-/// request is judged at (read once, from the state's clock).
+/// A caller whose token verified, with their tenant and the time the request is judged
+/// at (read once, from the state's clock): the use cases' [`Actor`], as an extractor.
 #[derive(Debug, Clone)]
-pub(super) struct Authorized {
-    /// Who is asking.
-    pub caller: Caller,
-    /// Their tenant's rules.
-    pub rules: Arc<TenantRules>,
-    /// Now, for the token, the rules and the signatures alike.
-    pub now: SystemTime,
+pub(super) struct Authorized(Actor);
+
+impl std::ops::Deref for Authorized {
+    type Target = Actor;
+    fn deref(&self) -> &Actor {
+        &self.0
+    }
 }
 
 impl Authorized {
@@ -50,11 +49,11 @@ impl FromRequestParts<AppState> for Authorized {
         };
         let caller = verified.map_err(|e| ApiError::from(e).into_response())?;
         match state.tenants.get(&caller.tenant) {
-            Some(rules) => Ok(Self {
-                rules: Arc::clone(rules),
+            Some(tenant) => Ok(Self(Actor {
+                tenant: Arc::clone(tenant),
                 caller,
                 now,
-            }),
+            })),
             None => {
                 // The claim is the issuer's, and every new value would be a new metric
                 // label for ever: one label for all, the value in the log line only.

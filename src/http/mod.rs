@@ -1,7 +1,10 @@
-//! The HTTP API: router, state, layers. Handlers live in one file per resource.
+//! The HTTP API: router, state, layers. The front doors are thin adapters of the use
+//! cases in `crate::upload`, side by side, never importing each other: our own routes
+//! (one file per resource: `uploads`, `multipart`, `completion`, `usage`, `health`,
+//! `demo`) and Uppy's two (`uppy/`). `error` is the one place errors get a status.
 
 mod access;
-mod companion;
+mod answers;
 mod completion;
 pub mod demo;
 pub mod error;
@@ -10,9 +13,8 @@ mod health;
 mod multipart;
 mod reply;
 pub(crate) mod s3xml;
-mod signrequest;
-mod tickets;
 mod uploads;
+mod uppy;
 mod usage;
 
 use std::collections::HashMap;
@@ -37,17 +39,20 @@ use crate::config::Config;
 use crate::credentials::CredentialsCache;
 use crate::handle::HandleKey;
 use crate::limits::Limits;
-use crate::policy::TenantRules;
-use crate::presign::Presigner;
 use crate::store::ObjectStore;
 use crate::store::s3::S3Store;
-use crate::webhook::Webhook;
+use crate::tenant::Tenant;
+use crate::upload::Deps;
 pub use access::Outcome;
 pub use demo::Demo;
 pub use error::ApiError;
+use s3_presigned_post::Presigner;
 
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Largest completion body: 10 000 parts of about 100 bytes each.
+const COMPLETE_BODY_BYTES: usize = 1024 * 1024;
 
 /// The spec the server serves at `GET /openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
@@ -71,8 +76,8 @@ pub struct App {
     pub presigner: Arc<Presigner>,
     /// Verifies tokens.
     pub verifier: Arc<Verifier>,
-    /// Tenant rules by id.
-    pub tenants: HashMap<String, Arc<TenantRules>>,
+    /// Tenants (rules and webhook) by id.
+    pub tenants: HashMap<String, Arc<Tenant>>,
     /// AWS credentials.
     pub credentials: Arc<CredentialsCache>,
     /// The tenants' limits and quotas, and where they are counted.
@@ -83,10 +88,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Signs multipart handles.
     pub handles: Arc<HandleKey>,
-    /// Completion webhooks by tenant id.
-    pub webhooks: HashMap<String, Arc<Webhook>>,
     /// Delivers webhooks; only when a tenant has one.
-    pub http: Option<reqwest::Client>,
+    pub webhook_client: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for App {
@@ -102,6 +105,20 @@ impl App {
     /// `[s3]` names (its client made on first use) and the system clock.
     pub fn new(config: &Config, credentials: Arc<CredentialsCache>) -> Self {
         let tenants = config.tenants.clone();
+        let webhook_client = tenants
+            .values()
+            .any(|tenant| tenant.webhook.is_some())
+            .then(|| {
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .inspect_err(|error| {
+                        tracing::error!(%error, "no HTTP client for webhooks: deliveries will fail");
+                    })
+                    .ok()
+            })
+            .flatten();
         Self {
             presigner: Arc::clone(&config.presigner),
             verifier: Arc::clone(&config.verifier),
@@ -111,19 +128,19 @@ impl App {
             credentials,
             limits: Arc::clone(&config.limits),
             handles: Arc::clone(&config.handles),
-            webhooks: config.webhooks.clone(),
-            http: (!config.webhooks.is_empty())
-                .then(|| {
-                    reqwest::Client::builder()
-                        .connect_timeout(Duration::from_secs(3))
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .inspect_err(|error| {
-                            tracing::error!(%error, "no HTTP client for webhooks: deliveries will fail");
-                        })
-                        .ok()
-                })
-                .flatten(),
+            webhook_client,
+        }
+    }
+
+    /// What the use cases of one request borrow.
+    pub fn deps(&self) -> Deps<'_> {
+        Deps {
+            store: self.store.as_ref(),
+            limits: &self.limits,
+            handles: &self.handles,
+            presigner: &self.presigner,
+            credentials: &self.credentials,
+            webhook_client: self.webhook_client.as_ref(),
         }
     }
 
@@ -195,12 +212,12 @@ pub fn router(
 
     let mut routes = Router::new();
     if !extras.companion_prefix.is_empty() {
-        routes = routes.nest(extras.companion_prefix, companion::router());
+        routes = routes.nest(extras.companion_prefix, uppy::companion::router());
     }
     routes
         .merge(uploads::router())
         .merge(usage::router())
-        .merge(signrequest::router())
+        .merge(uppy::signrequest::router())
         .merge(multipart::router())
         .merge(completion::router())
         .merge(health::router(extras.admin_apart))

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde::Serialize;
 
+use super::answers::{self, rfc3339};
 use super::extract::Authorized;
 use super::reply::{Handled, Reply};
-use super::tickets::{self, rfc3339};
 use super::{ApiError, AppState};
 
 pub(super) fn router() -> Router<AppState> {
@@ -65,10 +65,10 @@ async fn usage(State(state): State<AppState>, who: Authorized) -> Reply {
 }
 
 async fn report(state: &AppState, who: &Authorized) -> Handled {
-    let quotas = who.rules.quotas;
+    let quotas = who.rules().quotas;
     let used = state
         .limits
-        .usage(&who.rules.id, &who.caller.subject, who.now)
+        .usage(&who.rules().id, &who.caller.subject, who.now)
         .await?;
     let since_epoch = who
         .now
@@ -79,7 +79,7 @@ async fn report(state: &AppState, who: &Authorized) -> Handled {
         rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs((since_epoch / window + 1) * window))
     };
     let answer = UsageAnswer {
-        tenant: who.rules.id.clone(),
+        tenant: who.rules().id.clone(),
         subject: who.caller.subject.clone(),
         shared: state.limits.is_shared(),
         minute: Minute {
@@ -99,6 +99,6 @@ async fn report(state: &AppState, who: &Authorized) -> Handled {
         },
         open_multipart_uploads: Counted::new(used.open_uploads, quotas.open_uploads.map(u64::from)),
     };
-    let prefix = who.rules.owner_prefix(&who.caller.subject)?;
-    Ok((tickets::json(StatusCode::OK, &answer)?, prefix))
+    let prefix = who.rules().owner_prefix(&who.caller.subject)?;
+    Ok((answers::json(StatusCode::OK, &answer)?, prefix))
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use mime::Mime;
 
 use super::TenantRules;
-use crate::presign::{Checksum, ChecksumAlgorithm};
+use s3_presigned_post::{Checksum, ChecksumAlgorithm};
 
 /// What the store reports about an object, in the terms the rules speak.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -73,12 +73,12 @@ fn put_tickets_sign_the_checksum_and_if_none_match_unless_turned_off() {
         now(),
         UUID,
     );
-    let presigner = crate::presign::Presigner::new(
-        crate::presign::Region::new("us-east-1").unwrap(),
-        crate::presign::Addressing::aws(),
+    let presigner = s3_presigned_post::Presigner::new(
+        s3_presigned_post::Region::new("us-east-1").unwrap(),
+        s3_presigned_post::Addressing::aws(),
     )
     .unwrap();
-    let credentials = crate::presign::Credentials::new("AKIDEXAMPLE", "secret", None).unwrap();
+    let credentials = s3_presigned_post::Credentials::new("AKIDEXAMPLE", "secret", None).unwrap();
     let signed = presigner
         .presign_url(&credentials, &plan.unwrap().request, now())
         .unwrap();

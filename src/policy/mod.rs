@@ -22,10 +22,6 @@ use std::time::{Duration, SystemTime};
 use mime::Mime;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::presign::{
-    Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
-    UrlRequest, UtcSecond,
-};
 pub use audit::{Declared, StoredChecksum, StoredObject, audit};
 pub use object::ObjectSetting;
 #[cfg(feature = "service")]
@@ -33,6 +29,10 @@ pub(crate) use object::xml_escape;
 pub use request::{ChecksumRequest, PolicyError, UploadRequest};
 pub use rules::{
     ContentTypePattern, Quotas, TenantRules, TenantSettings, UploadMethod, WhenUnavailable,
+};
+use s3_presigned_post::{
+    Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
+    UrlRequest, UtcSecond, Validity,
 };
 use template::{Placeholder, TemplateValues};
 
@@ -69,7 +69,7 @@ pub struct ObjectPlan {
     /// Largest size allowed.
     pub max_size: u64,
     /// Validity of the ticket.
-    pub expires_in: Duration,
+    pub expires_in: Validity,
     /// The declared checksum's algorithm, if any.
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// The declared checksum of the whole file, if its value was given.
@@ -120,7 +120,11 @@ pub fn resolve(
     rules.check_checksum(checksum_algorithm)?;
     let expires_in = match request.expires_in {
         Some(0) => return Err(PolicyError::InvalidExpiry),
-        Some(seconds) => Duration::from_secs(seconds).min(rules.max_expires_in),
+        // Anything longer than the tenant's maximum is capped to it (and so to 7 days).
+        Some(seconds) => rules
+            .max_expires_in
+            .at_most(Duration::from_secs(seconds))
+            .ok_or(PolicyError::InvalidExpiry)?,
         None => rules.default_expires_in,
     };
 
@@ -188,7 +192,7 @@ pub fn plan(
             object.min_size,
             object.max_size,
         )?)
-        .expires_in(object.expires_in)?;
+        .with_validity(object.expires_in);
     if let Some(content_type) = &object.content_type {
         post = post.field("Content-Type", content_type.as_str())?;
     }
@@ -266,7 +270,7 @@ pub fn put_plan(
     let object = single_request(rules, subject, request, now, uuid)?;
     let mut put =
         UrlRequest::put_object(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)?
-            .expires_in(object.expires_in)?
+            .with_validity(object.expires_in)
             .header("content-length", size.to_string())?;
     for (name, value) in object.headers(rules) {
         put = put.header(&name, value)?;

@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use percent_encoding::utf8_percent_encode;
 
 use super::TenantSettings;
-use crate::presign::url::UNRESERVED;
 use crate::setting::InvalidSetting;
+use s3_presigned_post::url::UNRESERVED;
 
 /// One fixed setting of a tenant's objects, checked at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]

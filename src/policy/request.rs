@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::presign::{Checksum, ChecksumAlgorithm, PresignError, checksum};
+use s3_presigned_post::{Checksum, ChecksumAlgorithm, PresignError, checksum};
 
 /// What the client asks for: the body of `POST /uploads`, parsed as is. Unknown fields
 /// are refused; in particular a client cannot send a key.

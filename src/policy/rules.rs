@@ -11,9 +11,9 @@ use super::object::{self, ObjectSetting};
 use super::sanitize;
 use super::template::KeyTemplate;
 use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_TENANT_ID_LEN, MIN_PART_SIZE};
-use crate::presign::checksum::{self, ChecksumAlgorithm};
-use crate::presign::{BucketName, MAX_EXPIRES_IN};
 use crate::setting::InvalidSetting;
+use s3_presigned_post::checksum::{self, ChecksumAlgorithm};
+use s3_presigned_post::{BucketName, Validity};
 
 /// How a tenant's single-request tickets upload.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -82,9 +82,9 @@ pub struct TenantRules {
     /// Allowed content types; empty allows any (and then none is required).
     pub content_types: Vec<ContentTypePattern>,
     /// Validity when the request names none.
-    pub default_expires_in: Duration,
+    pub default_expires_in: Validity,
     /// Longest validity a request may ask for; longer requests are capped to it.
-    pub max_expires_in: Duration,
+    pub max_expires_in: Validity,
     /// `x-amz-meta-*` names (lower case) the client may set.
     pub metadata_keys: Vec<String>,
     /// Longest metadata value in bytes.
@@ -100,7 +100,7 @@ pub struct TenantRules {
     /// Smallest part size of multipart uploads (raised for files that need it).
     pub part_size: u64,
     /// How long a multipart upload may take, from start to completion.
-    pub multipart_expires_in: Duration,
+    pub multipart_expires_in: Validity,
     /// Checksum algorithms of which every upload must declare one; empty: optional.
     pub require_checksum: Vec<ChecksumAlgorithm>,
     /// PUT tickets sign `If-None-Match: *` and multipart completions send it: the
@@ -316,17 +316,16 @@ impl TenantRules {
                 ),
             ));
         }
-        if t.multipart_expires_in == 0
-            || Duration::from_secs(t.multipart_expires_in) > MAX_EXPIRES_IN
-        {
-            return Err(InvalidSetting::new(
-                "multipart_expires_in",
-                format!(
-                    "{} s: must be 1 s to 7 days (604800 s)",
-                    t.multipart_expires_in
-                ),
-            ));
-        }
+        let multipart_expires_in = Validity::new(Duration::from_secs(t.multipart_expires_in))
+            .map_err(|_| {
+                InvalidSetting::new(
+                    "multipart_expires_in",
+                    format!(
+                        "{} s: must be 1 s to 7 days (604800 s)",
+                        t.multipart_expires_in
+                    ),
+                )
+            })?;
         if min_size > max_size {
             return Err(InvalidSetting::new(
                 "min_size",
@@ -345,15 +344,16 @@ impl TenantRules {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let max_expires = Duration::from_secs(t.max_expires_in);
-        let default_expires = Duration::from_secs(t.default_expires_in);
-        if t.max_expires_in == 0 || max_expires > MAX_EXPIRES_IN {
-            return Err(InvalidSetting::new(
+        let max_expires = Validity::new(Duration::from_secs(t.max_expires_in)).map_err(|_| {
+            InvalidSetting::new(
                 "max_expires_in",
                 format!("{} s: must be 1 s to 7 days (604800 s)", t.max_expires_in),
-            ));
-        }
-        if t.default_expires_in == 0 || default_expires > max_expires {
+            )
+        })?;
+        let default_expires = Validity::new(Duration::from_secs(t.default_expires_in))
+            .ok()
+            .filter(|v| *v <= max_expires);
+        let Some(default_expires) = default_expires else {
             return Err(InvalidSetting::new(
                 "default_expires_in",
                 format!(
@@ -361,7 +361,7 @@ impl TenantRules {
                     t.default_expires_in, t.max_expires_in
                 ),
             ));
-        }
+        };
         let mut keys = Vec::with_capacity(t.metadata_keys.len());
         for key in &t.metadata_keys {
             let lower = key.to_ascii_lowercase();
@@ -422,7 +422,7 @@ impl TenantRules {
             quotas: quotas(t)?,
             upload_method: t.upload_method,
             part_size: t.multipart_part_size,
-            multipart_expires_in: Duration::from_secs(t.multipart_expires_in),
+            multipart_expires_in,
             require_checksum,
             prevent_overwrite: t.prevent_overwrite,
         })

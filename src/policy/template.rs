@@ -153,7 +153,7 @@ impl KeyTemplate {
                 Part::Placeholder(p) => p.max_len(),
             })
             .sum();
-        if longest > crate::presign::names::MAX_KEY_BYTES {
+        if longest > s3_presigned_post::names::MAX_KEY_BYTES {
             return err(&format!(
                 "the longest key it can make is {longest} bytes; S3 allows 1024"
             ));

@@ -60,7 +60,7 @@ fn a_plan_uses_the_template_and_pins_every_rule() {
             ("success_action_status", "201"),
         ]
     );
-    assert_eq!(plan.request.validity(), Duration::from_secs(300));
+    assert_eq!(plan.request.validity().get(), Duration::from_secs(300));
 }
 
 #[test]
@@ -161,14 +161,16 @@ fn expiry_defaults_and_is_capped() {
         plan(&rules, "u", &exp(120), now(), UUID)
             .unwrap()
             .request
-            .validity(),
+            .validity()
+            .get(),
         Duration::from_secs(120)
     );
     assert_eq!(
         plan(&rules, "u", &exp(u64::MAX), now(), UUID)
             .unwrap()
             .request
-            .validity(),
+            .validity()
+            .get(),
         Duration::from_secs(3600)
     );
     assert_eq!(
@@ -351,7 +353,7 @@ fn multipart_plans_fit_s3s_part_limits() {
     s.multipart_expires_in = 60;
     let short = TenantRules::from_settings("acme", &s).unwrap();
     let p = multipart_plan(&short, "u", &sized(10), now(), UUID).unwrap();
-    assert_eq!(p.object.expires_in, Duration::from_secs(60));
+    assert_eq!(p.object.expires_in.get(), Duration::from_secs(60));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 pub use crate::policy::audit::StoredChecksum;
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
-use crate::presign::{Checksum, ChecksumAlgorithm};
+use s3_presigned_post::{Checksum, ChecksumAlgorithm};
 
 /// What a store call eventually answers.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

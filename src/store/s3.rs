@@ -23,7 +23,7 @@ use crate::config::S3Settings;
 use crate::credentials::CredentialsCache;
 use crate::policy::object::tagging_query;
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
-use crate::presign::ChecksumAlgorithm;
+use s3_presigned_post::ChecksumAlgorithm;
 
 /// Hands the SDK whatever the cache holds now.
 #[derive(Debug)]

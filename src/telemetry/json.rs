@@ -13,7 +13,7 @@ use std::fmt::{self, Write as _};
 
 use time::OffsetDateTime;
 
-use crate::presign::condition::write_json_escaped;
+use s3_presigned_post::condition::write_json_escaped;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;

@@ -100,8 +100,7 @@ async fn the_demo_page_uploads_with_a_ticket_and_shows_the_stores_refusal(kind: 
     );
     assert_eq!(store.read(key).await.as_deref(), Some(data.as_slice()));
     // The page declared the file's SHA-256 (Web Crypto); the store verified and kept it.
-    let sha256 =
-        crate::integrity::digest(upload_tickets::presign::ChecksumAlgorithm::Sha256, &data);
+    let sha256 = crate::integrity::digest(s3_presigned_post::ChecksumAlgorithm::Sha256, &data);
     assert!(
         shown["digest"].as_str().unwrap().contains(sha256.value()),
         "{shown}"

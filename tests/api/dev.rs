@@ -421,10 +421,8 @@ async fn the_dev_store_refuses_what_a_strict_store_refuses() {
     cases.push(case("expired", short, file.to_vec(), 403, "AccessDenied"));
 
     // A declared SHA-256 of other bytes: the store computes the digest and refuses.
-    let other = crate::integrity::digest(
-        upload_tickets::presign::ChecksumAlgorithm::Sha256,
-        b"other bytes",
-    );
+    let other =
+        crate::integrity::digest(s3_presigned_post::ChecksumAlgorithm::Sha256, b"other bytes");
     let declared = dev
         .ticket(
             &json!({"filename": "hello.txt", "content_type": "text/plain", "size": 14,

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use s3_presigned_post::Credentials;
+use s3_presigned_post::evaluate::{PostedForm, Refusal, evaluate};
 use serde_json::{Value, json};
 use upload_tickets::credentials::StaticSource;
-use upload_tickets::presign::Credentials;
-use upload_tickets::presign::evaluate::{PostedForm, Refusal, evaluate};
 
 use crate::helpers::*;
 use crate::store::{Kind, Store, on_every_store};

@@ -50,7 +50,7 @@ async fn the_demo_page_is_served_only_when_enabled() {
     let app = spawn_app_with(
         &config,
         std::sync::Arc::new(upload_tickets::credentials::StaticSource(
-            upload_tickets::presign::Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
+            s3_presigned_post::Credentials::new(ACCESS_KEY, SECRET_KEY, None).unwrap(),
         )),
     )
     .await;

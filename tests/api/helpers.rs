@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use s3_presigned_post::Credentials;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -13,7 +14,6 @@ use upload_tickets::config::{Config, Settings, Source};
 use upload_tickets::credentials::{
     CredentialSource, CredentialsError, CredentialsFuture, LoadedCredentials, StaticSource,
 };
-use upload_tickets::presign::Credentials;
 
 pub const SECRET: &str = "test-hmac-secret-of-at-least-32-bytes!!";
 pub const SECRET_ENV: &str = "TEST_JWT_SECRET";

@@ -7,8 +7,8 @@
 //! does not, the test proves what the service does instead.
 
 use reqwest::StatusCode;
+use s3_presigned_post::{Checksum, ChecksumAlgorithm};
 use serde_json::{Value, json};
-use upload_tickets::presign::{Checksum, ChecksumAlgorithm};
 
 use crate::e2e::{fields_of, post};
 use crate::helpers::*;

@@ -2,9 +2,9 @@
 //! nothing (so the completion check is what catches a wrong object), and every bad
 //! declaration refused before the store is called.
 
+use s3_presigned_post::ChecksumAlgorithm;
 use serde_json::{Value, json};
 use upload_tickets::policy::{StoredChecksum, StoredObject};
-use upload_tickets::presign::ChecksumAlgorithm;
 
 use crate::fake_store::in_process;
 use crate::helpers::*;

@@ -552,8 +552,7 @@ async fn an_internal_failure_is_a_500_that_reveals_nothing() {
     // A provider handing out a 16 KiB session token makes every policy too large to sign.
     let huge_token = "T".repeat(16 * 1024);
     let credentials =
-        upload_tickets::presign::Credentials::new(ACCESS_KEY, SECRET_KEY, Some(huge_token))
-            .unwrap();
+        s3_presigned_post::Credentials::new(ACCESS_KEY, SECRET_KEY, Some(huge_token)).unwrap();
     let app = spawn_app_with(
         &base_config(),
         Arc::new(upload_tickets::credentials::StaticSource(credentials)),

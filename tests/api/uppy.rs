@@ -269,12 +269,12 @@ fn key_of_upload_url(file: &Value) -> String {
         .into_owned()
 }
 
-/// Which Uppy 6 runs the README's `signRequest` recipe.
+/// Which Uppy 6 runs the `signRequest` recipe of docs/front-ends.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Uppy6 {
     /// The `uppy@6.0.1` bundle (`@uppy/aws-s3` 6.1.0), the recipe in its page.
     Bundle,
-    /// The separate packages, newest published (`@uppy/aws-s3` 6.3.1), the README's
+    /// The separate packages, newest published (`@uppy/aws-s3` 6.3.1), the docs'
     /// recipe itself bundled with esbuild.
     Latest,
     /// The same with `@uppy/aws-s3` 6.0.0.
@@ -322,7 +322,7 @@ async fn uppy_6_0_packages_upload_with_the_readmes_recipe_on_seaweedfs() {
     uppy_6_uploads_with_the_sign_request_recipe(Uppy6::AwsS3_6_0).await;
 }
 
-/// Uppy 6 with the README's `signRequest` recipe: bytes to the store, starting,
+/// Uppy 6 with the `signRequest` recipe of docs/front-ends.md: bytes to the store, starting,
 /// completing and aborting at the service for the verified caller. A plugin that sends
 /// the answered headers (6.3) gets no-overwrite PUTs and POST forms; older ones a PUT
 /// tenant without If-None-Match, and a POST tenant's refusal in words.

@@ -4,7 +4,7 @@
 // an origin of its own, so every call to the service and the store is cross-origin, as
 // in production (and on loopback, which Chromium lets a loopback page reach).
 // Usage: node uppy.mjs '<json>' with {version: "4"|"5"|"6" (a whole-Uppy bundle) or
-//   packages: "latest"|"aws-s3-6.0" (the README's recipe on the separate packages), service,
+//   packages: "latest"|"aws-s3-6.0" (the docs' recipe on the separate packages), service,
 //   token, files: [path], pagePort, multipartOver: bytes, declareSize: bool,
 //   completeAs?: token, screenshot?: path}
 // Besides what Uppy reported it prints `signed`: each answer of /uploads/uppy/sign with

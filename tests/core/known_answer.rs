@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::Value;
-use upload_tickets::presign::{
+use s3_presigned_post::{
     Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, CredentialScope, Credentials,
     ObjectKey, PostRequest, PresignError, Presigner, Region, SigningKey, SigningKeyCache,
 };
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::support::{parse_time, project_dir};
 

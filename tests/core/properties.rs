@@ -4,12 +4,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
-use serde_json::{Value, json};
-use upload_tickets::presign::evaluate::{PostedForm, evaluate};
-use upload_tickets::presign::{
+use s3_presigned_post::evaluate::{PostedForm, evaluate};
+use s3_presigned_post::{
     Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, Endpoint,
     ObjectKey, PostRequest, PresignError, PresignedPost, Presigner, Region, SigningKey,
 };
+use serde_json::{Value, json};
 
 /// Field names: mostly plausible, sometimes anything.
 fn field_name() -> impl Strategy<Value = String> {
@@ -158,7 +158,7 @@ fn assert_well_formed(post: &PresignedPost, region: &Region, now: SystemTime, in
     let signature = SigningKey::derive(SECRET, now, region).sign(policy_b64.as_bytes());
     assert_eq!(post.field("X-Amz-Signature"), Some(signature.as_str()));
     assert!(post.url().starts_with("https://") || post.url().starts_with("http://"));
-    assert!(policy_b64.len() <= upload_tickets::presign::MAX_ENCODED_POLICY_BYTES);
+    assert!(policy_b64.len() <= s3_presigned_post::MAX_ENCODED_POLICY_BYTES);
     let shown = format!("{post:?}");
     if let Some(token) = &input.token {
         assert!(!shown.contains(token.as_str()), "Debug shows the token");

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use upload_tickets::presign::{
+use s3_presigned_post::{
     Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, Endpoint,
     ObjectKey, PostRequest, PresignError, PresignedPost, Presigner, Region,
 };
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 pub const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
 pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

@@ -1,4 +1,4 @@
-// Bundles the README's Uppy 6 recipe with esbuild, as a front end would build it, for the
+// Bundles the Uppy 6 recipe of docs/front-ends.md with esbuild, as a front end would build it, for the
 // separate packages installed here: @uppy/aws-s3 at its newest tested version, or
 // `aws-s3-6.0` (the 6.0.0 package, installed as uppy-aws-s3-600, in its place). The
 // recipe runs as written: only the two lines it marks "yours" get the test's service
@@ -11,14 +11,14 @@ import { build } from "esbuild";
 const here = dirname(fileURLToPath(import.meta.url));
 const MARK = "<!-- uppy6-recipe:";
 
-/** The README's recipe: the first js block after its marker. */
+/** The docs' recipe: the first js block after its marker. */
 export async function recipe() {
-  const readme = await readFile(join(here, "..", "..", "..", "README.md"), "utf8");
+  const readme = await readFile(join(here, "..", "..", "..", "docs", "front-ends.md"), "utf8");
   const at = readme.indexOf(MARK);
-  if (at < 0) throw new Error("README.md has no Uppy 6 recipe marker");
+  if (at < 0) throw new Error("docs/front-ends.md has no Uppy 6 recipe marker");
   const open = readme.indexOf("```js\n", at);
   const close = readme.indexOf("\n```", open + 6);
-  if (open < 0 || close < 0) throw new Error("README.md's recipe has no js block");
+  if (open < 0 || close < 0) throw new Error("docs/front-ends.md's recipe has no js block");
   return readme.slice(open + 6, close + 1);
 }
 

@@ -3,20 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use super::super::ApiError;
+use super::UploadError;
 use crate::handle::Upload;
 use crate::policy::{PolicyError, TenantRules};
-use crate::presign::{Checksum, ChecksumAlgorithm};
 use crate::store::{PartTag, StoredPart};
+use s3_presigned_post::{Checksum, ChecksumAlgorithm};
 
 /// The part checksums of a `/parts` request, checked: each for a part of the batch,
 /// in the upload's algorithm, and all of them when the upload has one.
-pub(super) fn for_parts(
+pub fn for_parts(
     upload: &Upload,
     numbers: &[u16],
     given: &BTreeMap<String, String>,
-) -> Result<BTreeMap<u16, Checksum>, ApiError> {
-    let invalid = |message: String| ApiError::InvalidRequest(message);
+) -> Result<BTreeMap<u16, Checksum>, UploadError> {
+    let invalid = |message: String| UploadError::InvalidRequest(message);
     let Some(algorithm) = upload.checksum_algorithm else {
         return match given.is_empty() {
             true => Ok(BTreeMap::new()),
@@ -47,12 +47,12 @@ pub(super) fn for_parts(
 /// The whole object's checksum to complete with: declared at the start or now (the
 /// same, if both), for algorithms S3 keeps one of; required where the tenant
 /// requires a checksum.
-pub(super) fn whole(
+pub fn whole(
     rules: &TenantRules,
     upload: &Upload,
     given: Option<&str>,
-) -> Result<Option<Checksum>, ApiError> {
-    let invalid = |message: String| ApiError::InvalidRequest(message);
+) -> Result<Option<Checksum>, UploadError> {
+    let invalid = |message: String| UploadError::InvalidRequest(message);
     let Some(algorithm) = upload.checksum_algorithm else {
         return match given {
             None => Ok(None),
@@ -82,7 +82,7 @@ pub(super) fn whole(
             .map(Some)
             .map_err(|e| invalid(format!("checksum: {e}"))),
         None if !rules.require_checksum.is_empty() => {
-            Err(ApiError::Policy(PolicyError::ChecksumRequired(format!(
+            Err(UploadError::Rules(PolicyError::ChecksumRequired(format!(
                 "this tenant requires a checksum: give the whole object's {algorithm} (checksum) to complete"
             ))))
         }
@@ -91,17 +91,17 @@ pub(super) fn whole(
 }
 
 /// A part's checksum as the completion body gives it, checked for the upload's algorithm.
-pub(super) fn listed_part(
+pub fn listed_part(
     value: Option<&str>,
     algorithm: Option<ChecksumAlgorithm>,
     number: u16,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, UploadError> {
     match (value, algorithm) {
         (None, _) => Ok(None),
         (Some(value), Some(algorithm)) => Checksum::new(algorithm, value)
             .map(|c| Some(c.value().to_owned()))
-            .map_err(|e| ApiError::InvalidRequest(format!("parts.{number}.checksum: {e}"))),
-        (Some(_), None) => Err(ApiError::InvalidRequest(
+            .map_err(|e| UploadError::InvalidRequest(format!("parts.{number}.checksum: {e}"))),
+        (Some(_), None) => Err(UploadError::InvalidRequest(
             "parts.checksum: this upload was started without a checksum algorithm".to_owned(),
         )),
     }
@@ -109,7 +109,7 @@ pub(super) fn listed_part(
 
 /// Parts without a checksum in the body get the one the store lists, in the upload's
 /// algorithm (in whatever order it lists them: s3s-fs does not sort).
-pub(super) fn fill_from_store(
+pub fn fill_from_store(
     parts: &mut [PartTag],
     stored: Vec<StoredPart>,
     algorithm: Option<ChecksumAlgorithm>,

@@ -21,27 +21,21 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use url::form_urlencoded;
 
-use super::extract::{AppJson, Authorized};
-use super::multipart::{
-    self, COMPLETE_BODY_BYTES, PART_BATCH, check_part_numbers, owned_upload, part_urls,
-};
-use super::reply::{Handled, Reply};
-use super::tickets::{self, new_uuid, usable_validity};
-use super::uploads;
-use super::{ApiError, AppState};
-use crate::handle::{SizeBounds, Upload};
-use crate::policy::{self, UploadRequest};
-use crate::presign::{BucketName, ObjectKey};
-use crate::store::PartTag;
-
-/// S3's most parts in one upload.
-const MAX_PARTS: u16 = 10_000;
+use crate::handle::Upload;
+use crate::http::answers;
+use crate::http::extract::{AppJson, Authorized};
+use crate::http::reply::{Handled, Reply};
+use crate::http::{ApiError, AppState, COMPLETE_BODY_BYTES};
+use crate::policy::UploadRequest;
+use crate::upload::multipart::{self, Claimed, ClientUpload};
+use crate::upload::parts::{self, ClientPart, MAX_PARTS, PART_BATCH};
+use crate::upload::ticket;
 
 /// Meta fields Uppy keeps for itself; they are not object metadata.
 const UPPY_META: [&str; 3] = ["name", "type", "relativePath"];
 
 /// The routes, relative to the configured prefix (`/s3` by default).
-pub(super) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/params", get(params))
         .route("/multipart", post(create))
@@ -108,11 +102,15 @@ async fn params(
     who: Authorized,
     RawQuery(query): RawQuery,
 ) -> Reply {
-    let issued = match params_request(query.as_deref()) {
-        Ok(body) => uploads::ticket(&state, &who, &body, StatusCode::OK).await,
-        Err(error) => Err(error),
-    };
-    who.reply("ticket_issued", issued)
+    who.reply("ticket_issued", issue(&state, &who, query.as_deref()).await)
+}
+
+async fn issue(state: &AppState, who: &Authorized, query: Option<&str>) -> Handled {
+    let request = params_request(query)?;
+    let ticket = ticket::issue(&state.deps(), who, &request).await?;
+    let bucket = who.rules().bucket.as_str();
+    let response = answers::ticket(StatusCode::OK, &ticket, bucket)?;
+    Ok((response, ticket.key().to_owned()))
 }
 
 fn params_request(query: Option<&str>) -> Result<UploadRequest, ApiError> {
@@ -179,72 +177,15 @@ async fn create_upload(state: &AppState, who: &Authorized, body: CreateBody) -> 
         meta.insert(name, text);
     }
     let request = upload_request(body.filename, body.content_type, meta)?;
-    let ClientUpload { upload, handle } = start_client_upload(state, who, &request, None).await?;
+    let deps = state.deps();
+    let ClientUpload { upload, handle } =
+        multipart::start_client_upload(&deps, who, &request, None).await?;
     let created = Created {
         key: upload.key.clone(),
         upload_id: handle,
         bucket: upload.bucket,
     };
-    Ok((tickets::json(StatusCode::OK, &created)?, upload.key))
-}
-
-/// A started upload whose parts the client lays out, and its signed handle.
-pub(super) struct ClientUpload {
-    pub upload: Upload,
-    pub handle: String,
-}
-
-/// Starts an upload of `request` whose parts the client lays out (Uppy's): the
-/// tenant's rules and limits, the store's upload, the handle that binds it (and the key
-/// the client proposed, if it may keep naming the upload by it).
-pub(super) async fn start_client_upload(
-    state: &AppState,
-    who: &Authorized,
-    request: &UploadRequest,
-    client_key: Option<&str>,
-) -> Result<ClientUpload, ApiError> {
-    let subject = &who.caller.subject;
-    let object = policy::client_multipart_plan(&who.rules, subject, request, who.now, &new_uuid())?;
-    let size = request.size;
-    let bytes = size.unwrap_or(object.max_size);
-    let (upload_id, _) = multipart::create_in_store(state, who, &object, bytes).await?;
-    let upload = Upload {
-        tenant: who.rules.id.clone(),
-        sub: subject.clone(),
-        bucket: who.rules.bucket.to_string(),
-        key: object.key.clone(),
-        upload_id: upload_id.clone(),
-        size: size.unwrap_or(0),
-        part_size: 0,
-        part_count: MAX_PARTS,
-        content_type: object.content_type.clone(),
-        checksum_algorithm: None,
-        checksum: None,
-        client_parts: Some(SizeBounds {
-            min: object.min_size,
-            max: object.max_size,
-        }),
-        client_key: client_key.map(str::to_owned),
-    };
-    let deadline = who.now + who.rules.multipart_expires_in;
-    match state.handles.sign(&upload, deadline) {
-        Ok(handle) => Ok(ClientUpload { upload, handle }),
-        Err(error) => {
-            // Nobody will ever hold a handle for it.
-            multipart::undo(state, who, &object.key, &upload_id).await;
-            Err(ApiError::internal(error))
-        }
-    }
-}
-
-/// The object's plain URL, as S3's `Location` names it.
-pub(super) fn location(state: &AppState, upload: &Upload) -> Result<String, ApiError> {
-    let bucket = BucketName::new(upload.bucket.as_str()).map_err(ApiError::internal)?;
-    let key = ObjectKey::new(upload.key.as_str()).map_err(ApiError::internal)?;
-    state
-        .presigner
-        .object_url(&bucket, &key)
-        .map_err(ApiError::internal)
+    Ok((answers::json(StatusCode::OK, &created)?, upload.key))
 }
 
 /// The upload a Companion call names: the handle in its path, owned by the caller, and
@@ -255,7 +196,7 @@ fn named_upload(
     handle: &str,
     query: Option<&str>,
 ) -> Result<(Upload, std::time::SystemTime, BTreeMap<String, String>), ApiError> {
-    let (upload, deadline) = owned_upload(state, who, handle)?;
+    let (upload, deadline) = multipart::owned(&state.deps(), who, handle)?;
     let mut pairs = query_pairs(query)?;
     match pairs.remove("key") {
         Some(key) if key == upload.key => Ok((upload, deadline, pairs)),
@@ -275,36 +216,6 @@ fn part_number(text: &str) -> Result<u16, ApiError> {
     })
 }
 
-/// Signed part URLs of `numbers`, and how long they stay valid.
-pub(super) fn signed(
-    state: &AppState,
-    who: &Authorized,
-    upload: &Upload,
-    deadline: std::time::SystemTime,
-    numbers: &[u16],
-) -> Result<(Vec<multipart::PartUrl>, u64), ApiError> {
-    check_part_numbers(numbers, upload.part_count)?;
-    if upload.checksum_algorithm.is_some() {
-        return Err(ApiError::InvalidRequest(
-            "this upload verifies part checksums: sign its parts with POST /uploads/multipart/{handle}/parts".to_owned(),
-        ));
-    }
-    let credentials = tickets::credentials(state, who.now)?;
-    let wanted = who.rules.default_expires_in;
-    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
-    let checksums = BTreeMap::new();
-    let (parts, _) = part_urls(
-        state,
-        &credentials.credentials,
-        upload,
-        numbers,
-        &checksums,
-        validity,
-        who.now,
-    )?;
-    Ok((parts, validity.as_secs()))
-}
-
 /// One part's URL, as Companion answers it (`expires` in seconds).
 #[derive(Debug, Serialize)]
 struct SignedPart {
@@ -322,7 +233,9 @@ async fn sign_part(
     let result = (|| {
         let (upload, deadline, _) = named_upload(&state, &who, &handle, query.as_deref())?;
         let number = part_number(&number)?;
-        let (mut parts, expires) = signed(&state, &who, &upload, deadline, &[number])?;
+        let deps = state.deps();
+        let (mut parts, validity) =
+            multipart::client_part_urls(&deps, &who, &upload, deadline, &[number])?;
         let url = parts
             .pop()
             .map(|p| p.url)
@@ -330,9 +243,9 @@ async fn sign_part(
         let part = SignedPart {
             url,
             method: "PUT",
-            expires,
+            expires: validity.get().as_secs(),
         };
-        Ok((tickets::json(StatusCode::OK, &part)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &part)?, upload.key))
     })();
     who.reply("parts_signed", result)
 }
@@ -363,12 +276,13 @@ async fn sign_batch(
                 "partNumbers: 1 to {PART_BATCH} part numbers, separated by commas"
             )));
         }
+        let deps = state.deps();
         // Up to 100 signatures a call: counted like the calls that reach the store.
-        tickets::admit_store_call(&state, &who).await?;
-        let (parts, _) = signed(&state, &who, &upload, deadline, &numbers)?;
+        crate::upload::admit_store_call(&deps, &who).await?;
+        let (parts, _) = multipart::client_part_urls(&deps, &who, &upload, deadline, &numbers)?;
         let presigned_urls = parts.into_iter().map(|p| (p.part_number, p.url)).collect();
         let batch = SignedBatch { presigned_urls };
-        Ok((tickets::json(StatusCode::OK, &batch)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &batch)?, upload.key))
     };
     who.reply("parts_signed", result.await)
 }
@@ -391,12 +305,7 @@ async fn list_parts(
 ) -> Reply {
     let result = async {
         let (upload, _, _) = named_upload(&state, &who, &handle, query.as_deref())?;
-        tickets::admit_store_call(&state, &who).await?;
-        let mut stored = state
-            .store
-            .list_parts(multipart::store_ref(&upload))
-            .await?;
-        stored.sort_by_key(|p| p.number);
+        let stored = multipart::stored_parts(&state.deps(), &who, &upload).await?;
         let listed: Vec<ListedPart> = stored
             .into_iter()
             .map(|p| ListedPart {
@@ -405,7 +314,7 @@ async fn list_parts(
                 etag: p.etag,
             })
             .collect();
-        Ok((tickets::json(StatusCode::OK, &listed)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &listed)?, upload.key))
     };
     who.reply("parts_listed", result.await)
 }
@@ -444,31 +353,22 @@ async fn complete(
         // The browser's order means nothing; S3 wants them ascending.
         let mut listed = body.parts;
         listed.sort_by_key(|p| p.part_number);
-        let numbers: Vec<u16> = listed.iter().map(|p| p.part_number).collect();
-        multipart::check_part_order(&numbers, &upload)?;
-        if listed.iter().any(|p| multipart::odd_etag(&p.etag)) {
-            return Err(ApiError::InvalidRequest(
-                "parts.ETag: the ETag the store answered the part's upload with".to_owned(),
-            ));
-        }
-        let parts = listed
-            .into_iter()
-            .map(|p| PartTag {
-                number: p.part_number,
-                etag: p.etag,
-                checksum: None,
-            })
-            .collect();
-        let claimed = multipart::Claimed::Listed(parts);
-        let (_, size) = multipart::finish(&state, &who, &upload, claimed, None).await?;
-        let location = location(&state, &upload)?;
+        let listed = listed.into_iter().map(|p| ClientPart {
+            number: p.part_number,
+            etag: p.etag,
+            checksum: None,
+        });
+        let deps = state.deps();
+        let claimed = Claimed::Listed(parts::listed(listed.collect(), &upload)?);
+        let done = multipart::complete(&deps, &who, &upload, claimed, None).await?;
+        let location = multipart::location(&deps, &upload)?;
         let completed = Completed {
             location,
             key: upload.key.clone(),
             bucket: upload.bucket,
-            size,
+            size: done.size,
         };
-        Ok((tickets::json(StatusCode::OK, &completed)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &completed)?, upload.key))
     };
     who.reply("multipart_completed", result.await)
 }
@@ -481,10 +381,10 @@ async fn abort(
 ) -> Reply {
     let result = async {
         let (upload, _, _) = named_upload(&state, &who, &handle, query.as_deref())?;
-        multipart::abort_owned(&state, &who, &upload).await?;
+        multipart::abort(&state.deps(), &who, &upload).await?;
         // Uppy reads a JSON body from every answer, an abort's too.
         let empty = serde_json::json!({});
-        Ok((tickets::json(StatusCode::OK, &empty)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &empty)?, upload.key))
     };
     who.reply("multipart_aborted", result.await)
 }

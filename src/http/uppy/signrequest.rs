@@ -22,24 +22,21 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use url::form_urlencoded;
 
-use super::companion::{self, ClientUpload};
-use super::extract::{AppJson, Authorized};
-use super::multipart::{self, owned_upload};
-use super::reply::{Handled, Reply};
-use super::tickets::{self, usable_validity};
-use super::uploads;
-use super::{ApiError, AppState, s3xml};
 use crate::handle::Upload;
+use crate::http::answers;
+use crate::http::extract::{AppJson, Authorized};
+use crate::http::reply::{Handled, Reply};
+use crate::http::{ApiError, AppState, s3xml};
 use crate::policy::{ChecksumRequest, UploadMethod, UploadRequest};
-use crate::presign::{BucketName, ObjectKey, PresignedPost, UrlRequest};
-
-/// The longest key Uppy may propose (S3's longest key).
-const MAX_KEY_BYTES: usize = 1024;
+use crate::upload::multipart::{self, Claimed, ClientUpload};
+use crate::upload::ticket;
+use s3_presigned_post::PresignedPost;
+use s3_presigned_post::names::MAX_KEY_BYTES;
 
 /// How long a receipt's URL answers: Uppy calls it at once.
 const RECEIPT_VALIDITY: Duration = Duration::from_secs(300);
 
-pub(super) fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/uploads/uppy/sign", post(sign)).route(
         "/uploads/uppy/answer",
         get(answer).post(answer).delete(answer),
@@ -285,7 +282,7 @@ fn upload_request(body: &SignBody) -> Result<UploadRequest, ApiError> {
 async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
     let request = upload_request(body)?;
     let current = body.takes_headers();
-    if who.rules.upload_method == UploadMethod::Post {
+    if who.rules().upload_method == UploadMethod::Post {
         if !current {
             return Err(ApiError::ClientUnsupported(
                 "this version of @uppy/aws-s3 uploads a small file with PUT, and this tenant \
@@ -295,15 +292,15 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
                     .to_owned(),
             ));
         }
-        let ticket = uploads::sign_post(state, who, &request).await?;
+        let ticket = ticket::post(&state.deps(), who, &request).await?;
         let key = ticket.key.clone();
         let signed = SignedPost {
             post: ticket.post,
             key: ticket.key,
         };
-        return Ok((tickets::json(StatusCode::OK, &signed)?, key));
+        return Ok((answers::json(StatusCode::OK, &signed)?, key));
     }
-    if who.rules.prevent_overwrite && !current {
+    if who.rules().prevent_overwrite && !current {
         return Err(ApiError::ClientUnsupported(
             "this version of @uppy/aws-s3 sends no If-None-Match header, which this tenant's \
              PUT tickets sign (prevent_overwrite): use @uppy/aws-s3 6.3 or later, set \
@@ -311,7 +308,7 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
                 .to_owned(),
         ));
     }
-    let plan = uploads::put_plan(who, &request)?;
+    let plan = ticket::put_plan(who, &request)?;
     // An older plugin sets Content-Type and nothing else; the browser sends the length
     // itself. Checked before signing, so a refused request is not counted.
     let unsendable = plan
@@ -324,10 +321,11 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
              @uppy/aws-s3 does not send: use 6.3 or later"
         )));
     }
-    let ticket = uploads::sign_put(state, who, plan).await?;
+    let ticket = ticket::put(&state.deps(), who, plan).await?;
     // The browser sets the length from the body, and refuses to have it set.
     let headers = match current {
         true => ticket
+            .signed
             .headers
             .into_iter()
             .filter(|(name, _)| name != "content-length")
@@ -335,11 +333,11 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
         false => BTreeMap::new(),
     };
     let signed = Signed {
-        url: ticket.url,
+        url: ticket.signed.url,
         key: Some(ticket.key.clone()),
         headers,
     };
-    Ok((tickets::json(StatusCode::OK, &signed)?, ticket.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, ticket.key))
 }
 
 /// `CreateMultipartUpload`: started here; Uppy's URL answers the handle as the upload id.
@@ -352,7 +350,7 @@ async fn start(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
         )));
     }
     let ClientUpload { upload, handle } =
-        companion::start_client_upload(state, who, &request, Some(&body.key)).await?;
+        multipart::start_client_upload(&state.deps(), who, &request, Some(&body.key)).await?;
     let receipt = Receipt::Started {
         bucket: upload.bucket.clone(),
         key: upload.key.clone(),
@@ -368,7 +366,7 @@ fn named(
     body: &SignBody,
     handle: &str,
 ) -> Result<(Upload, std::time::SystemTime), ApiError> {
-    let (upload, deadline) = owned_upload(state, who, handle)?;
+    let (upload, deadline) = multipart::owned(&state.deps(), who, handle)?;
     if body.key != upload.key && upload.client_key.as_deref() != Some(body.key.as_str()) {
         return Err(ApiError::NotOwner);
     }
@@ -378,37 +376,22 @@ fn named(
 /// `UploadPart`: a part URL on the store.
 fn part(state: &AppState, who: &Authorized, body: &SignBody, handle: &str, number: u16) -> Handled {
     let (upload, deadline) = named(state, who, body, handle)?;
-    let (mut parts, _) = companion::signed(state, who, &upload, deadline, &[number])?;
+    let (mut parts, _) =
+        multipart::client_part_urls(&state.deps(), who, &upload, deadline, &[number])?;
     let url = parts
         .pop()
         .map(|p| p.url)
         .ok_or_else(|| ApiError::Internal("no URL signed for the part".into()))?;
     let signed = Signed::url(url, None);
-    Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, upload.key))
 }
 
 /// `ListParts`: a URL on the store (Uppy resuming reads its XML).
 fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
     let (upload, deadline) = named(state, who, body, handle)?;
-    let credentials = tickets::credentials(state, who.now)?;
-    let validity = usable_validity(
-        who.rules.default_expires_in,
-        &credentials,
-        who.now,
-        Some(deadline),
-    )?;
-    let bucket = BucketName::new(upload.bucket.as_str()).map_err(ApiError::internal)?;
-    let key = ObjectKey::new(upload.key.as_str()).map_err(ApiError::internal)?;
-    let request = UrlRequest::list_parts(bucket, key, &upload.upload_id)
-        .and_then(|r| r.expires_in(validity))
-        .map_err(ApiError::internal)?;
-    let url = state
-        .presigner
-        .presign_url(&credentials.credentials, &request, who.now)
-        .map_err(ApiError::internal)?
-        .url;
+    let url = multipart::list_parts_url(&state.deps(), who, &upload, deadline)?;
     let signed = Signed::url(url, None);
-    Ok((tickets::json(StatusCode::OK, &signed)?, upload.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, upload.key))
 }
 
 /// `CompleteMultipartUpload`: completed here with the parts the store holds, once they
@@ -416,14 +399,14 @@ fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Ha
 /// checked, names the parts completed.
 async fn complete(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
     let (upload, _) = named(state, who, body, handle)?;
-    let claimed = multipart::Claimed::Stored;
-    let (done, _) = multipart::finish(state, who, &upload, claimed, None).await?;
-    let location = companion::location(state, &upload)?;
+    let deps = state.deps();
+    let done = multipart::complete(&deps, who, &upload, Claimed::Stored, None).await?;
+    let location = multipart::location(&deps, &upload)?;
     let receipt = Receipt::Completed {
         location,
         bucket: upload.bucket.clone(),
         key: upload.key.clone(),
-        etag: done.etag,
+        etag: done.object.etag,
     };
     answer_with(state, who, &receipt, upload.key)
 }
@@ -431,7 +414,7 @@ async fn complete(state: &AppState, who: &Authorized, body: &SignBody, handle: &
 /// `AbortMultipartUpload`: aborted here.
 async fn abort(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
     let (upload, _) = named(state, who, body, handle)?;
-    multipart::abort_owned(state, who, &upload).await?;
+    multipart::abort(&state.deps(), who, &upload).await?;
     answer_with(state, who, &Receipt::Aborted, upload.key)
 }
 
@@ -449,7 +432,7 @@ fn answer_with(state: &AppState, who: &Authorized, receipt: &Receipt, key: Strin
         format!("uploads/uppy/answer?{query}"),
         started.then(|| key.clone()),
     );
-    Ok((tickets::json(StatusCode::OK, &signed)?, key))
+    Ok((answers::json(StatusCode::OK, &signed)?, key))
 }
 
 /// `uploads/uppy/answer?r=<receipt>`: the XML S3 answers for what the receipt says was

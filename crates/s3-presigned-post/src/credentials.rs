@@ -76,6 +76,32 @@ impl Credentials {
     }
 }
 
+/// The AWS SDK's credentials (what `aws_config::SdkConfig`'s provider resolves, from
+/// the environment, profiles, SSO, web identity, ECS or IMDS), as signing credentials.
+///
+/// Their expiry is the SDK's to track: sign nothing that outlives it (see
+/// `aws_credential_types::Credentials::expiry` and `examples/sdk_config.rs`).
+///
+/// ```
+/// use s3_presigned_post::Credentials;
+///
+/// let sdk = aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "example");
+/// let credentials = Credentials::try_from(&sdk)?;
+/// assert_eq!(credentials.access_key_id(), "AKIDEXAMPLE");
+/// # Ok::<(), s3_presigned_post::PresignError>(())
+/// ```
+impl TryFrom<&aws_credential_types::Credentials> for Credentials {
+    type Error = PresignError;
+
+    fn try_from(sdk: &aws_credential_types::Credentials) -> Result<Self, PresignError> {
+        Self::new(
+            sdk.access_key_id(),
+            sdk.secret_access_key(),
+            sdk.session_token().map(str::to_owned),
+        )
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")

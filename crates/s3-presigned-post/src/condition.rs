@@ -226,8 +226,16 @@ pub(crate) fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// The inside of [`push_json_string`]'s string, to any writer.
-pub(crate) fn write_json_escaped<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
+/// The inside of a JSON string as `JSON.stringify` writes it (what policies hold), to any
+/// writer. Public because other hot writers of JSON text (a log line) want the same
+/// vectorised fast path for strings that need no escaping.
+///
+/// ```
+/// let mut out = String::new();
+/// s3_presigned_post::condition::write_json_escaped(&mut out, "a\"b\n").unwrap();
+/// assert_eq!(out, r#"a\"b\n"#);
+/// ```
+pub fn write_json_escaped<W: fmt::Write + ?Sized>(out: &mut W, s: &str) -> fmt::Result {
     let bytes = s.as_bytes();
     // Most values need no escaping; this test has no early exit, so it vectorises.
     let needs_escape = bytes.iter().fold(false, |any, &b| {

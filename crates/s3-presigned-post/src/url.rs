@@ -17,9 +17,9 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{
-    BucketName, CHECKSUM_FIELD_PREFIX, Checksum, Credentials, MAX_EXPIRES_IN, ObjectKey,
-    PresignError, Presigner, UtcSecond,
+use crate::{
+    BucketName, CHECKSUM_FIELD_PREFIX, Checksum, Credentials, ObjectKey, PresignError, Presigner,
+    UtcSecond, Validity,
 };
 
 /// What to presign: one S3 request on one object, with the headers it must carry.
@@ -30,7 +30,7 @@ pub struct UrlRequest {
     key: ObjectKey,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
-    expires_in: Duration,
+    validity: Validity,
 }
 
 impl UrlRequest {
@@ -90,7 +90,7 @@ impl UrlRequest {
             key,
             query: Vec::new(),
             headers: Vec::new(),
-            expires_in: super::DEFAULT_EXPIRES_IN,
+            validity: Validity::DEFAULT,
         })
     }
 
@@ -154,18 +154,20 @@ impl UrlRequest {
         Ok(self)
     }
 
-    /// Validity, 1 second to 7 days; default one hour.
-    pub fn expires_in(mut self, expires_in: Duration) -> Result<Self, PresignError> {
-        if expires_in < Duration::from_secs(1) || expires_in > MAX_EXPIRES_IN {
-            return Err(PresignError::InvalidExpiry(expires_in));
-        }
-        self.expires_in = expires_in;
-        Ok(self)
+    /// Validity, 1 second to 7 days (see [`Validity`]); default one hour.
+    pub fn expires_in(self, expires_in: Duration) -> Result<Self, PresignError> {
+        Ok(self.with_validity(Validity::new(expires_in)?))
+    }
+
+    /// Validity, already checked.
+    pub fn with_validity(mut self, validity: Validity) -> Self {
+        self.validity = validity;
+        self
     }
 
     /// The validity asked for.
-    pub fn validity(&self) -> Duration {
-        self.expires_in
+    pub fn validity(&self) -> Validity {
+        self.validity
     }
 
     /// Names of the headers the request will sign besides `host`, lower-case, so a caller
@@ -211,7 +213,7 @@ impl Presigner {
         // Both ends must be representable, as for POST tickets.
         UtcSecond::from_system_time(now)?;
         let expires_at = now
-            .checked_add(request.expires_in)
+            .checked_add(request.validity.get())
             .ok_or(PresignError::InvalidTime)?;
         UtcSecond::from_system_time(expires_at)?;
 
@@ -240,7 +242,7 @@ impl Presigner {
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.signature_location = SignatureLocation::QueryParams;
-        settings.expires_in = Some(request.expires_in);
+        settings.expires_in = Some(request.validity.get());
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -333,7 +335,7 @@ fn encode_into(out: &mut String, text: &str, keep_slash: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presign::{Addressing, Endpoint, Region};
+    use crate::{Addressing, Endpoint, Region};
 
     fn aws_example() -> (Presigner, Credentials, SystemTime) {
         // The documented example of query-string authentication (S3 API reference,
@@ -443,7 +445,7 @@ mod tests {
         assert!(put().expires_in(Duration::ZERO).is_err());
         assert!(
             put()
-                .expires_in(MAX_EXPIRES_IN + Duration::from_secs(1))
+                .expires_in(crate::MAX_EXPIRES_IN + Duration::from_secs(1))
                 .is_err()
         );
         assert!(UrlRequest::upload_part(bucket.clone(), key.clone(), "id", 0).is_err());

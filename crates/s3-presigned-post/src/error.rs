@@ -64,7 +64,7 @@ pub enum PresignError {
     /// A `content-length-range` with min above max, or max above S3's 5 GiB POST limit.
     #[error(
         "invalid content-length-range [{min}, {max}]: needs min <= max <= {} bytes",
-        crate::presign::MAX_POST_OBJECT_SIZE
+        crate::MAX_POST_OBJECT_SIZE
     )]
     InvalidContentLengthRange {
         /// Lower bound in bytes.
@@ -107,7 +107,7 @@ pub enum PresignError {
     #[error("invalid {algorithm} checksum: {reason}")]
     InvalidChecksum {
         /// The algorithm it is declared for.
-        algorithm: crate::presign::ChecksumAlgorithm,
+        algorithm: crate::ChecksumAlgorithm,
         /// Which rule it breaks.
         reason: &'static str,
     },

@@ -1,7 +1,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::presign::{
+use crate::{
     Addressing, BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, ObjectKey,
     PostRequest, Presigner,
 };

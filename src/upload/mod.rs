@@ -1,0 +1,183 @@
+//! The life of an upload, without HTTP: tickets, multipart uploads (start, part URLs,
+//! completion, abort) and the completion check.
+//!
+//! Plain functions over what they are handed: the dependencies ([`Deps`]: the store, the
+//! limits, the handle key, the presigner, the credentials) and the request's [`Actor`]
+//! (the verified caller, their tenant, and `now`, read once from the clock). They answer
+//! data and their own [`UploadError`]; the front doors (`http::uploads` and friends, the
+//! Uppy adapters) turn both into HTTP, and `http/error.rs` alone gives errors a status.
+//!
+//! # Layout
+//! - [`ticket`]: POST forms and PUT URLs, counted and signed.
+//! - [`multipart`]: multipart uploads, the service's layout or the client's (Uppy's).
+//! - [`parts`]: the pure checks of a part list against its upload and the store's.
+//! - [`checksums`]: a multipart upload's part and whole-object checksums.
+//! - [`check`]: the completion check of a stored object against its tenant's rules.
+
+pub mod check;
+pub mod checksums;
+pub mod multipart;
+pub mod parts;
+pub mod ticket;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use s3_presigned_post::{Presigner, Validity};
+
+use crate::auth::Caller;
+use crate::credentials::{CredentialsCache, LoadedCredentials};
+use crate::handle::HandleKey;
+use crate::limits::{Charge, LimitError, Limits};
+use crate::policy::{PolicyError, TenantRules};
+use crate::store::{ObjectStore, StoreError};
+use crate::tenant::Tenant;
+
+/// What the use cases work with, borrowed from the application for one request.
+#[derive(Clone, Copy, Debug)]
+pub struct Deps<'a> {
+    /// The object store, for what a ticket cannot do alone.
+    pub store: &'a dyn ObjectStore,
+    /// The tenants' limits and quotas.
+    pub limits: &'a Limits,
+    /// Signs and verifies multipart handles.
+    pub handles: &'a HandleKey,
+    /// Signs tickets and URLs.
+    pub presigner: &'a Presigner,
+    /// The AWS credentials of the moment.
+    pub credentials: &'a CredentialsCache,
+    /// Delivers tenants' webhooks; `None` when no tenant has one (or none could be made).
+    pub webhook_client: Option<&'a reqwest::Client>,
+}
+
+/// Who asks, under which tenant, judged at which time.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// The verified caller.
+    pub caller: Caller,
+    /// Their tenant: rules and webhook.
+    pub tenant: Arc<Tenant>,
+    /// Now, for the token, the rules and the signatures alike.
+    pub now: SystemTime,
+}
+
+impl Actor {
+    /// The caller's tenant's rules.
+    pub fn rules(&self) -> &TenantRules {
+        &self.tenant.rules
+    }
+}
+
+/// Why a use case did not do what was asked, in its own terms (`http/error.rs` gives
+/// each a status and a stable code).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The tenant's rules refuse the request.
+    #[error(transparent)]
+    Rules(#[from] PolicyError),
+    /// A limit refuses it, or the limits cannot be checked.
+    #[error(transparent)]
+    Limits(#[from] LimitError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No credentials to sign with right now (or none that last a second).
+    #[error("signing credentials are not available right now; retry shortly")]
+    CredentialsUnavailable,
+    /// The handle is forged, expired or for an aborted upload.
+    #[error("no such multipart upload, or its handle has expired")]
+    UploadNotFound,
+    /// A valid handle or key, but of another subject or tenant.
+    #[error("this upload belongs to someone else")]
+    NotOwner,
+    /// The request is malformed, in words.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The part list does not complete the upload, in words.
+    #[error("{0}")]
+    PartsInvalid(String),
+    /// Something that cannot happen did (a plan the rules accepted that the core would
+    /// not sign; a handle that would not sign): the cause is for the log only.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl UploadError {
+    /// Any unexpected error.
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}
+
+/// The credentials to sign with at `now`.
+pub fn credentials(
+    deps: &Deps<'_>,
+    now: SystemTime,
+) -> Result<Arc<LoadedCredentials>, UploadError> {
+    deps.credentials
+        .current(now)
+        .ok_or(UploadError::CredentialsUnavailable)
+}
+
+/// `wanted`, shortened so that a signature never outlives what signs it: temporary
+/// credentials (less a margin) and, for parts, the upload's deadline.
+pub fn usable_validity(
+    wanted: Validity,
+    credentials: &LoadedCredentials,
+    now: SystemTime,
+    deadline: Option<SystemTime>,
+) -> Result<Validity, UploadError> {
+    let mut left = Validity::MAX.get();
+    if let Some(expiry) = credentials.expires_at {
+        let margin = Duration::from_secs(5);
+        left = left.min(
+            expiry
+                .duration_since(now)
+                .unwrap_or_default()
+                .saturating_sub(margin),
+        );
+    }
+    if let Some(deadline) = deadline {
+        left = left.min(deadline.duration_since(now).unwrap_or_default());
+    }
+    wanted
+        .at_most(left)
+        .ok_or(UploadError::CredentialsUnavailable)
+}
+
+/// Hands the credentials to sign a ticket with and counts it against the tenant's
+/// limits (`bytes` it may upload; a multipart upload's key and deadline): the last
+/// step before signing, after every rule has been checked, so that a refused request
+/// counts nothing. Without credentials nothing is counted either.
+pub async fn admit(
+    deps: &Deps<'_>,
+    who: &Actor,
+    bytes: u64,
+    upload: Option<(&str, SystemTime)>,
+) -> Result<Arc<LoadedCredentials>, UploadError> {
+    let credentials = credentials(deps, who.now)?;
+    let rules = who.rules();
+    let charge = Charge {
+        tenant: &rules.id,
+        subject: &who.caller.subject,
+        bytes,
+        upload,
+    };
+    deps.limits.admit(&rules.quotas, charge, who.now).await?;
+    Ok(credentials)
+}
+
+/// Counts a call of the caller that reaches the store or the tenant's webhook against
+/// the subject's `store_calls_per_minute`.
+pub async fn admit_store_call(deps: &Deps<'_>, who: &Actor) -> Result<(), UploadError> {
+    let rules = who.rules();
+    deps.limits
+        .admit_store_call(&rules.quotas, &rules.id, &who.caller.subject, who.now)
+        .await?;
+    Ok(())
+}
+
+/// A new UUID for a key's `{uuid}`.
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,513 @@
+//! Multipart uploads (beyond 5 GiB, resumable), started under the caller's own key and
+//! bound to them by a signed handle: no database. Two layouts: the service's (the size
+//! declared, parts of a fixed size, each part URL pinned to its length) and the
+//! client's (Uppy picks its part size: any numbering S3 accepts, the total held to the
+//! tenant's bounds at completion).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::parts::{self, MAX_PARTS, PART_BATCH};
+use super::usable_validity;
+use super::{Actor, Deps, UploadError, admit, admit_store_call, checksums, credentials, new_uuid};
+use crate::credentials::LoadedCredentials;
+use crate::handle::{SizeBounds, Upload};
+use crate::policy::{self, ObjectPlan, UploadRequest};
+use crate::store::{CompletedObject, Completion, PartTag, StoredPart, UploadRef};
+use s3_presigned_post::{BucketName, Checksum, Credentials, ObjectKey, UrlRequest, Validity};
+
+/// One signed part URL, and the headers its PUT must carry (a declared checksum; the
+/// length travels in the URL's signature).
+#[derive(Debug, Serialize)]
+pub struct PartUrl {
+    /// The part's number.
+    pub part_number: u16,
+    /// Where to PUT it.
+    pub url: String,
+    /// Headers to send with exactly these values.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A started upload of the service's layout: its handle and the first part URLs.
+#[derive(Debug)]
+pub struct Started {
+    /// What the handle binds.
+    pub upload: Upload,
+    /// The signed handle the client names the upload by.
+    pub handle: String,
+    /// When the handle (and so the upload) expires.
+    pub deadline: SystemTime,
+    /// The first part URLs (none when every part must carry a checksum the client
+    /// gives with `/parts`).
+    pub parts: Vec<PartUrl>,
+    /// When those part URLs expire.
+    pub parts_expire_at: SystemTime,
+}
+
+/// A started upload whose parts the client lays out, and its signed handle.
+#[derive(Debug)]
+pub struct ClientUpload {
+    /// What the handle binds.
+    pub upload: Upload,
+    /// The signed handle (Uppy's upload id).
+    pub handle: String,
+}
+
+/// Which parts a completion names.
+#[derive(Debug)]
+pub enum Claimed {
+    /// The parts the client lists, with the ETags its uploads were answered with.
+    Listed(Vec<PartTag>),
+    /// Every part the store holds (a client that lists none itself).
+    Stored,
+}
+
+/// A completed upload.
+#[derive(Debug)]
+pub struct Completed {
+    /// The store's answer.
+    pub object: CompletedObject,
+    /// The object's size, as checked.
+    pub size: u64,
+}
+
+/// When an upload started at `who.now` expires.
+fn deadline(who: &Actor) -> SystemTime {
+    who.now + who.rules().multipart_expires_in.get()
+}
+
+/// Starts an upload of `request` in the service's layout: the tenant's rules and
+/// limits, the store's upload, its handle and the first part URLs.
+pub async fn start(
+    deps: &Deps<'_>,
+    who: &Actor,
+    request: &UploadRequest,
+) -> Result<Started, UploadError> {
+    let subject = &who.caller.subject;
+    let plan = policy::multipart_plan(who.rules(), subject, request, who.now, &new_uuid())?;
+    let (upload_id, credentials) = create_in_store(deps, who, &plan.object, plan.size).await?;
+    let upload = Upload {
+        tenant: who.rules().id.clone(),
+        sub: subject.clone(),
+        bucket: who.rules().bucket.to_string(),
+        key: plan.object.key.clone(),
+        upload_id,
+        size: plan.size,
+        part_size: plan.part_size,
+        part_count: plan.part_count,
+        content_type: plan.object.content_type.clone(),
+        checksum_algorithm: plan.object.checksum_algorithm,
+        checksum: plan.object.checksum.as_ref().map(|c| c.value().to_owned()),
+        client_parts: None,
+        client_key: None,
+    };
+    let deadline = deadline(who);
+    match first_parts(deps, who, &upload, plan.object.expires_in, &credentials) {
+        Ok((handle, parts, parts_expire_at)) => Ok(Started {
+            upload,
+            handle,
+            deadline,
+            parts,
+            parts_expire_at,
+        }),
+        Err(error) => {
+            // Nobody will ever hold a handle for it: its parts must not be left behind.
+            let _ = store_abort(deps.store, &upload).await;
+            release(deps, who, &upload.key).await;
+            Err(error)
+        }
+    }
+}
+
+/// The handle of `upload` and its first part URLs, and when those expire.
+fn first_parts(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+    wanted: Validity,
+    credentials: &LoadedCredentials,
+) -> Result<(String, Vec<PartUrl>, SystemTime), UploadError> {
+    let deadline = deadline(who);
+    let handle = deps
+        .handles
+        .sign(upload, deadline)
+        .map_err(UploadError::internal)?;
+    // With a checksum algorithm every part must carry its checksum (S3 and Garage
+    // refuse a part without): the client asks `/parts` with them.
+    let first: Vec<u16> = match upload.checksum_algorithm {
+        Some(_) => Vec::new(),
+        None => (1..=upload.part_count.min(PART_BATCH)).collect(),
+    };
+    let validity = usable_validity(wanted, credentials, who.now, Some(deadline))?;
+    let (parts, parts_expire_at) = part_urls(
+        deps,
+        &credentials.credentials,
+        upload,
+        &first,
+        &BTreeMap::new(),
+        validity,
+        who.now,
+    )?;
+    Ok((handle, parts, parts_expire_at))
+}
+
+/// Starts an upload of `request` whose parts the client lays out (Uppy's): the tenant's
+/// rules and limits, the store's upload, the handle that binds it (and the key the
+/// client proposed, if it may keep naming the upload by it).
+pub async fn start_client_upload(
+    deps: &Deps<'_>,
+    who: &Actor,
+    request: &UploadRequest,
+    client_key: Option<&str>,
+) -> Result<ClientUpload, UploadError> {
+    let subject = &who.caller.subject;
+    let object =
+        policy::client_multipart_plan(who.rules(), subject, request, who.now, &new_uuid())?;
+    let size = request.size;
+    let bytes = size.unwrap_or(object.max_size);
+    let (upload_id, _) = create_in_store(deps, who, &object, bytes).await?;
+    let upload = Upload {
+        tenant: who.rules().id.clone(),
+        sub: subject.clone(),
+        bucket: who.rules().bucket.to_string(),
+        key: object.key.clone(),
+        upload_id,
+        size: size.unwrap_or(0),
+        part_size: 0,
+        part_count: MAX_PARTS,
+        content_type: object.content_type.clone(),
+        checksum_algorithm: None,
+        checksum: None,
+        client_parts: Some(SizeBounds {
+            min: object.min_size,
+            max: object.max_size,
+        }),
+        client_key: client_key.map(str::to_owned),
+    };
+    match deps.handles.sign(&upload, deadline(who)) {
+        Ok(handle) => Ok(ClientUpload { upload, handle }),
+        Err(error) => {
+            // Nobody will ever hold a handle for it.
+            let _ = store_abort(deps.store, &upload).await;
+            release(deps, who, &upload.key).await;
+            Err(UploadError::internal(error))
+        }
+    }
+}
+
+/// Counts a new upload of up to `bytes` against the tenant's limits and starts it in
+/// the store; answers its upload id and the credentials to sign its parts with. An
+/// upload the store refuses frees its place among the subject's open ones again.
+async fn create_in_store(
+    deps: &Deps<'_>,
+    who: &Actor,
+    object: &ObjectPlan,
+    bytes: u64,
+) -> Result<(String, Arc<LoadedCredentials>), UploadError> {
+    let key = object.key.as_str();
+    let credentials = admit(deps, who, bytes, Some((key, deadline(who)))).await?;
+    let rules = who.rules();
+    let created = deps
+        .store
+        .create_upload(rules.bucket.as_str(), object, &rules.object_settings)
+        .await;
+    match created {
+        Ok(upload_id) => Ok((upload_id, credentials)),
+        Err(error) => {
+            release(deps, who, key).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Frees the upload's place among its subject's open uploads.
+async fn release(deps: &Deps<'_>, who: &Actor, key: &str) {
+    let rules = who.rules();
+    deps.limits
+        .release(&rules.id, &who.caller.subject, key)
+        .await;
+}
+
+/// Signed URLs of parts `numbers` of `upload`, each pinned to its length where the
+/// service laid out the parts, with its checksum where one is given; and when they
+/// expire.
+pub fn part_urls(
+    deps: &Deps<'_>,
+    credentials: &Credentials,
+    upload: &Upload,
+    numbers: &[u16],
+    checksums: &BTreeMap<u16, Checksum>,
+    validity: Validity,
+    now: SystemTime,
+) -> Result<(Vec<PartUrl>, SystemTime), UploadError> {
+    let (bucket, key) = names(upload)?;
+    let mut parts = Vec::with_capacity(numbers.len());
+    let mut expires_at = now + validity.get();
+    for &number in numbers {
+        let mut request =
+            UrlRequest::upload_part(bucket.clone(), key.clone(), &upload.upload_id, number)
+                .map(|r| r.with_validity(validity))
+                .map_err(UploadError::internal)?;
+        // A fixed layout pins each part's length: a part sent again, larger, after its
+        // size was checked is refused by the store (the ETag check is the other half).
+        if let Some(len) = upload.part_len(number) {
+            request = request
+                .header("content-length", len.to_string())
+                .map_err(UploadError::internal)?;
+        }
+        if let Some(checksum) = checksums.get(&number) {
+            request = request.checksum(checksum).map_err(UploadError::internal)?;
+        }
+        let signed = deps
+            .presigner
+            .presign_url(credentials, &request, now)
+            .map_err(UploadError::internal)?;
+        expires_at = signed.expires_at;
+        parts.push(PartUrl {
+            part_number: number,
+            url: signed.url,
+            headers: signed.headers.into_iter().collect(),
+        });
+    }
+    Ok((parts, expires_at))
+}
+
+/// The upload's bucket and key as the core takes them (a handle holds only names that
+/// were parsed when it was signed: a failure here is a bug).
+fn names(upload: &Upload) -> Result<(BucketName, ObjectKey), UploadError> {
+    let bucket = BucketName::new(upload.bucket.as_str()).map_err(UploadError::internal)?;
+    let key = ObjectKey::new(upload.key.as_str()).map_err(UploadError::internal)?;
+    Ok((bucket, key))
+}
+
+/// The upload a handle names, if the caller owns it: same tenant, same subject, and
+/// the key under the subject's prefix in the tenant's bucket. Answers its deadline too.
+pub fn owned(
+    deps: &Deps<'_>,
+    who: &Actor,
+    handle: &str,
+) -> Result<(Upload, SystemTime), UploadError> {
+    let (upload, deadline) = deps
+        .handles
+        .verify(handle, who.now)
+        .map_err(|_| UploadError::UploadNotFound)?;
+    let rules = who.rules();
+    let prefix = rules.owner_prefix(&who.caller.subject)?;
+    let owned = upload.tenant == who.caller.tenant
+        && upload.sub == who.caller.subject
+        && upload.bucket == rules.bucket.as_str()
+        && upload.key.starts_with(&prefix);
+    if !owned {
+        return Err(UploadError::NotOwner);
+    }
+    Ok((upload, deadline))
+}
+
+/// Part URLs of `numbers` for the caller's `upload` (until `deadline`), with their
+/// checksums where the upload has an algorithm (then every part's is required).
+pub async fn sign_parts(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+    deadline: SystemTime,
+    numbers: &[u16],
+    given_checksums: &BTreeMap<String, String>,
+) -> Result<(Vec<PartUrl>, SystemTime), UploadError> {
+    parts::check_part_numbers(numbers, upload.part_count)?;
+    // Up to 100 signatures a call: counted like the calls that reach the store.
+    admit_store_call(deps, who).await?;
+    let checksums = checksums::for_parts(upload, numbers, given_checksums)?;
+    let credentials = credentials(deps, who.now)?;
+    let wanted = who.rules().default_expires_in;
+    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
+    part_urls(
+        deps,
+        &credentials.credentials,
+        upload,
+        numbers,
+        &checksums,
+        validity,
+        who.now,
+    )
+}
+
+/// Part URLs of `numbers` for an upload whose client asks for them one or a batch at a
+/// time without checksums (Uppy), and how long they stay valid. Not counted: Uppy signs
+/// each part as it goes, and a batch is counted by its front door.
+pub fn client_part_urls(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+    deadline: SystemTime,
+    numbers: &[u16],
+) -> Result<(Vec<PartUrl>, Validity), UploadError> {
+    parts::check_part_numbers(numbers, upload.part_count)?;
+    if upload.checksum_algorithm.is_some() {
+        return Err(UploadError::InvalidRequest(
+            "this upload verifies part checksums: sign its parts with POST /uploads/multipart/{handle}/parts".to_owned(),
+        ));
+    }
+    let credentials = credentials(deps, who.now)?;
+    let wanted = who.rules().default_expires_in;
+    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
+    let (parts, _) = part_urls(
+        deps,
+        &credentials.credentials,
+        upload,
+        numbers,
+        &BTreeMap::new(),
+        validity,
+        who.now,
+    )?;
+    Ok((parts, validity))
+}
+
+/// A signed `ListParts` URL of the caller's `upload`, for a client that resumes by asking
+/// the store itself (Uppy 6).
+pub fn list_parts_url(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+    deadline: SystemTime,
+) -> Result<String, UploadError> {
+    let credentials = credentials(deps, who.now)?;
+    let wanted = who.rules().default_expires_in;
+    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
+    let (bucket, key) = names(upload)?;
+    let request = UrlRequest::list_parts(bucket, key, &upload.upload_id)
+        .map(|r| r.with_validity(validity))
+        .map_err(UploadError::internal)?;
+    let signed = deps
+        .presigner
+        .presign_url(&credentials.credentials, &request, who.now)
+        .map_err(UploadError::internal)?;
+    Ok(signed.url)
+}
+
+/// The parts the store holds of the caller's `upload`, ascending (a call that reaches
+/// the store: counted).
+pub async fn stored_parts(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+) -> Result<Vec<StoredPart>, UploadError> {
+    admit_store_call(deps, who).await?;
+    let mut stored = deps.store.list_parts(store_ref(upload)).await?;
+    stored.sort_by_key(|p| p.number);
+    Ok(stored)
+}
+
+/// The object's plain URL, as S3's `Location` names it.
+pub fn location(deps: &Deps<'_>, upload: &Upload) -> Result<String, UploadError> {
+    let (bucket, key) = names(upload)?;
+    deps.presigner
+        .object_url(&bucket, &key)
+        .map_err(UploadError::internal)
+}
+
+/// The whole object's checksum a completion of `upload` goes with: declared at the
+/// start or `given` now.
+pub fn whole_checksum(
+    who: &Actor,
+    upload: &Upload,
+    given: Option<&str>,
+) -> Result<Option<Checksum>, UploadError> {
+    checksums::whole(who.rules(), upload, given)
+}
+
+/// Completes `upload` once the store holds the claimed parts and they add up to what the
+/// upload declared; frees its place among the subject's open uploads.
+///
+/// A part sent again between the listing and the completion must not slip past the size
+/// check: the completion names exactly the ETags of the listing that was checked (a
+/// client ETag that differs is refused, a store that checks ETags refuses a part replaced
+/// since), and the object is looked at once completed and removed if its size is not the
+/// one checked (a store that ignores ETags).
+pub async fn complete(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+    claimed: Claimed,
+    checksum: Option<&Checksum>,
+) -> Result<Completed, UploadError> {
+    admit_store_call(deps, who).await?;
+    let stored = deps.store.list_parts(store_ref(upload)).await?;
+    let mut listed = match claimed {
+        Claimed::Listed(listed) => parts::as_listed(listed, &stored)?,
+        Claimed::Stored => parts::all_stored(&stored),
+    };
+    if listed.is_empty() {
+        return Err(UploadError::PartsInvalid(
+            "the store holds no part of this upload yet".to_owned(),
+        ));
+    }
+    let size = parts::check_stored(upload, &listed, &stored)?;
+    checksums::fill_from_store(&mut listed, stored, upload.checksum_algorithm);
+    let completion = Completion {
+        algorithm: upload.checksum_algorithm,
+        checksum,
+        if_none_match: who.rules().prevent_overwrite,
+    };
+    let object = deps
+        .store
+        .complete_upload(store_ref(upload), &listed, completion)
+        .await?;
+    release(deps, who, &upload.key).await;
+    check_completed_size(deps, upload, size).await?;
+    Ok(Completed { object, size })
+}
+
+/// The completed object is the size that was checked, or it is removed: a store that
+/// completes from parts replaced after the listing would otherwise keep an object past
+/// the upload's bounds and the tenant's quota.
+async fn check_completed_size(
+    deps: &Deps<'_>,
+    upload: &Upload,
+    size: u64,
+) -> Result<(), UploadError> {
+    let head = deps.store.head_object(&upload.bucket, &upload.key).await?;
+    if head.object.size == size {
+        return Ok(());
+    }
+    tracing::warn!(
+        key = %upload.key,
+        checked = size,
+        stored = head.object.size,
+        "a completed upload is not the size its parts were checked at: removed"
+    );
+    deps.store
+        .delete_object(&upload.bucket, &upload.key)
+        .await?;
+    Err(UploadError::PartsInvalid(format!(
+        "the completed object holds {} bytes, not the {size} its parts held when checked: a part was replaced during the completion; the object was removed",
+        head.object.size
+    )))
+}
+
+/// Aborts the caller's `upload` and frees its place among the subject's open uploads.
+pub async fn abort(deps: &Deps<'_>, who: &Actor, upload: &Upload) -> Result<(), UploadError> {
+    admit_store_call(deps, who).await?;
+    store_abort(deps.store, upload).await?;
+    release(deps, who, &upload.key).await;
+    Ok(())
+}
+
+async fn store_abort(
+    store: &dyn crate::store::ObjectStore,
+    upload: &Upload,
+) -> Result<(), crate::store::StoreError> {
+    store.abort_upload(store_ref(upload)).await
+}
+
+/// The store's name for `upload`.
+pub fn store_ref(upload: &Upload) -> UploadRef<'_> {
+    UploadRef {
+        bucket: &upload.bucket,
+        key: &upload.key,
+        upload_id: &upload.upload_id,
+    }
+}

@@ -1,0 +1,131 @@
+//! Single-request tickets: a POST form or a PUT URL, as the tenant's rules make it of a
+//! request, counted against the tenant's limits and signed.
+
+use std::time::SystemTime;
+
+use s3_presigned_post::{PresignedPost, PresignedUrl};
+
+use super::{Actor, Deps, UploadError, admit, new_uuid, usable_validity};
+use crate::policy::{self, PutPlan, UploadMethod, UploadRequest};
+
+/// A signed POST form and what it allows.
+#[derive(Debug)]
+pub struct PostTicket {
+    /// URL and fields.
+    pub post: PresignedPost,
+    /// The key the service chose.
+    pub key: String,
+    /// Smallest upload the policy allows.
+    pub min_size: u64,
+    /// Largest upload the policy allows.
+    pub max_size: u64,
+}
+
+/// A signed PUT URL, the headers it must carry, and what it allows.
+#[derive(Debug)]
+pub struct PutTicket {
+    /// URL, method, headers and expiry.
+    pub signed: PresignedUrl,
+    /// The key the service chose.
+    pub key: String,
+    /// Smallest upload allowed (a PUT signs one exact length: the declared size).
+    pub min_size: u64,
+    /// Largest upload allowed.
+    pub max_size: u64,
+}
+
+/// A ticket of the tenant's method.
+#[derive(Debug)]
+pub enum Ticket {
+    /// A POST form.
+    Post(PostTicket),
+    /// A PUT URL.
+    Put(PutTicket),
+}
+
+impl Ticket {
+    /// The key the ticket uploads to.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Post(ticket) => &ticket.key,
+            Self::Put(ticket) => &ticket.key,
+        }
+    }
+
+    /// When the ticket stops being accepted.
+    pub fn expires_at(&self) -> SystemTime {
+        match self {
+            Self::Post(ticket) => ticket.post.expires_at(),
+            Self::Put(ticket) => ticket.signed.expires_at,
+        }
+    }
+}
+
+/// The ticket the tenant hands out for `request`: a POST form or a PUT URL.
+pub async fn issue(
+    deps: &Deps<'_>,
+    who: &Actor,
+    request: &UploadRequest,
+) -> Result<Ticket, UploadError> {
+    match who.rules().upload_method {
+        UploadMethod::Post => Ok(Ticket::Post(post(deps, who, request).await?)),
+        UploadMethod::Put => Ok(Ticket::Put(put(deps, who, put_plan(who, request)?).await?)),
+    }
+}
+
+/// The tenant's POST ticket for `request`, counted against its limits and signed.
+pub async fn post(
+    deps: &Deps<'_>,
+    who: &Actor,
+    request: &UploadRequest,
+) -> Result<PostTicket, UploadError> {
+    let subject = &who.caller.subject;
+    let mut plan = policy::plan(who.rules(), subject, request, who.now, &new_uuid())?;
+    let credentials = admit(deps, who, plan.max_size, None).await?;
+    let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
+    plan.request = plan.request.with_validity(validity);
+    let post = deps
+        .presigner
+        .presign(&credentials.credentials, &plan.request, who.now)
+        .map_err(UploadError::internal)?;
+    Ok(PostTicket {
+        post,
+        key: plan.key,
+        min_size: plan.min_size,
+        max_size: plan.max_size,
+    })
+}
+
+/// The PUT ticket the tenant's rules make of `request`, not yet counted nor signed (a
+/// front door may still refuse it for a client that cannot send its headers).
+pub fn put_plan(who: &Actor, request: &UploadRequest) -> Result<PutPlan, UploadError> {
+    let subject = &who.caller.subject;
+    Ok(policy::put_plan(
+        who.rules(),
+        subject,
+        request,
+        who.now,
+        &new_uuid(),
+    )?)
+}
+
+/// `plan` counted against the tenant's limits and signed.
+pub async fn put(
+    deps: &Deps<'_>,
+    who: &Actor,
+    mut plan: PutPlan,
+) -> Result<PutTicket, UploadError> {
+    let credentials = admit(deps, who, plan.object.max_size, None).await?;
+    let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
+    plan.request = plan.request.with_validity(validity);
+    let signed = deps
+        .presigner
+        .presign_url(&credentials.credentials, &plan.request, who.now)
+        .map_err(UploadError::internal)?;
+    Ok(PutTicket {
+        signed,
+        key: plan.object.key,
+        min_size: plan.object.min_size,
+        max_size: plan.object.max_size,
+    })
+}

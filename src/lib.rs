@@ -44,6 +44,10 @@ pub mod http;
 pub mod limits;
 #[cfg(feature = "rules")]
 pub mod policy;
+#[cfg(feature = "service")]
+pub mod routes;
+#[cfg(feature = "service")]
+pub(crate) mod s3xml;
 #[cfg(feature = "rules")]
 pub mod setting;
 #[cfg(feature = "service")]

@@ -16,7 +16,9 @@ use axum::response::Response;
 use metrics::{Counter, Histogram};
 use tracing::Instrument as _;
 
-use super::REQUEST_ID;
+/// The header that carries a request's id, in and out.
+pub(super) const REQUEST_ID: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-request-id");
 
 /// What a handler reports about a request for the access log.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ApiError;
+use super::error::ApiError;
 use crate::upload::ticket::{PostTicket, PutTicket, Ticket};
 use s3_presigned_post::PresignedPost;
 

@@ -7,16 +7,17 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::answers;
 use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
+use super::state::AppState;
 use crate::policy::ChecksumRequest;
+use crate::routes;
 use crate::upload::check::{self, CheckRequest, Report};
 use crate::webhook::Delivery;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/uploads/complete", post(check_object))
+    Router::new().route(routes::UPLOADS_COMPLETE, post(check_object))
 }
 
 #[derive(Debug, Deserialize)]

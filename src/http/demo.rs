@@ -14,10 +14,12 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::answers::{self, rfc3339};
+use super::error::ApiError;
 use super::extract::Authorized;
 use super::reply::{Handled, Reply};
-use super::{ApiError, AppState};
+use super::state::AppState;
 use crate::auth::IssuedToken;
+use crate::routes;
 use crate::upload;
 use s3_presigned_post::{BucketName, ObjectKey, UrlRequest, Validity};
 
@@ -110,9 +112,9 @@ pub(super) fn router(demo: &Demo, origins: &[String]) -> Router<AppState> {
         }
     };
     Router::new()
-        .route("/demo", get(page))
-        .route("/demo/client.js", get(client))
-        .route("/demo/objects", get(objects))
+        .route(routes::DEMO, get(page))
+        .route(routes::DEMO_CLIENT, get(client))
+        .route(routes::DEMO_OBJECTS, get(objects))
 }
 
 #[derive(Debug, Serialize)]

@@ -26,7 +26,7 @@ pub enum ApiError {
     /// 413 `payload_too_large`.
     #[error(
         "the request body is over the limit ({} bytes; 1 MiB for a completion)",
-        super::MAX_BODY_BYTES
+        super::state::MAX_BODY_BYTES
     )]
     PayloadTooLarge,
     /// 401 `invalid_token`.
@@ -251,9 +251,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(problem)).into_response();
         super::access::report(
             &mut response,
-            super::Outcome {
+            super::access::Outcome {
                 code: Some(code),
-                ..super::Outcome::default()
+                ..super::access::Outcome::default()
             },
         );
         let headers = response.headers_mut();

@@ -9,8 +9,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use super::error::ApiError;
 use super::reply::{Handled, Reply};
-use super::{ApiError, AppState};
+use super::state::AppState;
 use crate::auth::{AuthError, bearer_token};
 use crate::upload::Actor;
 

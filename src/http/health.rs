@@ -8,13 +8,17 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::{AppState, OPENAPI_YAML};
+use super::state::AppState;
+use crate::routes;
+
+/// The spec the server serves at `GET /openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
 /// The public port's: readiness and metrics too, unless an admin listener serves them.
 pub(super) fn router(admin_apart: bool) -> Router<AppState> {
     let public = Router::new()
-        .route("/livez", get(livez))
-        .route("/openapi.yaml", get(openapi));
+        .route(routes::LIVEZ, get(livez))
+        .route(routes::OPENAPI, get(openapi));
     match admin_apart {
         true => public,
         false => public.merge(probes()),
@@ -23,13 +27,15 @@ pub(super) fn router(admin_apart: bool) -> Router<AppState> {
 
 /// The admin listener's.
 pub(super) fn admin_router() -> Router<AppState> {
-    Router::new().route("/livez", get(livez)).merge(probes())
+    Router::new()
+        .route(routes::LIVEZ, get(livez))
+        .merge(probes())
 }
 
 fn probes() -> Router<AppState> {
     Router::new()
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(routes::READYZ, get(readyz))
+        .route(routes::METRICS, get(metrics))
 }
 
 /// The process is up.

@@ -16,22 +16,24 @@ use serde::{Deserialize, Serialize};
 use super::answers::{self, rfc3339};
 use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
-use super::{AppState, COMPLETE_BODY_BYTES};
+use super::state::{AppState, COMPLETE_BODY_BYTES};
 use crate::policy::UploadRequest;
+use crate::routes;
 use crate::store::StoredChecksum;
-use crate::upload::multipart::{self, Claimed, PartUrl};
+use crate::upload::multipart::{self, Claimed};
 use crate::upload::parts::{self, ClientPart};
+use crate::upload::urls::{self, PartUrl};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/uploads/multipart", post(start))
-        .route("/uploads/multipart/{handle}/parts", post(sign_parts))
+        .route(routes::MULTIPART, post(start))
+        .route(routes::MULTIPART_PARTS, post(sign_parts))
         .route(
-            "/uploads/multipart/{handle}/complete",
+            routes::MULTIPART_COMPLETE,
             // Up to 10 000 parts with their ETags: more than the 16 KiB other bodies get.
             post(complete).layer(DefaultBodyLimit::max(COMPLETE_BODY_BYTES)),
         )
-        .route("/uploads/multipart/{handle}", axum::routing::delete(abort))
+        .route(routes::MULTIPART_UPLOAD, axum::routing::delete(abort))
 }
 
 /// The answer to starting an upload.
@@ -118,7 +120,7 @@ async fn signed_parts(
     let (upload, deadline) = multipart::owned(&deps, who, handle)?;
     let numbers = &body.part_numbers;
     let (parts, expires_at) =
-        multipart::sign_parts(&deps, who, &upload, deadline, numbers, &body.checksums).await?;
+        urls::sign_parts(&deps, who, &upload, deadline, numbers, &body.checksums).await?;
     let expires_at = rfc3339(expires_at)?;
     let signed = SignedParts { parts, expires_at };
     Ok((answers::json(StatusCode::OK, &signed)?, upload.key))

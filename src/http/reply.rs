@@ -3,8 +3,8 @@
 
 use axum::response::{IntoResponse, Response};
 
-use super::ApiError;
 use super::access::{Outcome, report};
+use super::error::ApiError;
 
 /// What a handler did: a response and the key it concerns, or why not.
 pub(super) type Handled = Result<(Response, String), ApiError>;

@@ -6,15 +6,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 
-use super::AppState;
 use super::answers;
 use super::extract::{AppJson, Authorized};
 use super::reply::{Handled, Reply};
+use super::state::AppState;
 use crate::policy::UploadRequest;
+use crate::routes;
 use crate::upload::ticket;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/uploads", post(create_upload))
+    Router::new().route(routes::UPLOADS, post(create_upload))
 }
 
 async fn create_upload(

@@ -10,12 +10,14 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::answers::{self, rfc3339};
+use super::error::ApiError;
 use super::extract::Authorized;
 use super::reply::{Handled, Reply};
-use super::{ApiError, AppState};
+use super::state::AppState;
+use crate::routes;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/uploads/usage", get(usage))
+    Router::new().route(routes::UPLOADS_USAGE, get(usage))
 }
 
 #[derive(Debug, Serialize)]

@@ -10,10 +10,12 @@
 //! share a bucket have key prefixes that are not prefixes of one another.
 
 pub mod audit;
+pub mod multipart;
 pub mod object;
 pub mod request;
 pub mod rules;
 pub mod sanitize;
+pub mod settings;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -23,17 +25,17 @@ use mime::Mime;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 pub use audit::{Declared, StoredChecksum, StoredObject, audit};
+pub use multipart::{MultipartPlan, client_multipart_plan, multipart_plan};
 pub use object::ObjectSetting;
 #[cfg(feature = "service")]
 pub(crate) use object::xml_escape;
 pub use request::{ChecksumRequest, PolicyError, UploadRequest};
-pub use rules::{
-    ContentTypePattern, Quotas, TenantRules, TenantSettings, UploadMethod, WhenUnavailable,
-};
+pub use rules::{ContentTypePattern, Quotas, TenantRules, UploadMethod, WhenUnavailable};
 use s3_presigned_post::{
     Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
     UrlRequest, UtcSecond, Validity,
 };
+pub use settings::TenantSettings;
 use template::{Placeholder, TemplateValues};
 
 /// Longest tenant id.
@@ -51,7 +53,7 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
 /// S3's most parts in one multipart upload.
-pub const MAX_PARTS: u64 = 10_000;
+pub const MAX_PARTS: u16 = 10_000;
 
 /// What the rules decided for one object, whatever the upload method.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,83 +289,6 @@ pub fn put_plan(
         request: put,
         object,
     })
-}
-
-/// A multipart upload to start.
-#[derive(Debug, Clone)]
-pub struct MultipartPlan {
-    /// The object.
-    pub object: ObjectPlan,
-    /// Its exact size.
-    pub size: u64,
-    /// Every part but the last has this size.
-    pub part_size: u64,
-    /// How many parts.
-    pub part_count: u16,
-}
-
-/// A multipart upload: the exact size is required (it fixes the part count, and the
-/// completion checks it).
-pub fn multipart_plan(
-    rules: &TenantRules,
-    subject: &str,
-    request: &UploadRequest,
-    now: SystemTime,
-    uuid: &str,
-) -> Result<MultipartPlan, PolicyError> {
-    let size = request
-        .size
-        .ok_or(PolicyError::SizeRequired("multipart uploads"))?;
-    let mut object = resolve(rules, subject, request, now, uuid)?;
-    if let Some(algorithm) = object.checksum_algorithm
-        && object.checksum.is_some()
-        && !algorithm.has_full_object_multipart()
-    {
-        return Err(PolicyError::ChecksumInvalid(format!(
-            "checksum.value: a multipart upload's {algorithm} is verified part by part (the \
-             store keeps a checksum of the part checksums), so a whole-file {algorithm} cannot \
-             be checked; declare the algorithm alone, or CRC64NVME, CRC32 or CRC32C with a value"
-        )));
-    }
-    if size == 0 {
-        return Err(PolicyError::FileTooSmall { size, min: 1 });
-    }
-    object.expires_in = object.expires_in.min(rules.multipart_expires_in);
-    // The tenant's part size, or the smallest whole MiB that fits in 10 000 parts.
-    const MIB: u64 = 1024 * 1024;
-    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    let part_size = rules.part_size.max(needed);
-    let part_count =
-        u16::try_from(size.div_ceil(part_size)).map_err(|_| PolicyError::FileTooLarge {
-            size,
-            max: rules.max_size,
-        })?;
-    Ok(MultipartPlan {
-        object,
-        size,
-        part_size,
-        part_count,
-    })
-}
-
-/// A multipart upload whose parts the client lays out (Uppy picks its own part size):
-/// the size may be left undeclared, and the completion holds the total to the plan's
-/// `min_size..=max_size` (the declared size, if there is one).
-pub fn client_multipart_plan(
-    rules: &TenantRules,
-    subject: &str,
-    request: &UploadRequest,
-    now: SystemTime,
-    uuid: &str,
-) -> Result<ObjectPlan, PolicyError> {
-    if request.size == Some(0) {
-        return Err(PolicyError::FileTooSmall { size: 0, min: 1 });
-    }
-    let mut object = resolve(rules, subject, request, now, uuid)?;
-    // S3 completes no upload without a part, and a part of no bytes is no file.
-    object.min_size = object.min_size.max(1);
-    object.expires_in = object.expires_in.min(rules.multipart_expires_in);
-    Ok(object)
 }
 
 fn content_type(rules: &TenantRules, given: Option<&str>) -> Result<Option<String>, PolicyError> {

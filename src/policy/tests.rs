@@ -331,7 +331,7 @@ fn multipart_plans_fit_s3s_part_limits() {
     // Large files: parts grow (whole MiB) so that no upload needs over 10 000 parts.
     for size in [200 * 1024 * MIB, MAX_OBJECT_SIZE - 1, MAX_OBJECT_SIZE] {
         let p = plan_of(size).unwrap();
-        assert!(u64::from(p.part_count) <= MAX_PARTS, "{size}");
+        assert!(p.part_count <= MAX_PARTS, "{size}");
         assert!(
             p.part_size <= MAX_PART_SIZE && p.part_size % MIB == 0,
             "{size}"

@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`ticket`]: POST forms and PUT URLs, counted and signed.
 //! - [`multipart`]: multipart uploads, the service's layout or the client's (Uppy's).
+//! - [`urls`]: the URLs on the store a client uses: parts, `ListParts`, the object.
 //! - [`parts`]: the pure checks of a part list against its upload and the store's.
 //! - [`checksums`]: a multipart upload's part and whole-object checksums.
 //! - [`check`]: the completion check of a stored object against its tenant's rules.
@@ -19,6 +20,7 @@ pub mod checksums;
 pub mod multipart;
 pub mod parts;
 pub mod ticket;
+pub mod urls;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -8,29 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::Serialize;
-
 use super::parts::{self, MAX_PARTS, PART_BATCH};
-use super::usable_validity;
-use super::{Actor, Deps, UploadError, admit, admit_store_call, checksums, credentials, new_uuid};
+use super::urls::{PartUrl, part_urls};
+use super::{
+    Actor, Deps, UploadError, admit, admit_store_call, checksums, new_uuid, usable_validity,
+};
 use crate::credentials::LoadedCredentials;
 use crate::handle::{SizeBounds, Upload};
 use crate::policy::{self, ObjectPlan, UploadRequest};
 use crate::store::{CompletedObject, Completion, PartTag, StoredPart, UploadRef};
-use s3_presigned_post::{BucketName, Checksum, Credentials, ObjectKey, UrlRequest, Validity};
-
-/// One signed part URL, and the headers its PUT must carry (a declared checksum; the
-/// length travels in the URL's signature).
-#[derive(Debug, Serialize)]
-pub struct PartUrl {
-    /// The part's number.
-    pub part_number: u16,
-    /// Where to PUT it.
-    pub url: String,
-    /// Headers to send with exactly these values.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-}
+use s3_presigned_post::{Checksum, Validity};
 
 /// A started upload of the service's layout: its handle and the first part URLs.
 #[derive(Debug)]
@@ -232,58 +219,6 @@ async fn release(deps: &Deps<'_>, who: &Actor, key: &str) {
         .await;
 }
 
-/// Signed URLs of parts `numbers` of `upload`, each pinned to its length where the
-/// service laid out the parts, with its checksum where one is given; and when they
-/// expire.
-pub fn part_urls(
-    deps: &Deps<'_>,
-    credentials: &Credentials,
-    upload: &Upload,
-    numbers: &[u16],
-    checksums: &BTreeMap<u16, Checksum>,
-    validity: Validity,
-    now: SystemTime,
-) -> Result<(Vec<PartUrl>, SystemTime), UploadError> {
-    let (bucket, key) = names(upload)?;
-    let mut parts = Vec::with_capacity(numbers.len());
-    let mut expires_at = now + validity.get();
-    for &number in numbers {
-        let mut request =
-            UrlRequest::upload_part(bucket.clone(), key.clone(), &upload.upload_id, number)
-                .map(|r| r.with_validity(validity))
-                .map_err(UploadError::internal)?;
-        // A fixed layout pins each part's length: a part sent again, larger, after its
-        // size was checked is refused by the store (the ETag check is the other half).
-        if let Some(len) = upload.part_len(number) {
-            request = request
-                .header("content-length", len.to_string())
-                .map_err(UploadError::internal)?;
-        }
-        if let Some(checksum) = checksums.get(&number) {
-            request = request.checksum(checksum).map_err(UploadError::internal)?;
-        }
-        let signed = deps
-            .presigner
-            .presign_url(credentials, &request, now)
-            .map_err(UploadError::internal)?;
-        expires_at = signed.expires_at;
-        parts.push(PartUrl {
-            part_number: number,
-            url: signed.url,
-            headers: signed.headers.into_iter().collect(),
-        });
-    }
-    Ok((parts, expires_at))
-}
-
-/// The upload's bucket and key as the core takes them (a handle holds only names that
-/// were parsed when it was signed: a failure here is a bug).
-fn names(upload: &Upload) -> Result<(BucketName, ObjectKey), UploadError> {
-    let bucket = BucketName::new(upload.bucket.as_str()).map_err(UploadError::internal)?;
-    let key = ObjectKey::new(upload.key.as_str()).map_err(UploadError::internal)?;
-    Ok((bucket, key))
-}
-
 /// The upload a handle names, if the caller owns it: same tenant, same subject, and
 /// the key under the subject's prefix in the tenant's bucket. Answers its deadline too.
 pub fn owned(
@@ -307,87 +242,6 @@ pub fn owned(
     Ok((upload, deadline))
 }
 
-/// Part URLs of `numbers` for the caller's `upload` (until `deadline`), with their
-/// checksums where the upload has an algorithm (then every part's is required).
-pub async fn sign_parts(
-    deps: &Deps<'_>,
-    who: &Actor,
-    upload: &Upload,
-    deadline: SystemTime,
-    numbers: &[u16],
-    given_checksums: &BTreeMap<String, String>,
-) -> Result<(Vec<PartUrl>, SystemTime), UploadError> {
-    parts::check_part_numbers(numbers, upload.part_count)?;
-    // Up to 100 signatures a call: counted like the calls that reach the store.
-    admit_store_call(deps, who).await?;
-    let checksums = checksums::for_parts(upload, numbers, given_checksums)?;
-    let credentials = credentials(deps, who.now)?;
-    let wanted = who.rules().default_expires_in;
-    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
-    part_urls(
-        deps,
-        &credentials.credentials,
-        upload,
-        numbers,
-        &checksums,
-        validity,
-        who.now,
-    )
-}
-
-/// Part URLs of `numbers` for an upload whose client asks for them one or a batch at a
-/// time without checksums (Uppy), and how long they stay valid. Not counted: Uppy signs
-/// each part as it goes, and a batch is counted by its front door.
-pub fn client_part_urls(
-    deps: &Deps<'_>,
-    who: &Actor,
-    upload: &Upload,
-    deadline: SystemTime,
-    numbers: &[u16],
-) -> Result<(Vec<PartUrl>, Validity), UploadError> {
-    parts::check_part_numbers(numbers, upload.part_count)?;
-    if upload.checksum_algorithm.is_some() {
-        return Err(UploadError::InvalidRequest(
-            "this upload verifies part checksums: sign its parts with POST /uploads/multipart/{handle}/parts".to_owned(),
-        ));
-    }
-    let credentials = credentials(deps, who.now)?;
-    let wanted = who.rules().default_expires_in;
-    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
-    let (parts, _) = part_urls(
-        deps,
-        &credentials.credentials,
-        upload,
-        numbers,
-        &BTreeMap::new(),
-        validity,
-        who.now,
-    )?;
-    Ok((parts, validity))
-}
-
-/// A signed `ListParts` URL of the caller's `upload`, for a client that resumes by asking
-/// the store itself (Uppy 6).
-pub fn list_parts_url(
-    deps: &Deps<'_>,
-    who: &Actor,
-    upload: &Upload,
-    deadline: SystemTime,
-) -> Result<String, UploadError> {
-    let credentials = credentials(deps, who.now)?;
-    let wanted = who.rules().default_expires_in;
-    let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
-    let (bucket, key) = names(upload)?;
-    let request = UrlRequest::list_parts(bucket, key, &upload.upload_id)
-        .map(|r| r.with_validity(validity))
-        .map_err(UploadError::internal)?;
-    let signed = deps
-        .presigner
-        .presign_url(&credentials.credentials, &request, who.now)
-        .map_err(UploadError::internal)?;
-    Ok(signed.url)
-}
-
 /// The parts the store holds of the caller's `upload`, ascending (a call that reaches
 /// the store: counted).
 pub async fn stored_parts(
@@ -399,14 +253,6 @@ pub async fn stored_parts(
     let mut stored = deps.store.list_parts(store_ref(upload)).await?;
     stored.sort_by_key(|p| p.number);
     Ok(stored)
-}
-
-/// The object's plain URL, as S3's `Location` names it.
-pub fn location(deps: &Deps<'_>, upload: &Upload) -> Result<String, UploadError> {
-    let (bucket, key) = names(upload)?;
-    deps.presigner
-        .object_url(&bucket, &key)
-        .map_err(UploadError::internal)
 }
 
 /// The whole object's checksum a completion of `upload` goes with: declared at the

@@ -6,10 +6,8 @@ use std::collections::BTreeSet;
 use super::UploadError;
 use super::checksums;
 use crate::handle::Upload;
+pub use crate::policy::MAX_PARTS;
 use crate::store::{PartTag, StoredPart};
-
-/// S3's most parts in one upload.
-pub const MAX_PARTS: u16 = 10_000;
 
 /// Most part URLs one answer carries; clients ask for the rest in batches.
 pub const PART_BATCH: u16 = 100;

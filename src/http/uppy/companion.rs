@@ -23,13 +23,16 @@ use url::form_urlencoded;
 
 use crate::handle::Upload;
 use crate::http::answers;
+use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Authorized};
 use crate::http::reply::{Handled, Reply};
-use crate::http::{ApiError, AppState, COMPLETE_BODY_BYTES};
+use crate::http::state::{AppState, COMPLETE_BODY_BYTES};
 use crate::policy::UploadRequest;
+use crate::routes::companion as routes;
 use crate::upload::multipart::{self, Claimed, ClientUpload};
 use crate::upload::parts::{self, ClientPart, MAX_PARTS, PART_BATCH};
 use crate::upload::ticket;
+use crate::upload::urls;
 
 /// Meta fields Uppy keeps for itself; they are not object metadata.
 const UPPY_META: [&str; 3] = ["name", "type", "relativePath"];
@@ -37,15 +40,15 @@ const UPPY_META: [&str; 3] = ["name", "type", "relativePath"];
 /// The routes, relative to the configured prefix (`/s3` by default).
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/params", get(params))
-        .route("/multipart", post(create))
-        .route("/multipart/{upload_id}", get(list_parts).delete(abort))
-        .route("/multipart/{upload_id}/batch", get(sign_batch))
+        .route(routes::PARAMS, get(params))
+        .route(routes::MULTIPART, post(create))
+        .route(routes::UPLOAD, get(list_parts).delete(abort))
+        .route(routes::BATCH, get(sign_batch))
         .route(
-            "/multipart/{upload_id}/complete",
+            routes::COMPLETE,
             post(complete).layer(DefaultBodyLimit::max(COMPLETE_BODY_BYTES)),
         )
-        .route("/multipart/{upload_id}/{part_number}", get(sign_part))
+        .route(routes::PART, get(sign_part))
 }
 
 /// The query's pairs, each name once.
@@ -235,7 +238,7 @@ async fn sign_part(
         let number = part_number(&number)?;
         let deps = state.deps();
         let (mut parts, validity) =
-            multipart::client_part_urls(&deps, &who, &upload, deadline, &[number])?;
+            urls::client_part_urls(&deps, &who, &upload, deadline, &[number])?;
         let url = parts
             .pop()
             .map(|p| p.url)
@@ -279,7 +282,7 @@ async fn sign_batch(
         let deps = state.deps();
         // Up to 100 signatures a call: counted like the calls that reach the store.
         crate::upload::admit_store_call(&deps, &who).await?;
-        let (parts, _) = multipart::client_part_urls(&deps, &who, &upload, deadline, &numbers)?;
+        let (parts, _) = urls::client_part_urls(&deps, &who, &upload, deadline, &numbers)?;
         let presigned_urls = parts.into_iter().map(|p| (p.part_number, p.url)).collect();
         let batch = SignedBatch { presigned_urls };
         Ok((answers::json(StatusCode::OK, &batch)?, upload.key))
@@ -361,7 +364,7 @@ async fn complete(
         let deps = state.deps();
         let claimed = Claimed::Listed(parts::listed(listed.collect(), &upload)?);
         let done = multipart::complete(&deps, &who, &upload, claimed, None).await?;
-        let location = multipart::location(&deps, &upload)?;
+        let location = urls::location(&deps, &upload)?;
         let completed = Completed {
             location,
             key: upload.key.clone(),

@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::jws::{self, Expected, HmacKey};
-use s3_presigned_post::ChecksumAlgorithm;
+use crate::policy::TenantId;
+use s3_presigned_post::{BucketName, ChecksumAlgorithm, ObjectKey};
 
 /// The audience that keeps handles from passing as anything else signed with the key.
 const AUDIENCE: &str = "upload-tickets:multipart";
@@ -26,13 +27,13 @@ pub const MIN_HANDLE_KEY_BYTES: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upload {
     /// Tenant id.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The token subject that started it (as in the token, not escaped).
     pub sub: String,
     /// Bucket.
-    pub bucket: String,
+    pub bucket: BucketName,
     /// Object key.
-    pub key: String,
+    pub key: ObjectKey,
     /// The store's upload id.
     pub upload_id: String,
     /// Declared size in bytes.
@@ -235,10 +236,10 @@ mod tests {
 
     fn upload() -> Upload {
         Upload {
-            tenant: "acme".into(),
+            tenant: TenantId::parse("acme").unwrap(),
             sub: "alice".into(),
-            bucket: "b".into(),
-            key: "acme/alice/1/a.bin".into(),
+            bucket: BucketName::new("bucket").unwrap(),
+            key: ObjectKey::new("acme/alice/1/a.bin").unwrap(),
             upload_id: "id".into(),
             size: 20 << 20,
             part_size: 16 << 20,

@@ -16,6 +16,6 @@ pub struct Tenant {
 impl Tenant {
     /// The tenant id (the value of the token's tenant claim).
     pub fn id(&self) -> &str {
-        &self.rules.id
+        self.rules.id.as_str()
     }
 }

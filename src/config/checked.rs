@@ -247,7 +247,7 @@ fn presigner(s3: &S3Settings) -> Result<Arc<Presigner>, ConfigError> {
 /// another, or one tenant's keys could fall under the other's.
 fn check_isolation(tenants: &HashMap<String, Arc<Tenant>>) -> Result<(), ConfigError> {
     let mut all: Vec<&TenantRules> = tenants.values().map(|t| &t.rules).collect();
-    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     for (i, a) in all.iter().enumerate() {
         for b in &all[i + 1..] {
             if a.bucket == b.bucket

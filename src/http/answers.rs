@@ -79,7 +79,7 @@ fn post_body<'a>(ticket: &'a PostTicket, bucket: &'a str) -> Result<PostBody<'a>
     Ok(PostBody {
         method: "POST",
         post: &ticket.post,
-        key: &ticket.key,
+        key: ticket.key.as_str(),
         bucket,
         expires_at: rfc3339(ticket.post.expires_at())?,
         min_size: ticket.min_size,
@@ -97,7 +97,7 @@ fn put_body<'a>(ticket: &'a PutTicket, bucket: &'a str) -> Result<PutBody<'a>, A
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .collect(),
-        key: &ticket.key,
+        key: ticket.key.as_str(),
         bucket,
         expires_at: rfc3339(signed.expires_at)?,
         min_size: ticket.min_size,

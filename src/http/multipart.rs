@@ -67,8 +67,8 @@ async fn started(state: &AppState, who: &Authorized, body: &UploadRequest) -> Ha
     let answer = Started {
         handle: &started.handle,
         upload_id: &upload.upload_id,
-        key: &upload.key,
-        bucket: &upload.bucket,
+        key: upload.key.as_str(),
+        bucket: upload.bucket.as_str(),
         size: upload.size,
         part_size: upload.part_size,
         part_count: upload.part_count,
@@ -78,7 +78,7 @@ async fn started(state: &AppState, who: &Authorized, body: &UploadRequest) -> Ha
     };
     Ok((
         answers::json(StatusCode::CREATED, &answer)?,
-        upload.key.clone(),
+        upload.key.to_string(),
     ))
 }
 
@@ -123,7 +123,7 @@ async fn signed_parts(
         urls::sign_parts(&deps, who, &upload, deadline, numbers, &body.checksums).await?;
     let expires_at = rfc3339(expires_at)?;
     let signed = SignedParts { parts, expires_at };
-    Ok((answers::json(StatusCode::OK, &signed)?, upload.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, upload.key.into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,13 +182,16 @@ async fn completed(
     let checksum = multipart::whole_checksum(who, &upload, body.checksum.as_deref())?;
     let done = multipart::complete(&deps, who, &upload, claimed, checksum.as_ref()).await?;
     let completed = Completed {
-        key: upload.key.clone(),
-        bucket: upload.bucket,
+        key: upload.key.to_string(),
+        bucket: upload.bucket.into(),
         size: done.size,
         etag: done.object.etag,
         checksum: done.object.checksum,
     };
-    Ok((answers::json(StatusCode::OK, &completed)?, upload.key))
+    Ok((
+        answers::json(StatusCode::OK, &completed)?,
+        upload.key.into(),
+    ))
 }
 
 async fn abort(
@@ -203,5 +206,5 @@ async fn aborted(state: &AppState, who: &Authorized, handle: &str) -> Handled {
     let deps = state.deps();
     let (upload, _) = multipart::owned(&deps, who, handle)?;
     multipart::abort(&deps, who, &upload).await?;
-    Ok((StatusCode::NO_CONTENT.into_response(), upload.key))
+    Ok((StatusCode::NO_CONTENT.into_response(), upload.key.into()))
 }

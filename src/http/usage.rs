@@ -70,7 +70,7 @@ async fn report(state: &AppState, who: &Authorized) -> Handled {
     let quotas = who.rules().quotas;
     let used = state
         .limits
-        .usage(&who.rules().id, &who.caller.subject, who.now)
+        .usage(who.rules().id.as_str(), &who.caller.subject, who.now)
         .await?;
     let since_epoch = who
         .now
@@ -81,7 +81,7 @@ async fn report(state: &AppState, who: &Authorized) -> Handled {
         rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs((since_epoch / window + 1) * window))
     };
     let answer = UsageAnswer {
-        tenant: who.rules().id.clone(),
+        tenant: who.rules().id.to_string(),
         subject: who.caller.subject.clone(),
         shared: state.limits.is_shared(),
         minute: Minute {

@@ -17,6 +17,7 @@ pub mod rules;
 pub mod sanitize;
 pub mod settings;
 pub mod template;
+pub mod tenant_id;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -37,6 +38,7 @@ use s3_presigned_post::{
 };
 pub use settings::TenantSettings;
 use template::{Placeholder, TemplateValues};
+pub use tenant_id::TenantId;
 
 /// Longest tenant id.
 pub const MAX_TENANT_ID_LEN: usize = 64;
@@ -59,7 +61,7 @@ pub const MAX_PARTS: u16 = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectPlan {
     /// The object key.
-    pub key: String,
+    pub key: ObjectKey,
     /// The exact content type to store, if any.
     pub content_type: Option<String>,
     /// `x-amz-meta-*` values by lower-case name.
@@ -138,7 +140,7 @@ pub fn resolve(
     };
     let ext = sanitize::extension(&filename);
     let key = rules.template.render(&TemplateValues {
-        tenant: &rules.id,
+        tenant: rules.id.as_str(),
         sub: &sub,
         uuid,
         date: &date,
@@ -154,7 +156,7 @@ pub fn resolve(
         .as_deref()
         .map(|disposition| content_disposition(disposition, &filename));
     Ok(ObjectPlan {
-        key,
+        key: ObjectKey::new(key)?,
         content_type,
         metadata,
         content_disposition,
@@ -172,7 +174,7 @@ pub struct TicketPlan {
     /// What the presign core signs.
     pub request: PostRequest,
     /// The object key.
-    pub key: String,
+    pub key: ObjectKey,
     /// Smallest size the policy allows.
     pub min_size: u64,
     /// Largest size the policy allows.
@@ -189,7 +191,7 @@ pub fn plan(
     uuid: &str,
 ) -> Result<TicketPlan, PolicyError> {
     let object = single_request(rules, subject, request, now, uuid)?;
-    let mut post = PostRequest::new(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)
+    let mut post = PostRequest::new(rules.bucket.clone(), object.key.clone())
         .condition(Condition::content_length_range(
             object.min_size,
             object.max_size,
@@ -270,10 +272,9 @@ pub fn put_plan(
         "PUT tickets (a URL signs one exact length)",
     ))?;
     let object = single_request(rules, subject, request, now, uuid)?;
-    let mut put =
-        UrlRequest::put_object(rules.bucket.clone(), ObjectKey::new(object.key.as_str())?)?
-            .with_validity(object.expires_in)
-            .header("content-length", size.to_string())?;
+    let mut put = UrlRequest::put_object(rules.bucket.clone(), object.key.clone())?
+        .with_validity(object.expires_in)
+        .header("content-length", size.to_string())?;
     for (name, value) in object.headers(rules) {
         put = put.header(&name, value)?;
     }

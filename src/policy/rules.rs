@@ -10,7 +10,8 @@ use super::object::{self, ObjectSetting};
 use super::sanitize;
 use super::settings::TenantSettings;
 use super::template::KeyTemplate;
-use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_TENANT_ID_LEN, MIN_PART_SIZE};
+use super::tenant_id::TenantId;
+use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::setting::InvalidSetting;
 use s3_presigned_post::checksum::{self, ChecksumAlgorithm};
 use s3_presigned_post::{BucketName, Validity};
@@ -70,7 +71,7 @@ pub enum WhenUnavailable {
 #[derive(Debug, Clone)]
 pub struct TenantRules {
     /// The tenant id (the `[tenants.<id>]` name and the value of the tenant claim).
-    pub id: String,
+    pub id: TenantId,
     /// Where its uploads go.
     pub bucket: BucketName,
     /// How its keys are made.
@@ -150,17 +151,7 @@ impl TenantRules {
     /// Checks every rule of tenant `id`; the error names the offending setting
     /// (relative to `[tenants.<id>]`; empty for the id itself) and says what is wrong.
     pub fn from_settings(id: &str, t: &TenantSettings) -> Result<Self, InvalidSetting> {
-        if id.is_empty()
-            || id.len() > MAX_TENANT_ID_LEN
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(InvalidSetting::new(
-                "",
-                format!("tenant id {id:?}: 1 to 64 lower-case letters, digits, '-' or '_'"),
-            ));
-        }
+        let tenant = TenantId::parse(id).map_err(|e| InvalidSetting::new("", e.to_string()))?;
         let bucket = BucketName::new(t.bucket.as_str())
             .map_err(|e| InvalidSetting::new("bucket", e.to_string()))?;
         let template = KeyTemplate::parse(&t.key_template)
@@ -286,7 +277,7 @@ impl TenantRules {
         }
         Ok(Self {
             prefix: template.tenant_prefix(id),
-            id: id.to_owned(),
+            id: tenant,
             bucket,
             template,
             min_size,
@@ -361,7 +352,7 @@ impl TenantRules {
     /// default does); otherwise it is the tenant's prefix, and only the tenant binds.
     pub fn owner_prefix(&self, subject: &str) -> Result<String, PolicyError> {
         let sub = sanitize::escape_subject(subject).ok_or(PolicyError::UnusableSubject)?;
-        Ok(self.template.owner_prefix(&self.id, &sub))
+        Ok(self.template.owner_prefix(self.id.as_str(), &sub))
     }
 }
 

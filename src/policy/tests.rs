@@ -195,8 +195,8 @@ fn no_subject_or_filename_leaves_the_tenant_prefix() {
             ..request()
         };
         if let Ok(p) = plan(&rules, sub, &req, now(), UUID) {
-            assert!(p.key.starts_with("acme/"), "{}", p.key);
-            let segments: Vec<&str> = p.key.split('/').collect();
+            assert!(p.key.as_str().starts_with("acme/"), "{}", p.key);
+            let segments: Vec<&str> = p.key.as_str().split('/').collect();
             assert_eq!(segments.len(), 4, "{}", p.key);
             assert!(
                 !segments.iter().any(|s| *s == ".." || s.is_empty()),
@@ -445,7 +445,8 @@ fn owner_prefixes_name_one_subject_when_the_template_allows() {
         let rules = TenantRules::from_settings("acme", &s).unwrap();
         let key = plan(&rules, "alice", &request(), now(), UUID).unwrap().key;
         assert!(
-            key.starts_with(&rules.owner_prefix("alice").unwrap()),
+            key.as_str()
+                .starts_with(&rules.owner_prefix("alice").unwrap()),
             "{template}"
         );
     }

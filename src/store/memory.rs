@@ -181,7 +181,7 @@ impl ObjectStore for MemoryStore {
             let id = format!("upload-{}", state.next_id);
             let upload = Upload {
                 bucket: bucket.to_owned(),
-                key: object.key.clone(),
+                key: object.key.to_string(),
                 object: StoredObject {
                     size: 0,
                     content_type: object.content_type.clone(),

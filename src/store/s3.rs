@@ -113,7 +113,7 @@ impl ObjectStore for S3Store {
                 .client()
                 .create_multipart_upload()
                 .bucket(bucket)
-                .key(&object.key)
+                .key(object.key.as_str())
                 .set_content_type(object.content_type.clone())
                 .set_content_disposition(object.content_disposition.clone());
             for (name, value) in &object.metadata {

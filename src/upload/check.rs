@@ -103,7 +103,7 @@ pub async fn check(
     let mismatches = policy::audit(rules, &head.object, declared);
     let report = report(rules, request.key, head, mismatches)?;
     let result = if report.matches { "match" } else { "mismatch" };
-    metrics::counter!("upload_tickets_completion_checks_total", "tenant" => rules.id.clone(), "result" => result)
+    metrics::counter!("upload_tickets_completion_checks_total", "tenant" => rules.id.to_string(), "result" => result)
         .increment(1);
     let webhook = match &who.tenant.webhook {
         Some(hook) => Some(hook.report(deps.webhook_client, &who.caller, &report).await),

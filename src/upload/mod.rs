@@ -160,7 +160,7 @@ pub async fn admit(
     let credentials = credentials(deps, who.now)?;
     let rules = who.rules();
     let charge = Charge {
-        tenant: &rules.id,
+        tenant: rules.id.as_str(),
         subject: &who.caller.subject,
         bytes,
         upload,
@@ -174,7 +174,12 @@ pub async fn admit(
 pub async fn admit_store_call(deps: &Deps<'_>, who: &Actor) -> Result<(), UploadError> {
     let rules = who.rules();
     deps.limits
-        .admit_store_call(&rules.quotas, &rules.id, &who.caller.subject, who.now)
+        .admit_store_call(
+            &rules.quotas,
+            rules.id.as_str(),
+            &who.caller.subject,
+            who.now,
+        )
         .await?;
     Ok(())
 }

@@ -80,7 +80,7 @@ pub async fn start(
     let upload = Upload {
         tenant: who.rules().id.clone(),
         sub: subject.clone(),
-        bucket: who.rules().bucket.to_string(),
+        bucket: who.rules().bucket.clone(),
         key: plan.object.key.clone(),
         upload_id,
         size: plan.size,
@@ -104,7 +104,7 @@ pub async fn start(
         Err(error) => {
             // Nobody will ever hold a handle for it: its parts must not be left behind.
             let _ = store_abort(deps.store, &upload).await;
-            release(deps, who, &upload.key).await;
+            release(deps, who, upload.key.as_str()).await;
             Err(error)
         }
     }
@@ -160,7 +160,7 @@ pub async fn start_client_upload(
     let upload = Upload {
         tenant: who.rules().id.clone(),
         sub: subject.clone(),
-        bucket: who.rules().bucket.to_string(),
+        bucket: who.rules().bucket.clone(),
         key: object.key.clone(),
         upload_id,
         size: size.unwrap_or(0),
@@ -180,7 +180,7 @@ pub async fn start_client_upload(
         Err(error) => {
             // Nobody will ever hold a handle for it.
             let _ = store_abort(deps.store, &upload).await;
-            release(deps, who, &upload.key).await;
+            release(deps, who, upload.key.as_str()).await;
             Err(UploadError::internal(error))
         }
     }
@@ -215,7 +215,7 @@ async fn create_in_store(
 async fn release(deps: &Deps<'_>, who: &Actor, key: &str) {
     let rules = who.rules();
     deps.limits
-        .release(&rules.id, &who.caller.subject, key)
+        .release(rules.id.as_str(), &who.caller.subject, key)
         .await;
 }
 
@@ -234,8 +234,8 @@ pub fn owned(
     let prefix = rules.owner_prefix(&who.caller.subject)?;
     let owned = upload.tenant == who.caller.tenant
         && upload.sub == who.caller.subject
-        && upload.bucket == rules.bucket.as_str()
-        && upload.key.starts_with(&prefix);
+        && upload.bucket == rules.bucket
+        && upload.key.as_str().starts_with(&prefix);
     if !owned {
         return Err(UploadError::NotOwner);
     }
@@ -302,7 +302,7 @@ pub async fn complete(
         .store
         .complete_upload(store_ref(upload), &listed, completion)
         .await?;
-    release(deps, who, &upload.key).await;
+    release(deps, who, upload.key.as_str()).await;
     check_completed_size(deps, upload, size).await?;
     Ok(Completed { object, size })
 }
@@ -315,7 +315,10 @@ async fn check_completed_size(
     upload: &Upload,
     size: u64,
 ) -> Result<(), UploadError> {
-    let head = deps.store.head_object(&upload.bucket, &upload.key).await?;
+    let head = deps
+        .store
+        .head_object(upload.bucket.as_str(), upload.key.as_str())
+        .await?;
     if head.object.size == size {
         return Ok(());
     }
@@ -326,7 +329,7 @@ async fn check_completed_size(
         "a completed upload is not the size its parts were checked at: removed"
     );
     deps.store
-        .delete_object(&upload.bucket, &upload.key)
+        .delete_object(upload.bucket.as_str(), upload.key.as_str())
         .await?;
     Err(UploadError::PartsInvalid(format!(
         "the completed object holds {} bytes, not the {size} its parts held when checked: a part was replaced during the completion; the object was removed",
@@ -338,7 +341,7 @@ async fn check_completed_size(
 pub async fn abort(deps: &Deps<'_>, who: &Actor, upload: &Upload) -> Result<(), UploadError> {
     admit_store_call(deps, who).await?;
     store_abort(deps.store, upload).await?;
-    release(deps, who, &upload.key).await;
+    release(deps, who, upload.key.as_str()).await;
     Ok(())
 }
 
@@ -352,8 +355,8 @@ async fn store_abort(
 /// The store's name for `upload`.
 pub fn store_ref(upload: &Upload) -> UploadRef<'_> {
     UploadRef {
-        bucket: &upload.bucket,
-        key: &upload.key,
+        bucket: upload.bucket.as_str(),
+        key: upload.key.as_str(),
         upload_id: &upload.upload_id,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use s3_presigned_post::{PresignedPost, PresignedUrl};
+use s3_presigned_post::{ObjectKey, PresignedPost, PresignedUrl};
 
 use super::{Actor, Deps, UploadError, admit, new_uuid, usable_validity};
 use crate::policy::{self, PutPlan, UploadMethod, UploadRequest};
@@ -14,7 +14,7 @@ pub struct PostTicket {
     /// URL and fields.
     pub post: PresignedPost,
     /// The key the service chose.
-    pub key: String,
+    pub key: ObjectKey,
     /// Smallest upload the policy allows.
     pub min_size: u64,
     /// Largest upload the policy allows.
@@ -27,7 +27,7 @@ pub struct PutTicket {
     /// URL, method, headers and expiry.
     pub signed: PresignedUrl,
     /// The key the service chose.
-    pub key: String,
+    pub key: ObjectKey,
     /// Smallest upload allowed (a PUT signs one exact length: the declared size).
     pub min_size: u64,
     /// Largest upload allowed.
@@ -47,8 +47,8 @@ impl Ticket {
     /// The key the ticket uploads to.
     pub fn key(&self) -> &str {
         match self {
-            Self::Post(ticket) => &ticket.key,
-            Self::Put(ticket) => &ticket.key,
+            Self::Post(ticket) => ticket.key.as_str(),
+            Self::Put(ticket) => ticket.key.as_str(),
         }
     }
 

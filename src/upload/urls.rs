@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::parts;
 use super::{Actor, Deps, UploadError, admit_store_call, checksums, credentials, usable_validity};
 use crate::handle::Upload;
-use s3_presigned_post::{BucketName, Checksum, Credentials, ObjectKey, UrlRequest, Validity};
+use s3_presigned_post::{Checksum, Credentials, UrlRequest, Validity};
 
 /// One signed part URL, and the headers its PUT must carry (a declared checksum; the
 /// length travels in the URL's signature).
@@ -37,7 +37,7 @@ pub fn part_urls(
     validity: Validity,
     now: SystemTime,
 ) -> Result<(Vec<PartUrl>, SystemTime), UploadError> {
-    let (bucket, key) = names(upload)?;
+    let (bucket, key) = (&upload.bucket, &upload.key);
     let mut parts = Vec::with_capacity(numbers.len());
     let mut expires_at = now + validity.get();
     for &number in numbers {
@@ -67,14 +67,6 @@ pub fn part_urls(
         });
     }
     Ok((parts, expires_at))
-}
-
-/// The upload's bucket and key as the core takes them (a handle holds only names that
-/// were parsed when it was signed: a failure here is a bug).
-fn names(upload: &Upload) -> Result<(BucketName, ObjectKey), UploadError> {
-    let bucket = BucketName::new(upload.bucket.as_str()).map_err(UploadError::internal)?;
-    let key = ObjectKey::new(upload.key.as_str()).map_err(UploadError::internal)?;
-    Ok((bucket, key))
 }
 
 /// Part URLs of `numbers` for the caller's `upload` (until `deadline`), with their
@@ -147,7 +139,7 @@ pub fn list_parts_url(
     let credentials = credentials(deps, who.now)?;
     let wanted = who.rules().default_expires_in;
     let validity = usable_validity(wanted, &credentials, who.now, Some(deadline))?;
-    let (bucket, key) = names(upload)?;
+    let (bucket, key) = (upload.bucket.clone(), upload.key.clone());
     let request = UrlRequest::list_parts(bucket, key, &upload.upload_id)
         .map(|r| r.with_validity(validity))
         .map_err(UploadError::internal)?;
@@ -160,8 +152,7 @@ pub fn list_parts_url(
 
 /// The object's plain URL, as S3's `Location` names it.
 pub fn location(deps: &Deps<'_>, upload: &Upload) -> Result<String, UploadError> {
-    let (bucket, key) = names(upload)?;
     deps.presigner
-        .object_url(&bucket, &key)
+        .object_url(&upload.bucket, &upload.key)
         .map_err(UploadError::internal)
 }

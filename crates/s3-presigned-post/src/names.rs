@@ -20,7 +20,11 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// and are then addressed path-style, as the seed does. Refused, stricter than the seed:
 /// anything else (the seed would percent-encode it into a URL no store serves), and
 /// S3 Express directory buckets (`--x-s3`), which do not take POST uploads.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// Serialized as its string; deserializing checks it again, so a name read back (from a
+/// signed handle, say) is as good as one made here.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct BucketName(String);
 
 impl BucketName {
@@ -95,7 +99,10 @@ impl fmt::Display for BucketName {
 /// with the uploaded file's name, and the policy then pins the part before it with a
 /// `starts-with` condition. Stricter than the seed, which pins a key with a
 /// `${filename}` elsewhere by an exact condition that no upload can meet.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// Serialized as its string; deserializing checks it again.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ObjectKey(String);
 
 impl ObjectKey {
@@ -144,6 +151,53 @@ impl fmt::Display for ObjectKey {
         f.write_str(&self.0)
     }
 }
+
+/// The string forms of [`BucketName`] and [`ObjectKey`]: checked on the way in, free on
+/// the way out.
+macro_rules! string_forms {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = PresignError;
+
+            fn try_from(value: String) -> Result<Self, PresignError> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+    };
+}
+
+string_forms!(BucketName);
+string_forms!(ObjectKey);
 
 /// The name of a POST form field, as used in fields and in conditions (without `$`).
 ///
@@ -281,5 +335,21 @@ mod tests {
             assert!(FieldName::new(bad).is_err(), "{bad}");
         }
         assert!(FieldName::new("Content-Type").unwrap().is("content-type"));
+    }
+
+    #[test]
+    fn names_travel_as_strings_and_are_checked_again_when_read() {
+        let key = ObjectKey::new("u/42/a.png").unwrap();
+        assert_eq!(serde_json::to_string(&key).unwrap(), r#""u/42/a.png""#);
+        let back: ObjectKey = serde_json::from_str(r#""u/42/a.png""#).unwrap();
+        assert_eq!(back, key);
+        assert!(serde_json::from_str::<ObjectKey>(r#""a${filename}b""#).is_err());
+        assert!(serde_json::from_str::<ObjectKey>(r#""""#).is_err());
+
+        let bucket: BucketName = serde_json::from_str(r#""acme-uploads""#).unwrap();
+        assert_eq!(String::from(bucket.clone()), "acme-uploads");
+        assert!(bucket == *"acme-uploads");
+        assert!(serde_json::from_str::<BucketName>(r#""a b""#).is_err());
+        assert!(serde_json::from_str::<BucketName>(r#""x--x-s3""#).is_err());
     }
 }

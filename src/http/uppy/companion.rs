@@ -184,11 +184,11 @@ async fn create_upload(state: &AppState, who: &Authorized, body: CreateBody) -> 
     let ClientUpload { upload, handle } =
         multipart::start_client_upload(&deps, who, &request, None).await?;
     let created = Created {
-        key: upload.key.clone(),
+        key: upload.key.to_string(),
         upload_id: handle,
-        bucket: upload.bucket,
+        bucket: upload.bucket.into(),
     };
-    Ok((answers::json(StatusCode::OK, &created)?, upload.key))
+    Ok((answers::json(StatusCode::OK, &created)?, upload.key.into()))
 }
 
 /// The upload a Companion call names: the handle in its path, owned by the caller, and
@@ -202,7 +202,7 @@ fn named_upload(
     let (upload, deadline) = multipart::owned(&state.deps(), who, handle)?;
     let mut pairs = query_pairs(query)?;
     match pairs.remove("key") {
-        Some(key) if key == upload.key => Ok((upload, deadline, pairs)),
+        Some(key) if upload.key == *key.as_str() => Ok((upload, deadline, pairs)),
         Some(_) => Err(ApiError::NotOwner),
         None => Err(ApiError::InvalidRequest(
             "key: the key this upload was started with".to_owned(),
@@ -248,7 +248,7 @@ async fn sign_part(
             method: "PUT",
             expires: validity.get().as_secs(),
         };
-        Ok((answers::json(StatusCode::OK, &part)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &part)?, upload.key.into()))
     })();
     who.reply("parts_signed", result)
 }
@@ -285,7 +285,7 @@ async fn sign_batch(
         let (parts, _) = urls::client_part_urls(&deps, &who, &upload, deadline, &numbers)?;
         let presigned_urls = parts.into_iter().map(|p| (p.part_number, p.url)).collect();
         let batch = SignedBatch { presigned_urls };
-        Ok((answers::json(StatusCode::OK, &batch)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &batch)?, upload.key.into()))
     };
     who.reply("parts_signed", result.await)
 }
@@ -317,7 +317,7 @@ async fn list_parts(
                 etag: p.etag,
             })
             .collect();
-        Ok((answers::json(StatusCode::OK, &listed)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &listed)?, upload.key.into()))
     };
     who.reply("parts_listed", result.await)
 }
@@ -367,11 +367,14 @@ async fn complete(
         let location = urls::location(&deps, &upload)?;
         let completed = Completed {
             location,
-            key: upload.key.clone(),
-            bucket: upload.bucket,
+            key: upload.key.to_string(),
+            bucket: upload.bucket.into(),
             size: done.size,
         };
-        Ok((answers::json(StatusCode::OK, &completed)?, upload.key))
+        Ok((
+            answers::json(StatusCode::OK, &completed)?,
+            upload.key.into(),
+        ))
     };
     who.reply("multipart_completed", result.await)
 }
@@ -387,7 +390,7 @@ async fn abort(
         multipart::abort(&state.deps(), &who, &upload).await?;
         // Uppy reads a JSON body from every answer, an abort's too.
         let empty = serde_json::json!({});
-        Ok((answers::json(StatusCode::OK, &empty)?, upload.key))
+        Ok((answers::json(StatusCode::OK, &empty)?, upload.key.into()))
     };
     who.reply("multipart_aborted", result.await)
 }

@@ -105,9 +105,9 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
         let key = ticket.key.clone();
         let signed = SignedPost {
             post: ticket.post,
-            key: ticket.key,
+            key: ticket.key.to_string(),
         };
-        return Ok((answers::json(StatusCode::OK, &signed)?, key));
+        return Ok((answers::json(StatusCode::OK, &signed)?, key.into()));
     }
     if who.rules().prevent_overwrite && !current {
         return Err(ApiError::ClientUnsupported(
@@ -143,10 +143,10 @@ async fn put_object(state: &AppState, who: &Authorized, body: &SignBody) -> Hand
     };
     let signed = Signed {
         url: ticket.signed.url,
-        key: Some(ticket.key.clone()),
+        key: Some(ticket.key.to_string()),
         headers,
     };
-    Ok((answers::json(StatusCode::OK, &signed)?, ticket.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, ticket.key.into()))
 }
 
 /// `CreateMultipartUpload`: started here; Uppy's URL answers the handle as the upload id.
@@ -161,11 +161,11 @@ async fn start(state: &AppState, who: &Authorized, body: &SignBody) -> Handled {
     let ClientUpload { upload, handle } =
         multipart::start_client_upload(&state.deps(), who, &request, Some(&body.key)).await?;
     let receipt = Receipt::Started {
-        bucket: upload.bucket.clone(),
-        key: upload.key.clone(),
+        bucket: upload.bucket.to_string(),
+        key: upload.key.to_string(),
         upload_id: handle,
     };
-    answer_with(state, who, &receipt, upload.key)
+    answer_with(state, who, &receipt, upload.key.into())
 }
 
 /// The caller's upload named by `handle`, with the key Uppy sends the handle's own.
@@ -176,7 +176,7 @@ fn named(
     handle: &str,
 ) -> Result<(Upload, std::time::SystemTime), ApiError> {
     let (upload, deadline) = multipart::owned(&state.deps(), who, handle)?;
-    if body.key != upload.key && upload.client_key.as_deref() != Some(body.key.as_str()) {
+    if upload.key != *body.key.as_str() && upload.client_key.as_deref() != Some(body.key.as_str()) {
         return Err(ApiError::NotOwner);
     }
     Ok((upload, deadline))
@@ -191,7 +191,7 @@ fn part(state: &AppState, who: &Authorized, body: &SignBody, handle: &str, numbe
         .map(|p| p.url)
         .ok_or_else(|| ApiError::Internal("no URL signed for the part".into()))?;
     let signed = Signed::url(url, None);
-    Ok((answers::json(StatusCode::OK, &signed)?, upload.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, upload.key.into()))
 }
 
 /// `ListParts`: a URL on the store (Uppy resuming reads its XML).
@@ -199,7 +199,7 @@ fn list(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Ha
     let (upload, deadline) = named(state, who, body, handle)?;
     let url = urls::list_parts_url(&state.deps(), who, &upload, deadline)?;
     let signed = Signed::url(url, None);
-    Ok((answers::json(StatusCode::OK, &signed)?, upload.key))
+    Ok((answers::json(StatusCode::OK, &signed)?, upload.key.into()))
 }
 
 /// `CompleteMultipartUpload`: completed here with the parts the store holds, once they
@@ -212,16 +212,16 @@ async fn complete(state: &AppState, who: &Authorized, body: &SignBody, handle: &
     let location = urls::location(&deps, &upload)?;
     let receipt = Receipt::Completed {
         location,
-        bucket: upload.bucket.clone(),
-        key: upload.key.clone(),
+        bucket: upload.bucket.to_string(),
+        key: upload.key.to_string(),
         etag: done.object.etag,
     };
-    answer_with(state, who, &receipt, upload.key)
+    answer_with(state, who, &receipt, upload.key.into())
 }
 
 /// `AbortMultipartUpload`: aborted here.
 async fn abort(state: &AppState, who: &Authorized, body: &SignBody, handle: &str) -> Handled {
     let (upload, _) = named(state, who, body, handle)?;
     multipart::abort(&state.deps(), who, &upload).await?;
-    answer_with(state, who, &Receipt::Aborted, upload.key)
+    answer_with(state, who, &Receipt::Aborted, upload.key.into())
 }

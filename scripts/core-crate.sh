@@ -3,6 +3,7 @@
 # - its normal dependencies hold no HTTP server or client, no async runtime and no SDK
 #   client (`cargo tree` is the evidence; tokio is there only featureless, through the
 #   SDK's credential types, which sign nothing and run nothing);
+# - its docs build without a warning (broken links included), as docs.rs would build them;
 # - its examples run;
 # - `cargo publish --dry-run` packages it and builds the package alone.
 # Run by .ci/run; `--allow-dirty` passes through for a work tree with changes.
@@ -25,6 +26,9 @@ if bad=$(grep -E '^tokio feature "(rt|rt-multi-thread|net|io-util|fs|process|tim
   exit 1
 fi
 log "dependencies: no server, client, runtime or SDK client"
+
+RUSTDOCFLAGS="-D warnings" cargo doc -q -p s3-presigned-post --no-deps
+log "docs: no warning"
 
 for example in custom_store multipart check_form; do
   cargo run -q -p s3-presigned-post --example "$example" >/dev/null

@@ -31,12 +31,12 @@ pub use object::ObjectSetting;
 #[cfg(feature = "service")]
 pub(crate) use object::xml_escape;
 pub use request::{ChecksumRequest, PolicyError, UploadRequest};
-pub use rules::{ContentTypePattern, Quotas, TenantRules, UploadMethod, WhenUnavailable};
+pub use rules::{ContentTypePattern, Quotas, TenantRules};
 use s3_presigned_post::{
     Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
     UrlRequest, UtcSecond, Validity,
 };
-pub use settings::TenantSettings;
+pub use settings::{TenantSettings, UploadMethod, WhenUnavailable};
 use template::{Placeholder, TemplateValues};
 pub use tenant_id::TenantId;
 

@@ -8,24 +8,13 @@ use mime::Mime;
 use super::PolicyError;
 use super::object::{self, ObjectSetting};
 use super::sanitize;
-use super::settings::TenantSettings;
+use super::settings::{TenantSettings, UploadMethod, WhenUnavailable};
 use super::template::KeyTemplate;
 use super::tenant_id::TenantId;
 use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
 use crate::setting::InvalidSetting;
 use s3_presigned_post::checksum::{self, ChecksumAlgorithm};
 use s3_presigned_post::{BucketName, Validity};
-
-/// How a tenant's single-request tickets upload.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadMethod {
-    /// A browser form POST with a signed policy (a size range, conditions).
-    #[default]
-    Post,
-    /// A presigned PUT URL (exact size and type), for stores without POST uploads.
-    Put,
-}
 
 /// What a tenant may use; `None`: unlimited. Counted by `crate::limits`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,18 +42,6 @@ impl Quotas {
             || self.bytes_per_day.is_some()
             || self.open_uploads.is_some()
     }
-}
-
-/// `on_limits_unavailable`: refuse (503 `limits_unavailable`) or let tickets through
-/// uncounted while the counters cannot be reached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WhenUnavailable {
-    /// Refuse: a limit that cannot be checked is not kept (the default).
-    #[default]
-    Deny,
-    /// Issue tickets uncounted.
-    Allow,
 }
 
 /// A tenant's rules, parsed and checked from its `[tenants.<id>]` settings.

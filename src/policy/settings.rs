@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use super::rules::{UploadMethod, WhenUnavailable};
-
 /// A tenant's `[tenants.<id>]` settings as written in the configuration file.
 ///
 /// Key names are a public contract (deployments write them); see `config/example.toml`.
@@ -124,4 +122,27 @@ fn default_true() -> bool {
 }
 fn default_multipart_expires_in() -> u64 {
     86_400
+}
+
+/// How a tenant's single-request tickets upload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadMethod {
+    /// A browser form POST with a signed policy (a size range, conditions).
+    #[default]
+    Post,
+    /// A presigned PUT URL (exact size and type), for stores without POST uploads.
+    Put,
+}
+
+/// `on_limits_unavailable`: refuse (503 `limits_unavailable`) or let tickets through
+/// uncounted while the counters cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenUnavailable {
+    /// Refuse: a limit that cannot be checked is not kept (the default).
+    #[default]
+    Deny,
+    /// Issue tickets uncounted.
+    Allow,
 }

@@ -2,7 +2,7 @@
 //! uploads, tickets that cannot overwrite, and the completion check comparing checksums.
 //!
 //! Each store the suite runs (s3s-fs, Garage, SeaweedFS) gets the same flows, and what
-//! it was seen to do is the table [`observed`]: the README's store matrix is this
+//! it was seen to do is the table [`observed`]: the store matrix of docs/tickets.md is this
 //! table. Where a store verifies, the test proves the refusal (nothing stored); where it
 //! does not, the test proves what the service does instead.
 

@@ -467,7 +467,7 @@ export interface paths {
          * Sign one request of Uppy 6 (signRequest)
          * @description `@uppy/aws-s3` 6.x calls `signRequest({method, key, uploadId?, partNumber?})` for
          *     each S3 request (6.3 adds `contentType` to PutObject) and sends it to the URL
-         *     answered (the README's recipe adds the file's `{name, type, size}` for a file's
+         *     answered (the recipe in docs/front-ends.md adds the file's `{name, type, size}` for a file's
          *     first request). Fields a newer plugin adds are ignored when they cannot change
          *     what is signed, and refused (400, naming the field) when they could.
          *     What is answered: PutObject (`PUT`): a plugin that sends `contentType` (6.3 on)

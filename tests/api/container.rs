@@ -426,6 +426,13 @@ async fn the_image_is_what_the_dockerfile_says_and_holds_nothing_else() {
             "{path}: no source"
         );
     }
+    // Production carries no dev store: the binary holds no code of s3s-fs (whose source
+    // paths, kept for panic messages, are in every build that links it).
+    let binary = std::fs::read(root.join("usr/local/bin/upload-tickets")).unwrap();
+    assert!(
+        !binary.windows(7).any(|w| w == b"s3s-fs-"),
+        "the image's binary links the dev store (s3s-fs)"
+    );
     // The configuration it ships is the example, which names secrets' variables only.
     assert_eq!(
         std::fs::read(root.join("etc/upload-tickets/config.toml")).unwrap(),

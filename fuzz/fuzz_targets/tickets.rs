@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(plan) = policy::plan(&RULES, subject, &request, now, UUID) else {
         return;
     };
-    check_key(subject, &plan.key);
+    check_key(subject, plan.key.as_str());
 
     let post = PRESIGNER
         .presign(&CREDENTIALS, &plan.request, now)
@@ -116,7 +116,7 @@ fn check_put(subject: &str, request: &UploadRequest, now: SystemTime) {
     let Ok(plan) = policy::put_plan(&RULES, subject, request, now, UUID) else {
         return;
     };
-    check_key(subject, &plan.object.key);
+    check_key(subject, plan.object.key.as_str());
     let signed = PRESIGNER
         .presign_url(&CREDENTIALS, &plan.request, now)
         .expect("a PUT plan the rules accept is signable");
@@ -144,7 +144,7 @@ fn check_multipart(subject: &str, request: &UploadRequest, now: SystemTime) {
     let Ok(plan) = policy::multipart_plan(&RULES, subject, request, now, UUID) else {
         return;
     };
-    check_key(subject, &plan.object.key);
+    check_key(subject, plan.object.key.as_str());
     if let Some(declared) = &request.checksum {
         let algorithm = ChecksumAlgorithm::parse(&declared.algorithm);
         assert_eq!(plan.object.checksum_algorithm, algorithm);

@@ -404,6 +404,20 @@ fn put_plans_sign_the_exact_length_and_every_fixed_setting_as_headers() {
     ));
 }
 
+#[test]
+fn put_plans_refuse_metadata_a_header_cannot_carry_and_post_plans_take_it() {
+    // Found by the fuzz target: a PUT plan that would not sign (a 500).
+    let request = UploadRequest {
+        metadata: BTreeMap::from([("album".to_owned(), "\u{7e5}-Été".to_owned())]),
+        ..sized(2048)
+    };
+    assert!(matches!(
+        put_plan(&rules(), "u", &request, now(), UUID),
+        Err(PolicyError::MetadataNotAllowed(reason)) if reason.contains("printable ASCII")
+    ));
+    assert!(plan(&rules(), "u", &request, now(), UUID).is_ok());
+}
+
 fn request_without_size() -> UploadRequest {
     request()
 }

@@ -131,6 +131,15 @@ impl UrlRequest {
                 "header values have no control characters and no surrounding spaces",
             ));
         }
+        // SigV4's canonical request takes header values as visible ASCII (and spaces).
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            return Err(PresignError::InvalidUrlRequest(
+                "header values are printable ASCII",
+            ));
+        }
         if self.headers.iter().any(|(n, _)| *n == name) {
             return Err(PresignError::InvalidUrlRequest("a header is given twice"));
         }

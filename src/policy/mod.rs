@@ -274,7 +274,11 @@ pub fn put_plan(
     let object = single_request(rules, subject, request, now, uuid)?;
     // A PUT sends metadata as headers, and SigV4 signs only printable ASCII there (S3's
     // REST rule for user metadata too); a POST form carries any UTF-8.
-    if let Some((key, _)) = object.metadata.iter().find(|(_, v)| !is_header_text(v)) {
+    if let Some((key, _)) = object
+        .metadata
+        .iter()
+        .find(|(_, v)| !s3_presigned_post::url::is_signable_header_value(v))
+    {
         return Err(PolicyError::MetadataNotAllowed(format!(
             "metadata {key:?}: this tenant's PUT tickets send it as a header, which takes printable ASCII only"
         )));
@@ -393,13 +397,6 @@ fn metadata(
         )));
     }
     Ok(out)
-}
-
-/// Printable ASCII, spaces and tabs: what a signed header value may hold.
-fn is_header_text(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// What RFC 5987 keeps unencoded in `filename*` (its `attr-char`).

@@ -131,11 +131,7 @@ impl UrlRequest {
                 "header values have no control characters and no surrounding spaces",
             ));
         }
-        // SigV4's canonical request takes header values as visible ASCII (and spaces).
-        if !value
-            .bytes()
-            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
+        if !is_signable_header_value(&value) {
             return Err(PresignError::InvalidUrlRequest(
                 "header values are printable ASCII",
             ));
@@ -184,6 +180,14 @@ impl UrlRequest {
     pub fn header_names(&self) -> impl Iterator<Item = &str> {
         self.headers.iter().map(|(name, _)| name.as_str())
     }
+}
+
+/// Whether `value` can be a signed header's value: printable ASCII, spaces and tabs (what
+/// SigV4's canonical request takes; S3's REST rule for user metadata too).
+pub fn is_signable_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// A signed URL and the headers the request must carry (exactly these values).

@@ -58,3 +58,10 @@ impl Clock for ManualClock {
 pub fn rfc3339(time: SystemTime) -> Result<String, time::error::Format> {
     time::OffsetDateTime::from(time).format(&time::format_description::well_known::Rfc3339)
 }
+
+/// `time` in whole seconds since the Unix epoch (0 before it).
+pub fn unix(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}

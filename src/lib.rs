@@ -16,14 +16,21 @@
 //!   trait, its `aws-sdk-s3` implementation and an in-memory one for tests.
 //! - [`clock`] (feature `service`): the time handlers read, injectable in tests.
 //! - [`setting`] (feature `rules`): the one refusal type of start-up checks.
-//! - [`webhook`] (feature `service`): signed completion reports to tenants' endpoints.
+//! - [`app`] (feature `service`): the application: the use cases' dependencies, the
+//!   tenants and the clock, made once from the configuration.
+//! - [`events`] (feature `service`): the background work after the bytes land: the
+//!   sweeper and the delivery of upload events, with retries.
+//! - [`webhook`] (feature `service`): Standard Webhooks signatures, one attempt each.
 //! - [`tenant`] (feature `service`): a tenant's rules and webhook, in one place.
 //! - [`upload`] (feature `service`): the life of an upload as use cases without HTTP:
-//!   tickets, multipart uploads, the completion check.
+//!   tickets, multipart uploads, the completion check, finding, verifying and reporting
+//!   an upload.
 //! - [`startup`], [`telemetry`], [`cli`] (feature `service`): running it.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(feature = "service")]
+pub mod app;
 #[cfg(feature = "service")]
 pub mod auth;
 #[cfg(feature = "service")]
@@ -36,6 +43,8 @@ pub mod config;
 pub mod credentials;
 #[cfg(feature = "dev-store")]
 pub mod devstore;
+#[cfg(feature = "service")]
+pub mod events;
 #[cfg(feature = "service")]
 pub mod handle;
 #[cfg(feature = "service")]

@@ -78,6 +78,7 @@ impl Application {
         let app = App::new(&config, credentials);
         let state = AppState(Arc::new(app));
         background.push(state.limits.start());
+        background.extend(crate::events::start(&state.0));
         let router = http::router(
             state.clone(),
             &config.server.cors_allowed_origins,

@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(plan) = policy::plan(&RULES, subject, &request, now, UUID) else {
         return;
     };
-    check_key(subject, plan.key.as_str());
+    check_key(subject, plan.object.key.as_str());
 
     let post = PRESIGNER
         .presign(&CREDENTIALS, &plan.request, now)

@@ -30,8 +30,10 @@ pub struct Config {
     pub handle_key_is_random: bool,
     /// Tenants (rules and webhook) by id.
     pub tenants: HashMap<String, Arc<Tenant>>,
-    /// Where the tenants' limits are counted.
+    /// Where the tenants' limits are counted, and upload records and events kept.
     pub limits: Arc<crate::limits::Limits>,
+    /// `[events]`.
+    pub events: crate::events::EventSettings,
     /// The token the demo page comes with (`dev` sets its own; never read from a file).
     pub demo_token: Option<crate::auth::IssuedToken>,
 }
@@ -50,8 +52,16 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let server = settings.server;
         check_server(&server)?;
-        let limits = crate::limits::Limits::from_settings(&settings.limits)
+        let shared = settings
+            .limits
+            .with_redis(&settings.redis)
+            .map_err(|reason| ConfigError::invalid("redis", reason))?;
+        let limits = crate::limits::Limits::from_settings(&shared)
             .map_err(|reason| ConfigError::invalid("limits", reason))?;
+        settings
+            .events
+            .check()
+            .map_err(|(name, reason)| ConfigError::invalid(format!("events.{name}"), reason))?;
         let presigner = presigner(&settings.s3)?;
         if let Some(url) = &settings.s3.service_endpoint {
             Endpoint::parse(url)
@@ -70,6 +80,7 @@ impl Config {
             handle_key_is_random,
             tenants,
             limits: Arc::new(limits),
+            events: settings.events,
             demo_token: None,
         })
     }
@@ -173,8 +184,8 @@ fn webhook(
                     format!("environment variable {var} is not set"),
                 )
             })?;
-            let hook = Webhook::new(url, secret.as_bytes())
-                .map_err(|e| e.in_section(&format!("tenants.{id}")))?;
+            let hook =
+                Webhook::new(url, &secret).map_err(|e| e.in_section(&format!("tenants.{id}")))?;
             Ok(Some(hook))
         }
         (None, None) => Ok(None),

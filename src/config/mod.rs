@@ -40,9 +40,16 @@ pub struct Settings {
     /// `[tenants.<id>]`.
     #[serde(default)]
     pub tenants: BTreeMap<String, TenantSettings>,
-    /// `[limits]`: where limits and quotas are counted.
+    /// `[limits]`: where limits and quotas are counted (its `redis_url` is the older
+    /// name of `[redis] url`).
     #[serde(default)]
     pub limits: crate::limits::LimitsSettings,
+    /// `[redis]`: the Redis or Valkey the replicas share (limits, records, events).
+    #[serde(default)]
+    pub redis: crate::limits::RedisSettings,
+    /// `[events]`: the sweeper and the delivery of upload events.
+    #[serde(default)]
+    pub events: crate::events::EventSettings,
 }
 
 /// `[server]`: how the HTTP server runs.

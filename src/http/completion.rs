@@ -1,11 +1,11 @@
 //! `POST /uploads/complete`: the completion check of an object under the caller's own
-//! prefix (`upload::check`), and how its webhook delivery went.
+//! prefix (`upload::check`): verified, reported once, answered.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::answers;
 use super::extract::{AppJson, Authorized};
@@ -13,8 +13,7 @@ use super::reply::{Handled, Reply};
 use super::state::AppState;
 use crate::policy::ChecksumRequest;
 use crate::routes;
-use crate::upload::check::{self, CheckRequest, Report};
-use crate::webhook::Delivery;
+use crate::upload::check::{self, CheckRequest};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route(routes::UPLOADS_COMPLETE, post(check_object))
@@ -32,13 +31,6 @@ struct CheckBody {
     checksum: Option<ChecksumRequest>,
 }
 
-#[derive(Debug, Serialize)]
-struct CheckAnswer {
-    #[serde(flatten)]
-    report: Report,
-    webhook: Option<Delivery>,
-}
-
 async fn check_object(
     State(state): State<AppState>,
     who: Authorized,
@@ -54,11 +46,7 @@ async fn checked(state: &AppState, who: &Authorized, body: CheckBody) -> Handled
         content_type: body.content_type,
         checksum: body.checksum,
     };
-    let checked = check::check(&state.deps(), who, request).await?;
-    let key = checked.report.key().to_owned();
-    let answer = CheckAnswer {
-        report: checked.report,
-        webhook: checked.webhook,
-    };
-    Ok((answers::json(StatusCode::OK, &answer)?, key))
+    let report = check::check(&state.deps(), who, request).await?;
+    let key = report.key().to_owned();
+    Ok((answers::json(StatusCode::OK, &report)?, key))
 }

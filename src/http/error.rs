@@ -82,6 +82,10 @@ pub enum ApiError {
     /// 422 `parts_invalid`: the part list does not complete the upload.
     #[error("{0}")]
     PartsInvalid(String),
+    /// 422 `upload_rejected`: the completed upload breaks its ticket or the tenant's
+    /// rules (in words); the tenant's `on_rejected` decided what became of it.
+    #[error("{0}")]
+    UploadRejected(String),
     /// 422 `checksum_mismatch`: the store computed another checksum than declared.
     #[error("{0}")]
     ChecksumMismatch(String),
@@ -156,6 +160,7 @@ impl ApiError {
             Self::ObjectNotFound => (StatusCode::NOT_FOUND, "object_not_found"),
             Self::ClientUnsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "client_unsupported"),
             Self::PartsInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "parts_invalid"),
+            Self::UploadRejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "upload_rejected"),
             Self::ChecksumMismatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "checksum_mismatch"),
             Self::ObjectExists => (StatusCode::CONFLICT, "object_exists"),
             Self::StoreUnsupported(_) => (StatusCode::UNPROCESSABLE_ENTITY, "store_unsupported"),
@@ -320,6 +325,7 @@ impl From<UploadError> for ApiError {
             UploadError::NotOwner => Self::NotOwner,
             UploadError::InvalidRequest(reason) => Self::InvalidRequest(reason),
             UploadError::PartsInvalid(reason) => Self::PartsInvalid(reason),
+            UploadError::Rejected(reason) => Self::UploadRejected(reason),
             UploadError::Internal(cause) => Self::Internal(cause),
         }
     }

@@ -106,6 +106,15 @@ impl MemoryCounters {
         Ok(Ok(()))
     }
 
+    /// Changes tenant's byte counter of `day` by `delta` (never below 0), if it is
+    /// still counted.
+    pub(super) fn settle(&self, tenant: &str, day: u64, delta: i64) {
+        let key = super::key("", tenant, "bd", &day.to_string());
+        if let Some((value, _)) = self.state().counters.get_mut(&key) {
+            *value = value.saturating_add_signed(delta);
+        }
+    }
+
     pub(super) fn admit_call(
         &self,
         limit: u32,

@@ -9,7 +9,10 @@
 //! is checked whole before anything is counted: a refused ticket counts nothing.
 
 mod memory;
+mod memory_records;
+pub mod records;
 mod shared;
+mod shared_records;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,10 +23,12 @@ use serde::Deserialize;
 pub use crate::policy::{Quotas, WhenUnavailable};
 
 pub use memory::MemoryCounters;
+pub use memory_records::MemoryRecords;
+pub use records::{Backlog, Finish, PendingEvent, TicketRecord};
 pub use shared::RedisCounters;
 
 /// `[limits]`: where the counters live.
-#[derive(Clone, Deserialize, Default)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSettings {
     /// `redis://` or `rediss://` URL of Redis or Valkey; absent: counted in process
@@ -48,6 +53,65 @@ impl std::fmt::Debug for LimitsSettings {
     }
 }
 
+/// `[redis]`: the Redis or Valkey the replicas share: limits, upload records and
+/// pending events alike. (`[limits] redis_url`, its older name, still works.)
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` URL; absent: everything is kept in process (each
+    /// replica alone; a restart loses pending records and events).
+    pub url: Option<String>,
+    /// Prefix of every key; default `upload-tickets:`.
+    pub key_prefix: Option<String>,
+    /// Longest a Redis call may take, in milliseconds; default 50, 1 to 5000.
+    pub timeout_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    // The URL may carry a password: only whether there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url.as_ref().map(|_| "[set]"))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl LimitsSettings {
+    /// These settings with `[redis]` over them: one server for everything shared.
+    /// Both URLs set and different is refused (which one was meant?).
+    pub fn with_redis(&self, redis: &RedisSettings) -> Result<Self, String> {
+        let mut merged = self.clone();
+        if let Some(url) = &redis.url {
+            if merged.redis_url.as_ref().is_some_and(|old| old != url) {
+                return Err(
+                    "[redis] url and [limits] redis_url differ: set [redis] url only (the other is its older name)"
+                        .to_owned(),
+                );
+            }
+            merged.redis_url = Some(url.clone());
+        }
+        if let Some(prefix) = &redis.key_prefix {
+            merged.key_prefix.clone_from(prefix);
+        }
+        if let Some(timeout) = redis.timeout_ms {
+            merged.timeout_ms = timeout;
+        }
+        Ok(merged)
+    }
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: default_prefix(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
 fn default_prefix() -> String {
     "upload-tickets:".to_owned()
 }
@@ -67,6 +131,8 @@ pub struct Charge<'a> {
     pub bytes: u64,
     /// A multipart upload: its key (unique) and when it expires.
     pub upload: Option<(&'a str, SystemTime)>,
+    /// The ticket's record, kept once the charge is admitted.
+    pub record: Option<&'a TicketRecord>,
 }
 
 /// Which limit refused a charge.
@@ -154,7 +220,7 @@ fn unix(time: SystemTime) -> u64 {
 /// The backend: in process or Redis.
 #[derive(Debug)]
 enum Counters {
-    Memory(MemoryCounters),
+    Memory(MemoryCounters, MemoryRecords),
     Redis(Box<RedisCounters>),
 }
 
@@ -170,7 +236,7 @@ impl Limits {
     /// Counters in this process.
     pub fn in_process() -> Self {
         Self {
-            counters: Counters::Memory(MemoryCounters::default()),
+            counters: Counters::Memory(MemoryCounters::default(), MemoryRecords::default()),
             healthy: AtomicBool::new(true),
         }
     }
@@ -208,7 +274,7 @@ impl Limits {
     /// state between tickets (and the connection is remade as soon as it can be).
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         match &self.counters {
-            Counters::Memory(memory) => memory.start_upkeep(),
+            Counters::Memory(memory, _) => memory.start_upkeep(),
             Counters::Redis(_) => {
                 let limits = Arc::clone(self);
                 tokio::spawn(async move {
@@ -230,12 +296,29 @@ impl Limits {
         charge: Charge<'_>,
         now: SystemTime,
     ) -> Result<(), LimitError> {
-        if !limits.any() {
-            return Ok(());
-        }
         let windows = Windows::at(now);
+        if !limits.any() {
+            // No charge to ride on: the record alone.
+            let Some(record) = charge.record else {
+                return Ok(());
+            };
+            let recorded = match &self.counters {
+                Counters::Memory(_, records) => {
+                    records.record(record.clone());
+                    Ok(Ok(()))
+                }
+                Counters::Redis(redis) => redis.record(record, windows.now).await.map(Ok),
+            };
+            return self.decide(limits, charge.tenant, recorded);
+        }
         let counted = match &self.counters {
-            Counters::Memory(memory) => memory.admit(limits, &charge, windows),
+            Counters::Memory(memory, records) => {
+                let counted = memory.admit(limits, &charge, windows);
+                if let (Ok(Ok(())), Some(record)) = (&counted, charge.record) {
+                    records.record(record.clone());
+                }
+                counted
+            }
             Counters::Redis(redis) => redis.admit(limits, &charge, windows).await,
         };
         self.decide(limits, charge.tenant, counted)
@@ -286,7 +369,7 @@ impl Limits {
         }
         let windows = Windows::at(now);
         let counted = match &self.counters {
-            Counters::Memory(memory) => memory.admit_call(limit, tenant, subject, windows),
+            Counters::Memory(memory, _) => memory.admit_call(limit, tenant, subject, windows),
             Counters::Redis(redis) => redis.admit_call(limit, tenant, subject, windows).await,
         };
         self.decide(limits, tenant, counted)
@@ -296,7 +379,7 @@ impl Limits {
     /// not freed expires with the upload's deadline anyway.
     pub async fn release(&self, tenant: &str, subject: &str, key: &str) {
         let result = match &self.counters {
-            Counters::Memory(memory) => {
+            Counters::Memory(memory, _) => {
                 memory.release(tenant, subject, key);
                 Ok(())
             }
@@ -314,10 +397,125 @@ impl Limits {
     ) -> Result<Usage, LimitError> {
         let windows = Windows::at(now);
         let usage = match &self.counters {
-            Counters::Memory(memory) => Ok(memory.usage(tenant, subject, windows)),
+            Counters::Memory(memory, _) => Ok(memory.usage(tenant, subject, windows)),
             Counters::Redis(redis) => redis.usage(tenant, subject, windows).await,
         };
         self.observe(usage).map_err(LimitError::Unavailable)
+    }
+
+    /// The records of the tickets issued for `key` of `tenant` and not yet finished.
+    pub async fn tickets_of(&self, tenant: &str, key: &str) -> Result<Vec<TicketRecord>, String> {
+        let tickets = match &self.counters {
+            Counters::Memory(_, records) => Ok(records.tickets_of(tenant, key)),
+            Counters::Redis(redis) => redis.tickets_of(tenant, key).await,
+        };
+        self.observe(tickets)
+    }
+
+    /// Claims up to `max` keys of `tenant` due at `now` for `lease` seconds (no other
+    /// replica claims them meanwhile); answers each one's tickets.
+    pub async fn claim_due(
+        &self,
+        tenant: &str,
+        now: u64,
+        lease: u64,
+        max: usize,
+    ) -> Result<Vec<Vec<TicketRecord>>, String> {
+        let claimed = match &self.counters {
+            Counters::Memory(_, records) => Ok(records.claim_due(tenant, now, lease, max)),
+            Counters::Redis(redis) => redis.claim_due(tenant, now, lease, max).await,
+        };
+        self.observe(claimed)
+    }
+
+    /// Finishes a key's tickets at once: drops them, settles the day's bytes to what
+    /// landed and queues the event. `false` when another caller finished any of them
+    /// first (nothing then changes). `grace`: what the key's remaining tickets wait
+    /// past their expiry before they are due.
+    pub async fn finish(&self, finish: &Finish<'_>, grace: u64) -> Result<bool, String> {
+        let done = match &self.counters {
+            Counters::Memory(memory, records) => {
+                let done = records.finish(finish, grace);
+                if done {
+                    for (day, delta) in finish.adjustments() {
+                        memory.settle(finish.tenant, day, delta);
+                    }
+                }
+                Ok(done)
+            }
+            Counters::Redis(redis) => redis.finish(finish, grace).await,
+        };
+        self.observe(done)
+    }
+
+    /// Claims up to `max` events of `tenant` due for an attempt at `now`, for `lease`
+    /// seconds.
+    pub async fn claim_events(
+        &self,
+        tenant: &str,
+        now: u64,
+        lease: u64,
+        max: usize,
+    ) -> Result<Vec<PendingEvent>, String> {
+        let claimed = match &self.counters {
+            Counters::Memory(_, records) => Ok(records.claim_events(tenant, now, lease, max)),
+            Counters::Redis(redis) => redis.claim_events(tenant, now, lease, max).await,
+        };
+        self.observe(claimed)
+    }
+
+    /// Drops a delivered event.
+    pub async fn event_delivered(&self, tenant: &str, id: &str) -> Result<(), String> {
+        let done = match &self.counters {
+            Counters::Memory(_, records) => {
+                records.delivered(tenant, id);
+                Ok(())
+            }
+            Counters::Redis(redis) => redis.delivered(tenant, id).await,
+        };
+        self.observe(done)
+    }
+
+    /// Keeps `event` (its attempts counted) for another attempt at `at`.
+    pub async fn event_retry(&self, event: &PendingEvent, at: u64) -> Result<(), String> {
+        let done = match &self.counters {
+            Counters::Memory(_, records) => {
+                records.retry(event, at);
+                Ok(())
+            }
+            Counters::Redis(redis) => redis.retry(event, at).await,
+        };
+        self.observe(done)
+    }
+
+    /// Moves `event` out of the outbox into the tenant's dead letters.
+    pub async fn event_dead(&self, event: &PendingEvent) -> Result<(), String> {
+        let done = match &self.counters {
+            Counters::Memory(_, records) => {
+                records.dead_letter(event);
+                Ok(())
+            }
+            Counters::Redis(redis) => redis.dead_letter(event).await,
+        };
+        self.observe(done)
+    }
+
+    /// A tenant's dead letters, newest first.
+    pub async fn dead_letters(&self, tenant: &str) -> Result<Vec<PendingEvent>, String> {
+        let dead = match &self.counters {
+            Counters::Memory(_, records) => Ok(records.dead_letters(tenant)),
+            Counters::Redis(redis) => redis.dead_letters(tenant).await,
+        };
+        self.observe(dead)
+    }
+
+    /// What waits for `tenant`: pending keys, the sweeper's lag, queued events.
+    pub async fn backlog(&self, tenant: &str, now: u64) -> Result<Backlog, String> {
+        let backlog = match &self.counters {
+            Counters::Memory(_, records) => Ok(records.backlog(tenant, now)),
+            Counters::Redis(redis) => redis.backlog(tenant, now).await,
+        };
+        self.observe(backlog)
     }
 
     /// `None` while healthy, else why not: for `/readyz`.

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::shared_records::{RECORD_FUNCTION, RecordScripts, TenantKeys, record_args};
 use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
 
 /// Checks a charge and counts it. KEYS: the subject's minute, the tenant's minute, the
-/// tenant's day (bytes), the subject's open uploads. ARGV: the subject's, the tenant's,
-/// the bytes and the open-upload limits (-1: none), the bytes, the upload key ('' for
-/// none) and deadline, now, the minute and the day counters' lifetimes. Answers
-/// {0, 0} when counted, else {which limit (1 to 4), a number: bytes left for the
-/// quota, the first upload's deadline for open uploads}.
+/// tenant's day (bytes), the subject's open uploads, then the ticket's records and the
+/// tenant's due set. ARGV: the subject's, the tenant's, the bytes and the open-upload
+/// limits (-1: none), the bytes, the upload key ('' for none) and deadline, now, the
+/// minute and the day counters' lifetimes, then the ticket's record (`record`, from 11).
+/// Answers {0, 0} when counted (and recorded), else {which limit (1 to 4), a number:
+/// bytes left for the quota, the first upload's deadline for open uploads}.
 const ADMIT: &str = r"
 local now = tonumber(ARGV[8])
 local subject = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -45,6 +47,7 @@ redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[9])
 redis.call('INCRBY', KEYS[3], want)
 redis.call('EXPIRE', KEYS[3], ARGV[10])
+record(KEYS[5], KEYS[6], 11)
 return {0, 0}
 ";
 
@@ -66,6 +69,7 @@ pub struct RedisCounters {
     timeout: Duration,
     admit: redis::Script,
     admit_call: redis::Script,
+    pub(super) records: RecordScripts,
 }
 
 impl std::fmt::Debug for RedisCounters {
@@ -89,13 +93,19 @@ impl RedisCounters {
             connection: std::sync::OnceLock::new(),
             prefix: prefix.to_owned(),
             timeout,
-            admit: redis::Script::new(ADMIT),
+            admit: redis::Script::new(&format!("{RECORD_FUNCTION}{ADMIT}")),
             admit_call: redis::Script::new(ADMIT_CALL),
+            records: RecordScripts::default(),
         })
     }
 
+    /// The prefix of every key.
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The connection manager: connecting lazily, reconnecting by itself.
-    fn connection(&self) -> Result<ConnectionManager, String> {
+    pub(super) fn connection(&self) -> Result<ConnectionManager, String> {
         self.connection
             .get_or_init(|| {
                 let config = ConnectionManagerConfig::new()
@@ -110,7 +120,7 @@ impl RedisCounters {
     }
 
     /// Runs `call` within the bound; a late or failed call is an error in words.
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, String> {
@@ -136,6 +146,11 @@ impl RedisCounters {
         for key in &keys {
             invocation.key(key);
         }
+        let tenant_keys = TenantKeys::new(&self.prefix, charge.tenant);
+        let object_key = charge.record.map_or("", |r| r.key.as_str());
+        invocation
+            .key(tenant_keys.records(object_key))
+            .key(tenant_keys.due());
         invocation
             .arg(limit(limits.subject_per_minute.map(u64::from)))
             .arg(limit(limits.tenant_per_minute.map(u64::from)))
@@ -147,6 +162,9 @@ impl RedisCounters {
             .arg(w.now)
             .arg(w.minute_left + 60)
             .arg(w.day_left + 3600);
+        for arg in record_args(charge.record, w.now)? {
+            invocation.arg(arg);
+        }
         let mut connection = self.connection()?;
         let (which, number): (u8, u64) = self
             .bounded(invocation.invoke_async(&mut connection))

@@ -15,6 +15,7 @@ fn charge<'a>(subject: &'a str, bytes: u64) -> Charge<'a> {
         subject,
         bytes,
         upload: None,
+        record: None,
     }
 }
 

@@ -10,6 +10,7 @@
 //! share a bucket have key prefixes that are not prefixes of one another.
 
 pub mod audit;
+pub mod content;
 pub mod multipart;
 pub mod object;
 pub mod request;
@@ -31,12 +32,12 @@ pub use object::ObjectSetting;
 #[cfg(feature = "service")]
 pub(crate) use object::xml_escape;
 pub use request::{ChecksumRequest, PolicyError, UploadRequest};
-pub use rules::{ContentTypePattern, Quotas, TenantRules};
+pub use rules::{ContentTypePattern, OnRejected, Quotas, TenantRules};
 use s3_presigned_post::{
     Checksum, ChecksumAlgorithm, Condition, MAX_POST_OBJECT_SIZE, ObjectKey, PostRequest,
     UrlRequest, UtcSecond, Validity,
 };
-pub use settings::{TenantSettings, UploadMethod, WhenUnavailable};
+pub use settings::{OnRejectedSetting, TenantSettings, UploadMethod, WhenUnavailable};
 use template::{Placeholder, TemplateValues};
 pub use tenant_id::TenantId;
 
@@ -173,12 +174,8 @@ pub fn resolve(
 pub struct TicketPlan {
     /// What the presign core signs.
     pub request: PostRequest,
-    /// The object key.
-    pub key: ObjectKey,
-    /// Smallest size the policy allows.
-    pub min_size: u64,
-    /// Largest size the policy allows.
-    pub max_size: u64,
+    /// The object: key, size bounds, what was declared.
+    pub object: ObjectPlan,
 }
 
 /// Applies `rules` to `request` from `subject`, as of `now`, with `uuid` for `{uuid}`:
@@ -215,9 +212,7 @@ pub fn plan(
     }
     Ok(TicketPlan {
         request: post,
-        key: object.key,
-        min_size: object.min_size,
-        max_size: object.max_size,
+        object,
     })
 }
 

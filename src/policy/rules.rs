@@ -8,7 +8,7 @@ use mime::Mime;
 use super::PolicyError;
 use super::object::{self, ObjectSetting};
 use super::sanitize;
-use super::settings::{TenantSettings, UploadMethod, WhenUnavailable};
+use super::settings::{OnRejectedSetting, TenantSettings, UploadMethod, WhenUnavailable};
 use super::template::KeyTemplate;
 use super::tenant_id::TenantId;
 use super::{MAX_METADATA_BYTES, MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE};
@@ -84,7 +84,45 @@ pub struct TenantRules {
     /// PUT tickets sign `If-None-Match: *` and multipart completions send it: the
     /// store refuses to replace an object (a replayed ticket).
     pub prevent_overwrite: bool,
+    /// What happens to an upload its verification refuses.
+    pub on_rejected: OnRejected,
     prefix: String,
+}
+
+/// What happens to an upload its verification refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnRejected {
+    /// Removed.
+    Delete,
+    /// Moved under this prefix (the key appended).
+    Quarantine(String),
+    /// Left where it is.
+    Keep,
+}
+
+/// `on_rejected`, with a quarantine prefix no ticket of the tenant can write to.
+fn on_rejected(t: &TenantSettings, tenant_prefix: &str) -> Result<OnRejected, InvalidSetting> {
+    Ok(match t.on_rejected {
+        OnRejectedSetting::Delete => OnRejected::Delete,
+        OnRejectedSetting::Keep => OnRejected::Keep,
+        OnRejectedSetting::Quarantine => {
+            let prefix = &t.quarantine_prefix;
+            let refuse =
+                |why: &str| InvalidSetting::new("quarantine_prefix", format!("{prefix:?}: {why}"));
+            if prefix.is_empty() || !prefix.ends_with('/') || prefix.starts_with('/') {
+                return Err(refuse("a key prefix ending with \"/\""));
+            }
+            if s3_presigned_post::ObjectKey::new(format!("{prefix}x")).is_err() {
+                return Err(refuse("not a valid key prefix"));
+            }
+            if prefix.starts_with(tenant_prefix) || tenant_prefix.starts_with(prefix.as_str()) {
+                return Err(refuse(
+                    "inside the keys this tenant's tickets write: a refused upload would stay within reach",
+                ));
+            }
+            OnRejected::Quarantine(prefix.clone())
+        }
+    })
 }
 
 /// The limits of `t`; zero is refused (it would refuse every ticket: leave it out
@@ -252,8 +290,10 @@ impl TenantRules {
                 require_checksum.push(algorithm);
             }
         }
+        let prefix = template.tenant_prefix(id);
         Ok(Self {
-            prefix: template.tenant_prefix(id),
+            on_rejected: on_rejected(t, &prefix)?,
+            prefix,
             id: tenant,
             bucket,
             template,
@@ -293,9 +333,24 @@ impl TenantRules {
         Ok(())
     }
 
-    /// Whether the tenant allows `mime` (its type and subtype): any when it lists none.
+    /// Whether the tenant allows `mime` (its type and subtype): any when it lists none,
+    /// but a type a browser runs (HTML, SVG, XML, script) only when listed by name.
     pub fn allows_type(&self, mime: &Mime) -> bool {
+        if super::content::runs_in_browser(mime) {
+            return self.names_type(mime.essence_str());
+        }
         self.content_types.is_empty() || self.content_types.iter().any(|p| p.matches(mime))
+    }
+
+    /// Whether the tenant lists `essence` (`type/subtype`, lower case) by name, not by a
+    /// wildcard.
+    pub fn names_type(&self, essence: &str) -> bool {
+        self.content_types.iter().any(|p| match p {
+            ContentTypePattern::Exact(ty, sub) => {
+                essence.split_once('/') == Some((ty.as_str(), sub.as_str()))
+            }
+            _ => false,
+        })
     }
 
     /// Whether `name` (lower case) is a metadata key the tenant lets clients set.
@@ -351,7 +406,8 @@ impl ContentTypePattern {
         if mime.params().next().is_some() {
             return None;
         }
-        let (ty, sub) = (mime.type_().as_str(), mime.subtype().as_str());
+        // The essence keeps a suffix (`svg+xml`) that `subtype()` drops.
+        let (ty, sub) = mime.essence_str().split_once('/')?;
         Some(match (ty, sub) {
             ("*", "*") => Self::Any,
             ("*", _) => return None,
@@ -365,7 +421,9 @@ impl ContentTypePattern {
         match self {
             Self::Any => true,
             Self::AnySubtype(ty) => mime.type_() == ty.as_str(),
-            Self::Exact(ty, sub) => mime.type_() == ty.as_str() && mime.subtype() == sub.as_str(),
+            Self::Exact(ty, sub) => {
+                mime.essence_str().split_once('/') == Some((ty.as_str(), sub.as_str()))
+            }
         }
     }
 }

@@ -92,10 +92,36 @@ pub struct TenantSettings {
     /// (`If-None-Match: *`); default true. POST policies cannot express it.
     #[serde(default = "default_true")]
     pub prevent_overwrite: bool,
-    /// Where completion reports are POSTed (https, or http on a loopback host).
+    /// Where upload events are POSTed (https, or http on a loopback host).
     pub completion_webhook_url: Option<String>,
-    /// The variable holding the webhook's HMAC secret (at least 32 bytes).
+    /// The variable holding the webhook's Standard Webhooks secret (`whsec_<base64>`),
+    /// or two separated by a space while rotating.
     pub completion_webhook_secret_env: Option<String>,
+    /// What happens to an upload its verification refuses: `delete` (default),
+    /// `quarantine` (moved under `quarantine_prefix`) or `keep`.
+    #[serde(default)]
+    pub on_rejected: OnRejectedSetting,
+    /// Where refused uploads go with `on_rejected = "quarantine"`; default
+    /// `quarantine/`, outside every key the tenant's template makes.
+    #[serde(default = "default_quarantine_prefix")]
+    pub quarantine_prefix: String,
+}
+
+fn default_quarantine_prefix() -> String {
+    "quarantine/".to_owned()
+}
+
+/// `on_rejected` as written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRejectedSetting {
+    /// Remove the object.
+    #[default]
+    Delete,
+    /// Move it under the quarantine prefix.
+    Quarantine,
+    /// Leave it (the event still says it was refused).
+    Keep,
 }
 
 fn default_store_calls_per_minute() -> u32 {

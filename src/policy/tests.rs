@@ -41,8 +41,14 @@ fn now() -> SystemTime {
 #[test]
 fn a_plan_uses_the_template_and_pins_every_rule() {
     let plan = plan(&rules(), "user-42", &request(), now(), UUID).unwrap();
-    assert_eq!(plan.key, format!("acme/user-42/{UUID}/holiday_photo.jpg"));
-    assert_eq!((plan.min_size, plan.max_size), (1, 26_214_400));
+    assert_eq!(
+        plan.object.key,
+        format!("acme/user-42/{UUID}/holiday_photo.jpg")
+    );
+    assert_eq!(
+        (plan.object.min_size, plan.object.max_size),
+        (1, 26_214_400)
+    );
     let fields: Vec<(&str, &str)> = plan.request.fields().collect();
     assert_eq!(
         fields,
@@ -71,7 +77,7 @@ fn a_declared_size_is_pinned_exactly_and_bounded() {
         ..request()
     };
     let p = plan(&rules, "u", &sized(2048), now(), UUID).unwrap();
-    assert_eq!((p.min_size, p.max_size), (2048, 2048));
+    assert_eq!((p.object.min_size, p.object.max_size), (2048, 2048));
     assert!(matches!(
         plan(&rules, "u", &sized(0), now(), UUID),
         Err(PolicyError::FileTooSmall { .. })
@@ -195,13 +201,17 @@ fn no_subject_or_filename_leaves_the_tenant_prefix() {
             ..request()
         };
         if let Ok(p) = plan(&rules, sub, &req, now(), UUID) {
-            assert!(p.key.as_str().starts_with("acme/"), "{}", p.key);
-            let segments: Vec<&str> = p.key.as_str().split('/').collect();
-            assert_eq!(segments.len(), 4, "{}", p.key);
+            assert!(
+                p.object.key.as_str().starts_with("acme/"),
+                "{}",
+                p.object.key
+            );
+            let segments: Vec<&str> = p.object.key.as_str().split('/').collect();
+            assert_eq!(segments.len(), 4, "{}", p.object.key);
             assert!(
                 !segments.iter().any(|s| *s == ".." || s.is_empty()),
                 "{}",
-                p.key
+                p.object.key
             );
         }
     }
@@ -226,7 +236,7 @@ fn date_and_ext_placeholders_render() {
     s.keys_shared_by_users = true;
     let rules = TenantRules::from_settings("acme", &s).unwrap();
     let p = plan(&rules, "u", &request(), now(), UUID).unwrap();
-    assert_eq!(p.key, format!("acme/2026/11/25/{UUID}.jpg"));
+    assert_eq!(p.object.key, format!("acme/2026/11/25/{UUID}.jpg"));
 }
 
 #[test]
@@ -367,7 +377,7 @@ fn single_requests_stop_at_5_gib_and_point_to_multipart() {
     );
     // Without a size, the POST range stops at 5 GiB even for a 5 TiB tenant.
     let p = plan(&big, "u", &request(), now(), UUID).unwrap();
-    assert_eq!(p.max_size, MAX_POST_OBJECT_SIZE);
+    assert_eq!(p.object.max_size, MAX_POST_OBJECT_SIZE);
     // Over the tenant's own maximum it is simply too large.
     assert!(matches!(
         plan(&rules(), "u", &sized(MAX_POST_OBJECT_SIZE + 1), now(), UUID),
@@ -457,7 +467,10 @@ fn owner_prefixes_name_one_subject_when_the_template_allows() {
         s.key_template = template.to_owned();
         s.keys_shared_by_users = true;
         let rules = TenantRules::from_settings("acme", &s).unwrap();
-        let key = plan(&rules, "alice", &request(), now(), UUID).unwrap().key;
+        let key = plan(&rules, "alice", &request(), now(), UUID)
+            .unwrap()
+            .object
+            .key;
         assert!(
             key.as_str()
                 .starts_with(&rules.owner_prefix("alice").unwrap()),

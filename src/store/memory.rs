@@ -48,6 +48,8 @@ struct State {
     next_id: u64,
     uploads: HashMap<String, Upload>,
     objects: HashMap<(String, String), ObjectHead>,
+    /// The bytes of objects planted with them (others have none to read).
+    contents: HashMap<(String, String), Vec<u8>>,
     fault: Option<Fault>,
     calls: usize,
     /// A part (number, new size) to store again once the next listing is answered.
@@ -117,6 +119,21 @@ impl MemoryStore {
         self.state()
             .objects
             .insert((bucket.to_owned(), key.to_owned()), head);
+    }
+
+    /// Plants `object` with its `bytes` under `key` (its size is theirs).
+    pub fn put_object_bytes(
+        &self,
+        bucket: &str,
+        key: &str,
+        mut object: StoredObject,
+        bytes: &[u8],
+    ) {
+        object.size = bytes.len() as u64;
+        self.put_object(bucket, key, object);
+        self.state()
+            .contents
+            .insert((bucket.to_owned(), key.to_owned()), bytes.to_vec());
     }
 
     /// The object under `key`, if any.
@@ -285,9 +302,57 @@ impl ObjectStore for MemoryStore {
     fn delete_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             self.enter().await?;
-            self.state()
+            let mut state = self.state();
+            let name = (bucket.to_owned(), key.to_owned());
+            state.objects.remove(&name);
+            state.contents.remove(&name);
+            Ok(())
+        })
+    }
+
+    fn read_start<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        bytes: u64,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            self.enter().await?;
+            let state = self.state();
+            let name = (bucket.to_owned(), key.to_owned());
+            if !state.objects.contains_key(&name) {
+                return Err(StoreError::NoSuchObject);
+            }
+            let content = state.contents.get(&name).ok_or_else(|| {
+                StoreError::Unsupported("this object was planted without bytes".to_owned())
+            })?;
+            let end = content
+                .len()
+                .min(usize::try_from(bytes).unwrap_or(usize::MAX));
+            Ok(content[..end].to_vec())
+        })
+    }
+
+    fn copy_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        from: &'a str,
+        to: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.enter().await?;
+            let mut state = self.state();
+            let from = (bucket.to_owned(), from.to_owned());
+            let to = (bucket.to_owned(), to.to_owned());
+            let head = state
                 .objects
-                .remove(&(bucket.to_owned(), key.to_owned()));
+                .get(&from)
+                .cloned()
+                .ok_or(StoreError::NoSuchObject)?;
+            state.objects.insert(to.clone(), head);
+            if let Some(content) = state.contents.get(&from).cloned() {
+                state.contents.insert(to, content);
+            }
             Ok(())
         })
     }

@@ -178,6 +178,23 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Looks at the object under `key` in `bucket`, with its checksum.
     fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead>;
 
+    /// The first `bytes` bytes (or fewer, if it is smaller) of the non-empty object under
+    /// `key` in `bucket`: one ranged GET.
+    fn read_start<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        bytes: u64,
+    ) -> StoreFuture<'a, Vec<u8>>;
+
+    /// Copies the object under `from` to `to`, in `bucket`.
+    fn copy_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        from: &'a str,
+        to: &'a str,
+    ) -> StoreFuture<'a, ()>;
+
     /// The first `limit` objects in `bucket` whose keys start with `prefix`, in key order.
     fn list_objects<'a>(
         &'a self,

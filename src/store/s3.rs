@@ -263,6 +263,69 @@ impl ObjectStore for S3Store {
         })
     }
 
+    fn read_start<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        bytes: u64,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(async move {
+            let last = bytes.saturating_sub(1);
+            let answer = self
+                .client()
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .range(format!("bytes=0-{last}"))
+                .send()
+                .await
+                .map_err(|error| {
+                    let status = error.raw_response().map(|r| r.status().as_u16());
+                    if status == Some(404) {
+                        StoreError::NoSuchObject
+                    } else {
+                        StoreError::Failed(Box::new(error))
+                    }
+                })?;
+            // A store that ignores the range sends everything: read no more than asked.
+            let limit = usize::try_from(bytes).unwrap_or(usize::MAX);
+            let mut body = answer.body;
+            let mut start = Vec::new();
+            while start.len() < limit {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => start.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(error) => return Err(StoreError::Failed(Box::new(error))),
+                }
+            }
+            start.truncate(limit);
+            Ok(start)
+        })
+    }
+
+    fn copy_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        from: &'a str,
+        to: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let source = format!(
+                "{bucket}/{}",
+                percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
+            );
+            self.client()
+                .copy_object()
+                .bucket(bucket)
+                .key(to)
+                .copy_source(source)
+                .send()
+                .await
+                .map_err(store_error)?;
+            Ok(())
+        })
+    }
+
     fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead> {
         Box::pin(async move {
             let head = self
@@ -355,6 +418,15 @@ impl ObjectStore for S3Store {
         })
     }
 }
+
+/// What `x-amz-copy-source` leaves unencoded in a key: the unreserved characters and
+/// the `/` between segments.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 /// `setting` as a `CreateMultipartUpload` parameter: the third rendering of
 /// [`ObjectSetting`], as exhaustive as the other two.

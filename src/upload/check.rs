@@ -1,16 +1,18 @@
-//! The completion check: looks at a finished object under the caller's own prefix, says
-//! whether it keeps the tenant's rules and what the ticket declared, and tells the
-//! tenant's webhook.
+//! The completion check: the client says its upload is done. The object under the
+//! caller's own prefix is found ([`found::settle`]): verified against its tickets, the
+//! tenant's rules and what the client declares, acted on and reported (once: a second
+//! call, or the sweeper later, reports nothing again), and the report answered.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::found::{self, Action, FoundBy, Outcome, Verdict};
 use super::{Actor, Deps, UploadError, admit_store_call};
 use crate::clock::rfc3339;
-use crate::policy::{self, ChecksumRequest, Declared, StoredChecksum, TenantRules, UploadMethod};
-use crate::store::ObjectHead;
-use crate::webhook::Delivery;
+use crate::limits::LimitError;
+use crate::policy::{ChecksumRequest, Declared, StoredChecksum, TenantRules, UploadMethod};
+use crate::store::{ObjectHead, StoreError};
 use s3_presigned_post::ObjectKey;
 
 /// What the caller asks to have checked: the key, and what its ticket declared.
@@ -26,8 +28,7 @@ pub struct CheckRequest {
     pub checksum: Option<ChecksumRequest>,
 }
 
-/// What a stored object is, and whether it keeps the rules: the answer and the body
-/// of the tenant's webhook.
+/// What a stored object is, whether it keeps the rules, and what became of it.
 #[derive(Debug, Serialize)]
 pub struct Report {
     key: String,
@@ -42,6 +43,14 @@ pub struct Report {
     mismatches: Vec<String>,
     /// What this check cannot see, in words.
     notes: Vec<String>,
+    /// What was done with the object (a refused one: deleted, quarantined or kept).
+    #[serde(flatten)]
+    action: Action,
+    /// Whether this call reported the upload (false: it was reported before, by
+    /// another call, a multipart completion or the sweeper, or never recorded).
+    reported: bool,
+    /// The event queued for the tenant's webhook, if any.
+    event_id: Option<String>,
 }
 
 impl Report {
@@ -49,15 +58,6 @@ impl Report {
     pub fn key(&self) -> &str {
         &self.key
     }
-}
-
-/// A check's report and how its webhook delivery went (`None`: the tenant has none).
-#[derive(Debug)]
-pub struct Checked {
-    /// What the check found.
-    pub report: Report,
-    /// The tenant's webhook, told.
-    pub webhook: Option<Delivery>,
 }
 
 /// Why a POST upload may have been replaced since it was made.
@@ -70,13 +70,13 @@ const PUT_OVERWRITE_NOTE: &str = "this tenant's PUT tickets do not sign If-None-
     (prevent_overwrite = false): the same URL, replayed before it expires, overwrites this \
     key; this check sees the last write";
 
-/// Checks the object `request` names against the caller's tenant's rules and what it
-/// declares, and reports to the tenant's webhook.
+/// Checks the object `request` names against its tickets, the caller's tenant's rules
+/// and what the request declares, and reports it if nobody has yet.
 pub async fn check(
     deps: &Deps<'_>,
     who: &Actor,
     request: CheckRequest,
-) -> Result<Checked, UploadError> {
+) -> Result<Report, UploadError> {
     check_owner(who, &request.key)?;
     let declared_checksum = match &request.checksum {
         Some(declared) => match declared.parse()? {
@@ -90,26 +90,35 @@ pub async fn check(
         None => None,
     };
     admit_store_call(deps, who).await?;
-    let rules = who.rules();
-    let head = deps
-        .store
-        .head_object(rules.bucket.as_str(), &request.key)
-        .await?;
+    let tickets = deps
+        .limits
+        .tickets_of(who.tenant.id(), &request.key)
+        .await
+        .map_err(LimitError::Unavailable)?;
     let declared = Declared {
         size: request.size,
         content_type: request.content_type.as_deref(),
         checksum: declared_checksum.as_ref(),
     };
-    let mismatches = policy::audit(rules, &head.object, declared);
-    let report = report(rules, request.key, head, mismatches)?;
+    let outcome = found::settle(
+        deps,
+        &who.tenant,
+        &request.key,
+        &tickets,
+        FoundBy::Client,
+        declared,
+        who.now,
+    )
+    .await?;
+    let Outcome::Found(head, verdict) = outcome else {
+        return Err(StoreError::NoSuchObject.into());
+    };
+    let rules = who.rules();
+    let report = report(rules, request.key, *head, verdict)?;
     let result = if report.matches { "match" } else { "mismatch" };
     metrics::counter!("upload_tickets_completion_checks_total", "tenant" => rules.id.to_string(), "result" => result)
         .increment(1);
-    let webhook = match &who.tenant.webhook {
-        Some(hook) => Some(hook.report(deps.webhook_client, &who.caller, &report).await),
-        None => None,
-    };
-    Ok(Checked { report, webhook })
+    Ok(report)
 }
 
 /// Only keys under the caller's own prefix, and only keys this service could have
@@ -130,8 +139,10 @@ fn report(
     rules: &TenantRules,
     key: String,
     head: ObjectHead,
-    mismatches: Vec<String>,
+    verdict: Verdict,
 ) -> Result<Report, UploadError> {
+    let matches = verdict.accepted();
+    let mismatches = verdict.mismatches.into_iter().map(|m| m.words).collect();
     let last_modified = head
         .last_modified
         .map(rfc3339)
@@ -146,12 +157,15 @@ fn report(
         metadata: head.object.metadata,
         checksum: head.object.checksum,
         last_modified,
-        matches: mismatches.is_empty(),
+        matches,
         mismatches,
         notes: overwrite_note(rules)
             .map(str::to_owned)
             .into_iter()
             .collect(),
+        action: verdict.action,
+        reported: verdict.reported,
+        event_id: verdict.event_id,
     })
 }
 

@@ -13,14 +13,19 @@
 //! - [`urls`]: the URLs on the store a client uses: parts, `ListParts`, the object.
 //! - [`parts`]: the pure checks of a part list against its upload and the store's.
 //! - [`checksums`]: a multipart upload's part and whole-object checksums.
-//! - [`check`]: the completion check of a stored object against its tenant's rules.
+//! - [`check`]: the client's completion call: a stored object's report.
+//! - [`found`]: an upload found (by the client, a multipart completion or the sweeper):
+//!   verified against its tickets, acted on, settled and reported once.
+//! - [`verify`]: the pure verdict on a stored object against its tickets.
 
 pub mod check;
 pub mod checksums;
+pub mod found;
 pub mod multipart;
 pub mod parts;
 pub mod ticket;
 pub mod urls;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,9 +34,11 @@ use s3_presigned_post::{Presigner, Validity};
 
 use crate::auth::Caller;
 use crate::credentials::{CredentialsCache, LoadedCredentials};
+use crate::events::EventSettings;
 use crate::handle::HandleKey;
+use crate::limits::records::{RecordedChecksum, TicketKind, TicketRecord};
 use crate::limits::{Charge, LimitError, Limits};
-use crate::policy::{PolicyError, TenantRules};
+use crate::policy::{ObjectPlan, PolicyError, TenantRules};
 use crate::store::{ObjectStore, StoreError};
 use crate::tenant::Tenant;
 
@@ -48,8 +55,10 @@ pub struct Deps<'a> {
     pub presigner: &'a Presigner,
     /// The AWS credentials of the moment.
     pub credentials: &'a CredentialsCache,
-    /// Delivers tenants' webhooks; `None` when no tenant has one (or none could be made).
-    pub webhook_client: Option<&'a reqwest::Client>,
+    /// How uploads are found and events delivered.
+    pub events: &'a EventSettings,
+    /// Wakes this replica's delivery of events when one is queued.
+    pub outbox: &'a tokio::sync::Notify,
 }
 
 /// Who asks, under which tenant, judged at which time.
@@ -98,6 +107,10 @@ pub enum UploadError {
     /// The part list does not complete the upload, in words.
     #[error("{0}")]
     PartsInvalid(String),
+    /// The upload is complete but breaks its ticket or the tenant's rules (in words):
+    /// removed, quarantined or kept as the tenant says, and reported so.
+    #[error("the upload was refused: {0}")]
+    Rejected(String),
     /// Something that cannot happen did (a plan the rules accepted that the core would
     /// not sign; a handle that would not sign): the cause is for the log only.
     #[error("internal error")]
@@ -147,14 +160,15 @@ pub fn usable_validity(
         .ok_or(UploadError::CredentialsUnavailable)
 }
 
-/// Hands the credentials to sign a ticket with and counts it against the tenant's
-/// limits (`bytes` it may upload; a multipart upload's key and deadline): the last
-/// step before signing, after every rule has been checked, so that a refused request
-/// counts nothing. Without credentials nothing is counted either.
+/// Hands the credentials to sign a ticket with, counts it against the tenant's limits
+/// and records it (its bytes reserved for the day until its upload is settled; a
+/// multipart upload's key and deadline): the last step before signing, after every
+/// rule has been checked, so that a refused request counts nothing. Without
+/// credentials nothing is counted either.
 pub async fn admit(
     deps: &Deps<'_>,
     who: &Actor,
-    bytes: u64,
+    record: &TicketRecord,
     upload: Option<(&str, SystemTime)>,
 ) -> Result<Arc<LoadedCredentials>, UploadError> {
     let credentials = credentials(deps, who.now)?;
@@ -162,11 +176,46 @@ pub async fn admit(
     let charge = Charge {
         tenant: rules.id.as_str(),
         subject: &who.caller.subject,
-        bytes,
+        bytes: record.reserved,
         upload,
+        record: Some(record),
     };
     deps.limits.admit(&rules.quotas, charge, who.now).await?;
     Ok(credentials)
+}
+
+/// The record of a ticket of `kind` for `object`, allowing `min..=max` bytes,
+/// reserving `reserved` of the day's and valid until `expires_at`.
+pub fn ticket_record(
+    deps: &Deps<'_>,
+    who: &Actor,
+    kind: TicketKind,
+    object: &ObjectPlan,
+    (min_size, max_size): (u64, u64),
+    reserved: u64,
+    expires_at: SystemTime,
+) -> TicketRecord {
+    let expires_at = crate::clock::unix(expires_at);
+    TicketRecord {
+        id: new_uuid(),
+        tenant: who.rules().id.to_string(),
+        subject: who.caller.subject.clone(),
+        bucket: who.rules().bucket.to_string(),
+        key: object.key.to_string(),
+        kind,
+        min_size,
+        max_size,
+        reserved,
+        day: crate::clock::unix(who.now) / 86_400,
+        content_type: object.content_type.clone(),
+        checksum: object.checksum.as_ref().map(|c| RecordedChecksum {
+            algorithm: c.algorithm(),
+            value: c.value().to_owned(),
+        }),
+        metadata: object.metadata.clone(),
+        expires_at,
+        due: expires_at + deps.events.grace_seconds,
+    }
 }
 
 /// Counts a call of the caller that reaches the store or the tenant's webhook against

@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::found::{self, FoundBy, Outcome};
 use super::parts::{self, MAX_PARTS, PART_BATCH};
 use super::urls::{PartUrl, part_urls};
 use super::{
-    Actor, Deps, UploadError, admit, admit_store_call, checksums, new_uuid, usable_validity,
+    Actor, Deps, UploadError, admit, admit_store_call, checksums, new_uuid, ticket_record,
+    usable_validity,
 };
 use crate::credentials::LoadedCredentials;
 use crate::handle::{SizeBounds, Upload};
+use crate::limits::records::TicketKind;
+use crate::policy::Declared;
 use crate::policy::{self, ObjectPlan, UploadRequest};
 use crate::store::{CompletedObject, Completion, PartTag, StoredPart, UploadRef};
 use s3_presigned_post::{Checksum, Validity};
@@ -76,7 +80,9 @@ pub async fn start(
 ) -> Result<Started, UploadError> {
     let subject = &who.caller.subject;
     let plan = policy::multipart_plan(who.rules(), subject, request, who.now, &new_uuid())?;
-    let (upload_id, credentials) = create_in_store(deps, who, &plan.object, plan.size).await?;
+    let bounds = (plan.size, plan.size);
+    let (upload_id, credentials) =
+        create_in_store(deps, who, &plan.object, bounds, plan.size).await?;
     let upload = Upload {
         tenant: who.rules().id.clone(),
         sub: subject.clone(),
@@ -156,7 +162,11 @@ pub async fn start_client_upload(
         policy::client_multipart_plan(who.rules(), subject, request, who.now, &new_uuid())?;
     let size = request.size;
     let bytes = size.unwrap_or(object.max_size);
-    let (upload_id, _) = create_in_store(deps, who, &object, bytes).await?;
+    let bounds = match size {
+        Some(size) => (size, size),
+        None => (object.min_size, object.max_size),
+    };
+    let (upload_id, _) = create_in_store(deps, who, &object, bounds, bytes).await?;
     let upload = Upload {
         tenant: who.rules().id.clone(),
         sub: subject.clone(),
@@ -186,17 +196,28 @@ pub async fn start_client_upload(
     }
 }
 
-/// Counts a new upload of up to `bytes` against the tenant's limits and starts it in
-/// the store; answers its upload id and the credentials to sign its parts with. An
-/// upload the store refuses frees its place among the subject's open ones again.
+/// Counts a new upload of `bounds` bytes (reserving `bytes`) against the tenant's
+/// limits, records it and starts it in the store; answers its upload id and the
+/// credentials to sign its parts with. An upload the store refuses frees its place
+/// among the subject's open ones again (its record is released when it falls due).
 async fn create_in_store(
     deps: &Deps<'_>,
     who: &Actor,
     object: &ObjectPlan,
+    bounds: (u64, u64),
     bytes: u64,
 ) -> Result<(String, Arc<LoadedCredentials>), UploadError> {
     let key = object.key.as_str();
-    let credentials = admit(deps, who, bytes, Some((key, deadline(who)))).await?;
+    let record = ticket_record(
+        deps,
+        who,
+        TicketKind::Multipart,
+        object,
+        bounds,
+        bytes,
+        deadline(who),
+    );
+    let credentials = admit(deps, who, &record, Some((key, deadline(who)))).await?;
     let rules = who.rules();
     let created = deps
         .store
@@ -304,7 +325,41 @@ pub async fn complete(
         .await?;
     release(deps, who, upload.key.as_str()).await;
     check_completed_size(deps, upload, size).await?;
+    verify_completed(deps, who, upload).await?;
     Ok(Completed { object, size })
+}
+
+/// The completed object found: verified against its ticket, reported, and refused (as
+/// the tenant's `on_rejected` says) if it breaks a rule the parts could not show, its
+/// first bytes above all.
+async fn verify_completed(
+    deps: &Deps<'_>,
+    who: &Actor,
+    upload: &Upload,
+) -> Result<(), UploadError> {
+    let key = upload.key.as_str();
+    let tickets = deps
+        .limits
+        .tickets_of(who.tenant.id(), key)
+        .await
+        .map_err(crate::limits::LimitError::Unavailable)?;
+    let outcome = found::settle(
+        deps,
+        &who.tenant,
+        key,
+        &tickets,
+        FoundBy::Multipart,
+        Declared::default(),
+        who.now,
+    )
+    .await?;
+    match outcome {
+        Outcome::Found(_, verdict) if !verdict.accepted() => {
+            let words: Vec<String> = verdict.mismatches.into_iter().map(|m| m.words).collect();
+            Err(UploadError::Rejected(words.join("; ")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The completed object is the size that was checked, or it is removed: a store that

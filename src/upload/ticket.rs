@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use s3_presigned_post::{ObjectKey, PresignedPost, PresignedUrl};
 
-use super::{Actor, Deps, UploadError, admit, new_uuid, usable_validity};
+use super::{Actor, Deps, UploadError, admit, new_uuid, ticket_record, usable_validity};
+use crate::limits::records::TicketKind;
 use crate::policy::{self, PutPlan, UploadMethod, UploadRequest};
 
 /// A signed POST form and what it allows.
@@ -81,7 +82,17 @@ pub async fn post(
 ) -> Result<PostTicket, UploadError> {
     let subject = &who.caller.subject;
     let mut plan = policy::plan(who.rules(), subject, request, who.now, &new_uuid())?;
-    let credentials = admit(deps, who, plan.max_size, None).await?;
+    let object = &plan.object;
+    let record = ticket_record(
+        deps,
+        who,
+        TicketKind::Post,
+        object,
+        (object.min_size, object.max_size),
+        object.max_size,
+        who.now + plan.request.validity().get(),
+    );
+    let credentials = admit(deps, who, &record, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
     let post = deps
@@ -90,9 +101,9 @@ pub async fn post(
         .map_err(UploadError::internal)?;
     Ok(PostTicket {
         post,
-        key: plan.key,
-        min_size: plan.min_size,
-        max_size: plan.max_size,
+        key: plan.object.key,
+        min_size: plan.object.min_size,
+        max_size: plan.object.max_size,
     })
 }
 
@@ -115,7 +126,17 @@ pub async fn put(
     who: &Actor,
     mut plan: PutPlan,
 ) -> Result<PutTicket, UploadError> {
-    let credentials = admit(deps, who, plan.object.max_size, None).await?;
+    let object = &plan.object;
+    let record = ticket_record(
+        deps,
+        who,
+        TicketKind::Put,
+        object,
+        (object.min_size, object.max_size),
+        object.max_size,
+        who.now + plan.request.validity().get(),
+    );
+    let credentials = admit(deps, who, &record, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
     let signed = deps

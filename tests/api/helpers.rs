@@ -17,6 +17,9 @@ use upload_tickets::credentials::{
 
 pub const SECRET: &str = "test-hmac-secret-of-at-least-32-bytes!!";
 pub const SECRET_ENV: &str = "TEST_JWT_SECRET";
+/// The tenants' webhook secret (Standard Webhooks: `whsec_` and base64 of 32 bytes).
+pub const WEBHOOK_SECRET: &str = "whsec_dXBsb2FkLXRpY2tldHMtdGVzdC13ZWJob29rLWtleSE=";
+pub const WEBHOOK_SECRET_ENV: &str = "TEST_WEBHOOK_SECRET";
 pub const ISSUER: &str = "https://id.test/";
 pub const AUDIENCE: &str = "upload-tickets";
 pub const ACCESS_KEY: &str = "AKIDTESTEXAMPLE";
@@ -214,8 +217,10 @@ pub async fn spawn_app_keyed(toml: &str, access_key: &str, secret_key: &str) -> 
 pub async fn spawn_app_with(toml: &str, source: Arc<dyn CredentialSource>) -> TestApp {
     init_logs();
     let settings = Settings::load(&Source::Text(toml.to_owned())).expect("test settings load");
-    let config = Config::from_settings_with_env(settings, &|name| {
-        (name == SECRET_ENV).then(|| SECRET.to_owned())
+    let config = Config::from_settings_with_env(settings, &|name| match name {
+        SECRET_ENV => Some(SECRET.to_owned()),
+        WEBHOOK_SECRET_ENV => Some(WEBHOOK_SECRET.to_owned()),
+        _ => None,
     })
     .expect("test settings are valid");
     let app = upload_tickets::startup::Application::build(config, source)
@@ -358,6 +363,7 @@ impl Binary {
             .arg(&config)
             .env_clear()
             .env(SECRET_ENV, SECRET)
+            .env(WEBHOOK_SECRET_ENV, WEBHOOK_SECRET)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -396,6 +402,12 @@ impl Binary {
             .status()
             .expect("kill runs");
         assert!(status.success(), "SIGTERM delivered");
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown, nothing flushed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits up to `limit` for the process to exit and returns its status.

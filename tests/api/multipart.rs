@@ -2,29 +2,20 @@
 //! Garage, SeaweedFS): multipart uploads bound to their owner, PUT tickets, and the
 //! completion check with its webhook.
 
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::post;
 use serde_json::{Value, json};
-use upload_tickets::webhook::Webhook;
 
 use crate::helpers::*;
+use crate::receiver::Receiver;
 use crate::store::{Kind, Store, on_every_store};
 
 const MIB: usize = 1024 * 1024;
 
-/// Deliveries a stand-in webhook endpoint received: headers and body.
-type Received = Arc<Mutex<Vec<(HeaderMap, String)>>>;
-
 struct Setup {
     store: Store,
     app: TestApp,
-    hooks: Received,
-    hook_url: String,
-    _hook_server: tokio::task::JoinHandle<()>,
+    hooks: Receiver,
 }
 
 async fn setup(kind: Kind) -> Setup {
@@ -32,23 +23,8 @@ async fn setup(kind: Kind) -> Setup {
     for bucket in ["shared-uploads", "big-uploads", "put-uploads"] {
         store.create_bucket(bucket).await;
     }
-    let hooks: Received = Arc::default();
-    let router = Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(hooks): State<Received>, headers: HeaderMap, body: String| async move {
-                    hooks.lock().unwrap().push((headers, body));
-                    "ok"
-                },
-            ),
-        )
-        .with_state(Arc::clone(&hooks));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let hook_server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
+    let hooks = Receiver::start().await;
+    let hook_url = &hooks.url;
     let config = format!(
         r#"{}
 [tenants.big]
@@ -58,7 +34,7 @@ multipart_part_size = 5242880
 content_types = ["application/octet-stream", "video/*"]
 metadata_keys = ["album"]
 completion_webhook_url = "{hook_url}"
-completion_webhook_secret_env = "{SECRET_ENV}"
+completion_webhook_secret_env = "{WEBHOOK_SECRET_ENV}"
 
 [tenants.putter]
 bucket = "put-uploads"
@@ -70,13 +46,7 @@ metadata_keys = ["album"]
         base_config().replace("http://127.0.0.1:9000", &store.endpoint)
     );
     let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
-    Setup {
-        store,
-        app,
-        hooks,
-        hook_url,
-        _hook_server: hook_server,
-    }
+    Setup { store, app, hooks }
 }
 
 on_every_store!(
@@ -148,17 +118,19 @@ async fn put_part(url: &str, bytes: Vec<u8>) -> String {
     etag.expect("an ETag")
 }
 
+/// `len` bytes that start as an MP4 file does (the uploads are checked: their first
+/// bytes must be what their type says), then vary.
 pub(crate) fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 % 253) as u8).collect()
+    const MP4: &[u8] = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2";
+    let mut bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
+    let head = MP4.len().min(len);
+    bytes[..head].copy_from_slice(&MP4[..head]);
+    bytes
 }
 
 async fn a_multipart_upload_completes_reads_back_identical_and_is_reported(kind: Kind) {
     let Setup {
-        store,
-        app,
-        hooks,
-        hook_url,
-        ..
+        store, app, hooks, ..
     } = setup(kind).await;
     let alice = token("big", "alice");
     let bytes = data(11 * MIB);
@@ -251,7 +223,24 @@ async fn a_multipart_upload_completes_reads_back_identical_and_is_reported(kind:
     let stored = object.body.collect().await.unwrap().into_bytes();
     assert!(stored.as_ref() == bytes.as_slice(), "the bytes differ");
 
-    // The completion check: a match, and a signed webhook delivery of the same report.
+    // The completion reported the upload, verified (its first bytes too): one signed
+    // `upload.completed` event, with no call from the client.
+    let delivered = hooks.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(delivered.len(), 1, "{:?}", hooks.attempts());
+    let event = delivered[0].event();
+    assert_eq!(event["type"], "upload.completed", "{event}");
+    let data = &event["data"];
+    assert_eq!(data["tenant"], "big");
+    assert_eq!(data["subject"], "alice");
+    assert_eq!(data["key"], key.as_str());
+    assert_eq!(data["size"], bytes.len());
+    assert_eq!(data["content_type"], "video/mp4");
+    assert_eq!(data["metadata"]["album"], "2026");
+    assert_eq!(data["found_by"], "multipart");
+    assert_eq!(data["mismatches"], json!([]));
+    assert!(delivered[0].id.starts_with("msg_"), "{}", delivered[0].id);
+
+    // The client's check afterwards: a match, but reported already: no second event.
     let report = json_of(
         call(
             &app,
@@ -268,27 +257,10 @@ async fn a_multipart_upload_completes_reads_back_identical_and_is_reported(kind:
     assert_eq!(report["matches"], true, "{report}");
     assert_eq!(report["size"], bytes.len());
     assert_eq!(report["metadata"]["album"], "2026");
-    assert_eq!(report["webhook"]["delivered"], true);
-    let (headers, body) = hooks.lock().unwrap().pop().expect("a delivery");
-    let timestamp: u64 = headers["upload-tickets-timestamp"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let expected = Webhook::new(&hook_url, SECRET.as_bytes())
-        .unwrap()
-        .signature(timestamp, body.as_bytes())
-        .unwrap();
-    assert_eq!(
-        headers["upload-tickets-signature"].to_str().unwrap(),
-        expected
-    );
-    let event: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(event["event"], "upload.checked");
-    assert_eq!(event["tenant"], "big");
-    assert_eq!(event["subject"], "alice");
-    assert_eq!(event["key"], key.as_str());
-    assert_eq!(event["matches"], true);
+    assert_eq!(report["reported"], false, "{report}");
+    assert_eq!(report["event_id"], Value::Null);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hooks.accepted().len(), 1, "one event per upload");
 
     let metrics = app.get("/metrics").await.text().await.unwrap();
     for series in [
@@ -296,7 +268,8 @@ async fn a_multipart_upload_completes_reads_back_identical_and_is_reported(kind:
         r#"upload_tickets_operations_total{tenant="big",operation="parts_signed"}"#,
         r#"upload_tickets_operations_total{tenant="big",operation="multipart_completed"}"#,
         r#"upload_tickets_completion_checks_total{tenant="big",result="match"}"#,
-        r#"upload_tickets_webhook_deliveries_total{tenant="big",result="delivered"}"#,
+        r#"upload_tickets_events_total{tenant="big",result="delivered"}"#,
+        r#"upload_tickets_uploads_verified_total{tenant="big",result="accepted"}"#,
     ] {
         assert!(metrics.contains(series), "{series} is not in /metrics");
     }
@@ -636,8 +609,20 @@ async fn the_completion_check_reports_objects_that_break_the_rules(kind: Kind) {
     .await;
     assert_eq!(report["matches"], false);
     let mismatches = report["mismatches"].as_array().unwrap();
-    assert_eq!(mismatches.len(), 4, "{report}");
-    assert!(report["webhook"].is_null());
+    // Its size, type, metadata, the declared size, and its bytes (an MP4, not an .exe).
+    assert_eq!(mismatches.len(), 5, "{report}");
+    assert!(
+        mismatches[4]
+            .as_str()
+            .unwrap()
+            .contains("the content is video/mp4"),
+        "{report}"
+    );
+    // No ticket of this service wrote it: reported by nobody, left as it is.
+    assert_eq!(report["reported"], false, "{report}");
+    assert_eq!(report["action"], "kept");
+    assert!(report["event_id"].is_null());
+    assert!(store.exists("shared-uploads", key).await);
 
     problem(
         call(

@@ -237,6 +237,39 @@ async fn a_503_is_declared_and_valid_too() {
     );
 }
 
+/// Asserts an event a receiver got is declared under `webhooks` (its type and the
+/// signature headers) and valid against its schema.
+pub fn assert_event_declared(spec: &Value, event: &Value) {
+    let kind = event["type"].as_str().expect("an event has a type");
+    let operation = &spec["webhooks"][kind]["post"];
+    assert!(
+        operation.is_object(),
+        "webhook {kind} is not in openapi.yaml"
+    );
+    let headers: Vec<&str> = operation["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        headers,
+        ["webhook-id", "webhook-timestamp", "webhook-signature"]
+    );
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": "#/schema",
+        "schema": operation["requestBody"]["content"]["application/json"]["schema"],
+        "components": spec["components"],
+    });
+    let validator = jsonschema::validator_for(&schema).expect("the event schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(event)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "webhook {kind}: {errors:?}\n{event}");
+}
+
 #[test]
 fn every_error_code_the_server_can_emit_is_in_the_spec() {
     use upload_tickets::auth::AuthError;
@@ -258,6 +291,7 @@ fn every_error_code_the_server_can_emit_is_in_the_spec() {
         ApiError::InsufficientScope(String::new()),
         ApiError::TenantUnknown,
         ApiError::Policy(PolicyError::InvalidFilename),
+        ApiError::UploadRejected(String::new()),
         ApiError::Policy(PolicyError::ContentTypeRequired(String::new())),
         ApiError::Policy(PolicyError::ContentTypeInvalid(String::new())),
         ApiError::Policy(PolicyError::FileTooLarge { size: 2, max: 1 }),

@@ -1,0 +1,420 @@
+//! Records and events in Redis or Valkey: one hash of tickets per key, a sorted set of
+//! keys by due time and one of events by next attempt, per tenant (all under the
+//! tenant's hash tag: each script touches one Redis Cluster slot). Claims and the
+//! finishing step are scripts: atomic, so two replicas never both report one upload.
+
+use redis::aio::ConnectionManager;
+
+use super::key;
+use super::records::{
+    Backlog, DEAD_LETTERS_KEPT, EVENT_RETENTION_SECONDS, Finish, PendingEvent,
+    RECORD_SLACK_SECONDS, TicketRecord,
+};
+use super::shared::RedisCounters;
+
+/// Records a ticket. Shared with the charge script (`ADMIT`), which calls it once the
+/// charge is counted: the record rides on the limits' round trip. ARGV from `a`: the
+/// ticket id ('' for none), its JSON, its due time, the lifetime of the key's records,
+/// the object key.
+pub(super) const RECORD_FUNCTION: &str = r"
+local function record(rk, dk, a)
+  if ARGV[a] == '' then return end
+  local ttl = tonumber(ARGV[a + 3])
+  redis.call('HSET', rk, ARGV[a], ARGV[a + 1])
+  if redis.call('TTL', rk) < ttl then redis.call('EXPIRE', rk, ttl) end
+  local due = tonumber(ARGV[a + 2])
+  local old = tonumber(redis.call('ZSCORE', dk, ARGV[a + 4]) or '0')
+  if old < due then redis.call('ZADD', dk, due, ARGV[a + 4]) end
+  if redis.call('TTL', dk) < ttl then redis.call('EXPIRE', dk, ttl) end
+end
+";
+
+/// A record alone (a tenant without limits has no charge to ride on).
+const RECORD: &str = "record(KEYS[1], KEYS[2], 1)\nreturn 0\n";
+
+/// Claims up to ARGV[3] keys due at ARGV[1] for ARGV[2] seconds; answers them.
+const CLAIM_DUE: &str = r"
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local lease = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, k in ipairs(keys) do redis.call('ZADD', KEYS[1], lease, k) end
+return keys
+";
+
+/// Finishes a key's tickets (see `Finish`): 1 if done here, 0 if any of them was
+/// already finished elsewhere (then nothing changes). KEYS: the key's records, the due
+/// set, the outbox, the event, then the day counters to settle. ARGV: the object key,
+/// the grace, now, the event id ('' for none), its JSON, its lifetime, the number of
+/// tickets, their ids, then one change per day counter.
+const FINISH: &str = r"
+local n = tonumber(ARGV[7])
+for i = 1, n do
+  if redis.call('HEXISTS', KEYS[1], ARGV[7 + i]) == 0 then return 0 end
+end
+for i = 1, n do redis.call('HDEL', KEYS[1], ARGV[7 + i]) end
+local left = redis.call('HVALS', KEYS[1])
+if #left == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  local due = 0
+  for _, v in ipairs(left) do
+    local at = tonumber(cjson.decode(v)['expires_at']) + tonumber(ARGV[2])
+    if at > due then due = at end
+  end
+  redis.call('ZADD', KEYS[2], due, ARGV[1])
+end
+for k = 5, #KEYS do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    local v = redis.call('INCRBY', KEYS[k], ARGV[7 + n + k - 4])
+    if v < 0 then redis.call('SET', KEYS[k], '0', 'KEEPTTL') end
+  end
+end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+return 1
+";
+
+/// The scripts of this file, prepared once.
+#[derive(Debug)]
+pub(super) struct RecordScripts {
+    record: redis::Script,
+    claim: redis::Script,
+    finish: redis::Script,
+}
+
+impl Default for RecordScripts {
+    fn default() -> Self {
+        Self {
+            record: redis::Script::new(&format!("{RECORD_FUNCTION}{RECORD}")),
+            claim: redis::Script::new(CLAIM_DUE),
+            finish: redis::Script::new(FINISH),
+        }
+    }
+}
+
+/// The keys of a tenant's records and events.
+pub(super) struct TenantKeys<'a> {
+    prefix: &'a str,
+    tenant: &'a str,
+}
+
+impl<'a> TenantKeys<'a> {
+    pub(super) fn new(prefix: &'a str, tenant: &'a str) -> Self {
+        Self { prefix, tenant }
+    }
+    pub(super) fn records(&self, object_key: &str) -> String {
+        key(self.prefix, self.tenant, "rec", object_key)
+    }
+    pub(super) fn due(&self) -> String {
+        key(self.prefix, self.tenant, "due", "keys")
+    }
+    fn outbox(&self) -> String {
+        key(self.prefix, self.tenant, "ob", "events")
+    }
+    fn event(&self, id: &str) -> String {
+        key(self.prefix, self.tenant, "ev", id)
+    }
+    fn dead(&self) -> String {
+        key(self.prefix, self.tenant, "dl", "events")
+    }
+    fn day(&self, day: u64) -> String {
+        key(self.prefix, self.tenant, "bd", &day.to_string())
+    }
+}
+
+/// The ARGV a record adds to a script: id, JSON, due, lifetime, object key (an empty
+/// id for none).
+pub(super) fn record_args(record: Option<&TicketRecord>, now: u64) -> Result<[String; 5], String> {
+    let Some(record) = record else {
+        return Ok(Default::default());
+    };
+    let json = serde_json::to_string(record).map_err(|e| format!("record: {e}"))?;
+    let ttl = record.due.saturating_sub(now) + RECORD_SLACK_SECONDS;
+    Ok([
+        record.id.clone(),
+        json,
+        record.due.to_string(),
+        ttl.to_string(),
+        record.key.clone(),
+    ])
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_str(text)
+        .inspect_err(|error| tracing::warn!(%error, "an unreadable record in Redis: skipped"))
+        .ok()
+}
+
+impl RedisCounters {
+    fn conn(&self) -> Result<ConnectionManager, String> {
+        self.connection()
+    }
+
+    pub(super) async fn record(&self, record: &TicketRecord, now: u64) -> Result<(), String> {
+        let keys = TenantKeys::new(self.prefix(), &record.tenant);
+        let mut invocation = self.records.record.prepare_invoke();
+        invocation.key(keys.records(&record.key)).key(keys.due());
+        for arg in record_args(Some(record), now)? {
+            invocation.arg(arg);
+        }
+        let mut connection = self.conn()?;
+        self.bounded(invocation.invoke_async::<i64>(&mut connection))
+            .await
+            .map(drop)
+    }
+
+    pub(super) async fn tickets_of(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Vec<TicketRecord>, String> {
+        let keys = TenantKeys::new(self.prefix(), tenant);
+        let mut connection = self.conn()?;
+        let values: Vec<String> = self
+            .bounded(
+                redis::cmd("HVALS")
+                    .arg(keys.records(key))
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(values.iter().filter_map(|v| decode(v)).collect())
+    }
+
+    pub(super) async fn claim_due(
+        &self,
+        tenant: &str,
+        now: u64,
+        lease: u64,
+        max: usize,
+    ) -> Result<Vec<Vec<TicketRecord>>, String> {
+        let keys = TenantKeys::new(self.prefix(), tenant);
+        let mut connection = self.conn()?;
+        let mut invocation = self.records.claim.prepare_invoke();
+        invocation.key(keys.due()).arg(now).arg(lease).arg(max);
+        let claimed: Vec<String> = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for object_key in &claimed {
+            pipe.cmd("HVALS").arg(keys.records(object_key));
+        }
+        let values: Vec<Vec<String>> = self.bounded(pipe.query_async(&mut connection)).await?;
+        let mut found = Vec::new();
+        let mut stale = redis::pipe();
+        for (object_key, values) in claimed.iter().zip(values) {
+            let tickets: Vec<TicketRecord> = values.iter().filter_map(|v| decode(v)).collect();
+            if tickets.is_empty() {
+                stale.cmd("ZREM").arg(keys.due()).arg(object_key).ignore();
+            } else {
+                found.push(tickets);
+            }
+        }
+        if found.len() < claimed.len() {
+            self.bounded(stale.query_async::<()>(&mut connection))
+                .await?;
+        }
+        Ok(found)
+    }
+
+    pub(super) async fn finish(&self, finish: &Finish<'_>, grace: u64) -> Result<bool, String> {
+        let keys = TenantKeys::new(self.prefix(), finish.tenant);
+        let adjustments = finish.adjustments();
+        let (event_id, event_json) = match finish.event {
+            Some(event) => (
+                event.id.clone(),
+                serde_json::to_string(event).map_err(|e| format!("event: {e}"))?,
+            ),
+            None => (String::new(), String::new()),
+        };
+        let mut invocation = self.records.finish.prepare_invoke();
+        invocation
+            .key(keys.records(finish.key))
+            .key(keys.due())
+            .key(keys.outbox())
+            .key(keys.event(if event_id.is_empty() { "-" } else { &event_id }));
+        for day in adjustments.keys() {
+            invocation.key(keys.day(*day));
+        }
+        invocation
+            .arg(finish.key)
+            .arg(grace)
+            .arg(finish.now)
+            .arg(&event_id)
+            .arg(&event_json)
+            .arg(EVENT_RETENTION_SECONDS)
+            .arg(finish.tickets.len());
+        for ticket in finish.tickets {
+            invocation.arg(&ticket.id);
+        }
+        for delta in adjustments.values() {
+            invocation.arg(*delta);
+        }
+        let mut connection = self.conn()?;
+        let done: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(done == 1)
+    }
+
+    pub(super) async fn claim_events(
+        &self,
+        tenant: &str,
+        now: u64,
+        lease: u64,
+        max: usize,
+    ) -> Result<Vec<PendingEvent>, String> {
+        let keys = TenantKeys::new(self.prefix(), tenant);
+        let mut connection = self.conn()?;
+        let mut invocation = self.records.claim.prepare_invoke();
+        invocation.key(keys.outbox()).arg(now).arg(lease).arg(max);
+        let ids: Vec<String> = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let event_keys: Vec<String> = ids.iter().map(|id| keys.event(id)).collect();
+        let values: Vec<Option<String>> = self
+            .bounded(
+                redis::cmd("MGET")
+                    .arg(&event_keys)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let mut events = Vec::new();
+        for (id, value) in ids.iter().zip(values) {
+            match value.as_deref().and_then(decode::<PendingEvent>) {
+                Some(event) => events.push(event),
+                None => {
+                    // Expired past its retention: nothing left to send.
+                    let _: Result<i64, _> = self
+                        .bounded(
+                            redis::cmd("ZREM")
+                                .arg(keys.outbox())
+                                .arg(id)
+                                .query_async(&mut connection),
+                        )
+                        .await;
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    pub(super) async fn delivered(&self, tenant: &str, id: &str) -> Result<(), String> {
+        let keys = TenantKeys::new(self.prefix(), tenant);
+        let mut connection = self.conn()?;
+        self.bounded(
+            redis::pipe()
+                .atomic()
+                .cmd("ZREM")
+                .arg(keys.outbox())
+                .arg(id)
+                .ignore()
+                .cmd("DEL")
+                .arg(keys.event(id))
+                .ignore()
+                .query_async::<()>(&mut connection),
+        )
+        .await
+    }
+
+    pub(super) async fn retry(&self, event: &PendingEvent, at: u64) -> Result<(), String> {
+        let keys = TenantKeys::new(self.prefix(), &event.tenant);
+        let json = serde_json::to_string(event).map_err(|e| format!("event: {e}"))?;
+        let mut connection = self.conn()?;
+        self.bounded(
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(keys.event(&event.id))
+                .arg(json)
+                .arg("EX")
+                .arg(EVENT_RETENTION_SECONDS)
+                .ignore()
+                .cmd("ZADD")
+                .arg(keys.outbox())
+                .arg(at)
+                .arg(&event.id)
+                .ignore()
+                .query_async::<()>(&mut connection),
+        )
+        .await
+    }
+
+    pub(super) async fn dead_letter(&self, event: &PendingEvent) -> Result<(), String> {
+        let keys = TenantKeys::new(self.prefix(), &event.tenant);
+        let json = serde_json::to_string(event).map_err(|e| format!("event: {e}"))?;
+        let mut connection = self.conn()?;
+        self.bounded(
+            redis::pipe()
+                .atomic()
+                .cmd("LPUSH")
+                .arg(keys.dead())
+                .arg(json)
+                .ignore()
+                .cmd("LTRIM")
+                .arg(keys.dead())
+                .arg(0)
+                .arg(DEAD_LETTERS_KEPT - 1)
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(keys.dead())
+                .arg(EVENT_RETENTION_SECONDS)
+                .ignore()
+                .cmd("ZREM")
+                .arg(keys.outbox())
+                .arg(&event.id)
+                .ignore()
+                .cmd("DEL")
+                .arg(keys.event(&event.id))
+                .ignore()
+                .query_async::<()>(&mut connection),
+        )
+        .await
+    }
+
+    pub(super) async fn dead_letters(&self, tenant: &str) -> Result<Vec<PendingEvent>, String> {
+        let keys = TenantKeys::new(self.prefix(), tenant);
+        let mut connection = self.conn()?;
+        let values: Vec<String> = self
+            .bounded(
+                redis::cmd("LRANGE")
+                    .arg(keys.dead())
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        Ok(values.iter().filter_map(|v| decode(v)).collect())
+    }
+
+    pub(super) async fn backlog(&self, tenant: &str, now: u64) -> Result<Backlog, String> {
+        let keys = TenantKeys::new(self.prefix(), tenant);
+        let mut connection = self.conn()?;
+        let (pending, oldest, events): (u64, Vec<(String, f64)>, u64) = self
+            .bounded(
+                redis::pipe()
+                    .zcard(keys.due())
+                    .cmd("ZRANGE")
+                    .arg(keys.due())
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES")
+                    .zcard(keys.outbox())
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let oldest = oldest.first().map(|(_, score)| *score as u64);
+        Ok(Backlog {
+            pending_keys: pending,
+            sweep_lag: oldest.map_or(0, |due| now.saturating_sub(due)),
+            events,
+        })
+    }
+}

@@ -33,6 +33,8 @@ pub const DEMO: &str = "/demo";
 pub const DEMO_CLIENT: &str = "/demo/client.js";
 /// The caller's objects, for the demo page.
 pub const DEMO_OBJECTS: &str = "/demo/objects";
+/// What `dev`'s webhook receiver got (the demo page shows it).
+pub const DEMO_EVENTS: &str = "/demo/events";
 
 /// Companion's routes, under `server.companion_prefix`.
 pub mod companion {
@@ -77,6 +79,7 @@ mod tests {
             DEMO,
             DEMO_CLIENT,
             DEMO_OBJECTS,
+            DEMO_EVENTS,
         ];
         for path in own {
             let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));

@@ -85,7 +85,10 @@ impl Application {
             timeout,
             http::Extras {
                 demo: &if config.server.demo {
-                    http::Demo::On(config.demo_token.clone())
+                    http::Demo::On {
+                        token: config.demo_token.clone(),
+                        events: config.demo_events.clone(),
+                    }
                 } else {
                     http::Demo::Off
                 },

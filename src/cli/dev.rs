@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::receiver::Receiver;
 use super::{CliError, DevArgs};
 use crate::config::{Config, DEFAULT_CONFIG, Settings, Source};
 use crate::credentials::{CredentialSource, DefaultChain, StaticSource};
@@ -13,6 +14,10 @@ use crate::telemetry;
 /// Development credentials: MinIO's defaults, so a stock local MinIO accepts the tickets.
 const DEV_ACCESS_KEY: &str = "minioadmin";
 const DEV_SECRET_KEY: &str = "minioadmin";
+
+/// The variable name the dev tenants' webhook secret goes by (never read from the
+/// environment: `dev` makes one each run).
+const DEV_WEBHOOK_SECRET_VAR: &str = "UPLOAD_TICKETS_DEV_WEBHOOK_SECRET";
 
 /// The tenant of the dev token, with POST tickets, and the one with PUT tickets.
 const DEV_TENANT: &str = "dev";
@@ -54,9 +59,22 @@ pub(super) async fn dev(args: DevArgs) -> Result<String, CliError> {
     let auth = settings.auth.clone();
     // Held until the service stops: dropping it stops the store.
     let (_store, store_line) = dev_store(&args, &mut settings).await?;
+    // The dev tenants' events go to a receiver of dev's own; the demo page shows them.
+    let hook_secret = random_webhook_secret();
+    let receiver = Receiver::start(&hook_secret).await?;
+    for tenant in [DEV_TENANT, DEV_PUT_TENANT] {
+        if let Some(tenant) = settings.tenants.get_mut(tenant) {
+            tenant.completion_webhook_url = Some(receiver.url.clone());
+            tenant.completion_webhook_secret_env = Some(DEV_WEBHOOK_SECRET_VAR.to_owned());
+        }
+    }
     let mut config = Config::from_settings_with_env(settings, &|name| {
+        if name == DEV_WEBHOOK_SECRET_VAR {
+            return Some(hook_secret.clone());
+        }
         (name == secret_var).then(|| secret.clone())
     })?;
+    config.demo_events = Some(std::sync::Arc::clone(&receiver.log));
     let endpoint = config.s3.endpoint.clone().unwrap_or_default();
 
     // The embedded store knows the dev key only; otherwise AWS credentials in the
@@ -80,12 +98,14 @@ pub(super) async fn dev(args: DevArgs) -> Result<String, CliError> {
     tracing::info!(%address, "upload-tickets dev is listening");
     println!(
         "upload-tickets dev: http://{address}   demo page: http://{address}/demo\n\
-         {}\n\n\
+         {}\n\
+         events: the dev tenants' webhook is a receiver of dev's own ({}); the demo page shows what it gets\n\n\
          Bearer token (tenant {DEV_TENANT:?}: POST tickets; valid 12 h):\n{token}\n\n\
          Bearer token (tenant {DEV_PUT_TENANT:?}: PUT tickets; valid 12 h):\n{put_token}\n\n\
          Try:\n  curl -s -X POST http://{address}/uploads \\\n    -H 'Authorization: Bearer {token}' \\\n    \
          -H 'Content-Type: application/json' \\\n    -d '{{\"filename\": \"hello.txt\", \"content_type\": \"text/plain\"}}'\n",
         store_line.text.replace("{endpoint}", &endpoint),
+        receiver.url,
     );
     app.run_until(shutdown_signal()).await?;
     Ok("stopped".to_owned())
@@ -189,6 +209,16 @@ fn loopback_address(endpoint: &str) -> Option<std::net::SocketAddr> {
     let local = matches!(url.host_str(), Some("127.0.0.1" | "localhost"));
     (url.scheme() == "http" && local)
         .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], url.port().unwrap_or(80))))
+}
+
+/// A Standard Webhooks secret of 32 random bytes.
+fn random_webhook_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "{}{}",
+        crate::webhook::SECRET_PREFIX,
+        base64_simd::STANDARD.encode_to_string(bytes)
+    )
 }
 
 fn random_secret() -> String {

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 mod dev;
+mod receiver;
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Settings, Source};
 use crate::credentials::{CredentialSource, CredentialsError, DefaultChain};

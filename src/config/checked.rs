@@ -36,6 +36,8 @@ pub struct Config {
     pub events: crate::events::EventSettings,
     /// The token the demo page comes with (`dev` sets its own; never read from a file).
     pub demo_token: Option<crate::auth::IssuedToken>,
+    /// What `dev`'s own webhook receiver got, for the demo page (`dev` sets it).
+    pub demo_events: Option<Arc<crate::http::demo_events::EventLog>>,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Config {
             limits: Arc::new(limits),
             events: settings.events,
             demo_token: None,
+            demo_events: None,
         })
     }
 

@@ -3,6 +3,7 @@
 //! the caller has uploaded, with download links, so the page can show that the upload
 //! landed. All are 404 while the demo is off.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,6 +15,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::answers::{self, rfc3339};
+use super::demo_events::{EventLog, ReceivedEvent};
 use super::error::ApiError;
 use super::extract::Authorized;
 use super::reply::{Handled, Reply};
@@ -42,8 +44,13 @@ pub enum Demo {
     /// `/demo` and `/demo/objects` are 404.
     #[default]
     Off,
-    /// Served; the page's token field holds the token, if any.
-    On(Option<IssuedToken>),
+    /// Served.
+    On {
+        /// What the page's token field holds, if anything.
+        token: Option<IssuedToken>,
+        /// What `dev`'s own webhook receiver got, shown by the page (`dev` only).
+        events: Option<Arc<EventLog>>,
+    },
 }
 
 /// Whether `host` (a `Host` header: a name or address, maybe a port) may see the demo:
@@ -80,12 +87,32 @@ pub(super) fn router(demo: &Demo, origins: &[String]) -> Router<AppState> {
     let page = match demo {
         Demo::Off => None,
         // A JWT is base64url and dots: nothing in it needs escaping in HTML.
-        Demo::On(token) => Some(DEMO_HTML.replace(
-            "{{DEMO_TOKEN}}",
-            token.as_ref().map_or("", |t| t.0.as_str()),
-        )),
+        Demo::On { token, events } => Some(
+            DEMO_HTML
+                .replace(
+                    "{{DEMO_TOKEN}}",
+                    token.as_ref().map_or("", |t| t.0.as_str()),
+                )
+                .replace("{{EVENTS}}", if events.is_some() { "on" } else { "off" }),
+        ),
     };
     let on = page.is_some();
+    let log = match demo {
+        Demo::On { events, .. } => events.clone(),
+        Demo::Off => None,
+    };
+    // What the tenant's webhook got, for the page; 404 unless `dev` runs a receiver.
+    let events = move |State(state): State<AppState>, mut parts: Parts| async move {
+        match Authorized::from_request_parts(&mut parts, &state).await {
+            Ok(who) => match &log {
+                Some(log) => who
+                    .reply("events_listed", received(log, &who))
+                    .into_response(),
+                None => Reply::refused(&who.caller.tenant, ApiError::NotFound).into_response(),
+            },
+            Err(rejection) => rejection,
+        }
+    };
     let origins = origins.to_vec();
     let page = move |headers: axum::http::HeaderMap| async move {
         match allowed_host(headers.get(header::HOST), &origins) {
@@ -115,6 +142,18 @@ pub(super) fn router(demo: &Demo, origins: &[String]) -> Router<AppState> {
         .route(routes::DEMO, get(page))
         .route(routes::DEMO_CLIENT, get(client))
         .route(routes::DEMO_OBJECTS, get(objects))
+        .route(routes::DEMO_EVENTS, get(events))
+}
+
+/// The deliveries `dev`'s receiver got about the caller's tenant, newest first.
+fn received(log: &EventLog, who: &Authorized) -> Handled {
+    #[derive(Serialize)]
+    struct Received {
+        events: Vec<ReceivedEvent>,
+    }
+    let events = log.of_tenant(who.tenant.id());
+    let answer = answers::json(StatusCode::OK, &Received { events })?;
+    Ok((answer, String::new()))
 }
 
 #[derive(Debug, Serialize)]

@@ -217,6 +217,20 @@ async fn the_dev_demo_page_uploads_to_its_own_store_and_lists_it() {
         shown["stored"], "Stored: 3000 bytes, type text/plain; it keeps the tenant's rules.",
         "{shown}"
     );
+    // The whole contract on one page: the event dev's own receiver got, verified.
+    let event = shown["event"].as_str().unwrap();
+    assert!(
+        event.starts_with("The tenant's webhook got upload.completed (webhook-id msg_")
+            && event.ends_with("its signature verified with the tenant's secret."),
+        "{shown}"
+    );
+    let delivery = shown["delivery"].as_str().unwrap();
+    assert!(delivery.contains("webhook-signature: v1,"), "{delivery}");
+    assert!(
+        delivery.contains(&format!("\"key\": \"{key}\"")),
+        "{delivery}"
+    );
+    assert!(delivery.contains("\"found_by\": \"client\""), "{delivery}");
     let objects = shown["objects"].as_array().unwrap();
     assert_eq!(objects.len(), 1, "{shown}");
     assert_eq!(

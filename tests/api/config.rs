@@ -46,7 +46,7 @@ const EXAMPLE_SECRETS: [(&str, &str); 2] = [
     ),
     (
         "ACME_WEBHOOK_SECRET",
-        "a-webhook-secret-of-at-least-32-bytes",
+        "whsec_dXBsb2FkLXRpY2tldHMtdGVzdC13ZWJob29rLWtleSE=",
     ),
 ];
 
@@ -175,6 +175,32 @@ fn every_bad_setting_is_named() {
             "max_size = 1048576\ncompletion_webhook_url = \"https://hooks.example.com/x\"\ncompletion_webhook_secret_env = \"NOT_SET_ANYWHERE\"",
         ),
         "tenants.acme.completion_webhook_secret_env",
+    );
+    // A webhook secret that is not a Standard Webhooks one (`whsec_` and base64).
+    refused_naming(
+        &base.replace(
+            "max_size = 1048576",
+            "max_size = 1048576\ncompletion_webhook_url = \"https://hooks.example.com/x\"\ncompletion_webhook_secret_env = \"TEST_JWT_SECRET\"",
+        ),
+        "tenants.acme.completion_webhook_secret_env",
+    );
+    // A quarantine inside the tenant's own keys.
+    refused_naming(
+        &base.replace(
+            "max_size = 1048576",
+            "max_size = 1048576\non_rejected = \"quarantine\"\nquarantine_prefix = \"acme/q/\"",
+        ),
+        "tenants.acme.quarantine_prefix",
+    );
+    refused_naming(
+        &format!("{base}\n[events]\ngrace_seconds = 100000\n"),
+        "events.grace_seconds",
+    );
+    refused_naming(
+        &format!(
+            "{base}\n[redis]\nurl = \"redis://127.0.0.1:1/0\"\n[limits]\nredis_url = \"redis://127.0.0.1:2/0\"\n"
+        ),
+        "redis",
     );
     refused_naming(
         &base.replace(

@@ -133,6 +133,32 @@ impl Receiver {
         accepted
     }
 
+    /// Checks every accepted delivery with the Standard Webhooks reference library
+    /// (`tests/browser/verify-webhooks.mjs`, npm `standardwebhooks`).
+    pub async fn verify_with_reference_library(&self) {
+        let accepted = self.accepted();
+        let deliveries: Vec<serde_json::Value> = accepted
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "id": d.id, "timestamp": d.timestamp, "signature": d.signature, "body": d.body,
+                })
+            })
+            .collect();
+        let args = vec![
+            WEBHOOK_SECRET.to_owned(),
+            serde_json::to_string(&deliveries).unwrap(),
+        ];
+        let results =
+            crate::browser::run_driver("verify-webhooks.mjs", args, "standardwebhooks").await;
+        let results = results.as_array().expect("one result per delivery");
+        assert_eq!(results.len(), accepted.len());
+        for result in results {
+            assert_eq!(result["verified"], true, "{result}");
+            assert_eq!(result["tamperedRefused"], true, "{result}");
+        }
+    }
+
     /// Waits (up to `limit`) until `n` deliveries were accepted; answers them.
     pub async fn wait_for(&self, n: usize, limit: Duration) -> Vec<Delivery> {
         let deadline = tokio::time::Instant::now() + limit;

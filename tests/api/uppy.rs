@@ -5,11 +5,14 @@
 //! another tenant's token cannot complete the upload.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::browser::run_driver;
+use crate::events::QUICK_EVENTS;
 use crate::helpers::*;
+use crate::receiver::Receiver;
 use crate::store::{BUCKET, Kind, Store};
 
 const MIB: usize = 1024 * 1024;
@@ -105,10 +108,55 @@ struct Setup {
     app: TestApp,
     page_port: u16,
     service: String,
+    /// Every tenant's webhook receiver.
+    hooks: Receiver,
+}
+
+/// `tenants` (TOML), each with the receiver's webhook and tickets valid 5 seconds (the
+/// sweeper finds what Uppy uploads alone soon after).
+fn with_webhooks(tenants: &str, hook: &str) -> String {
+    tenants
+        .lines()
+        .map(|line| match line.starts_with("[tenants.") {
+            true => format!(
+                "{line}\ncompletion_webhook_url = \"{hook}\"\n\
+                 completion_webhook_secret_env = \"{WEBHOOK_SECRET_ENV}\"\ndefault_expires_in = 5\n"
+            ),
+            false => format!("{line}\n"),
+        })
+        .collect()
+}
+
+/// Waits for one `upload.completed` per key in `keys` and nothing else, each signature
+/// checked with the Standard Webhooks reference library.
+async fn reported_once_each(hooks: &Receiver, keys: &[String]) {
+    let delivered = hooks.wait_for(keys.len(), Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let delivered_after = hooks.accepted();
+    assert_eq!(
+        delivered.len(),
+        delivered_after.len(),
+        "one event per upload"
+    );
+    let mut reported: Vec<String> = delivered_after
+        .iter()
+        .map(|d| {
+            let event = d.event();
+            assert_eq!(event["type"], "upload.completed", "{event}");
+            event["data"]["key"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    reported.sort();
+    let mut expected = keys.to_vec();
+    expected.sort();
+    assert_eq!(reported, expected);
+    hooks.verify_with_reference_library().await;
 }
 
 async fn setup(kind: Kind, tenants: &str) -> Setup {
     let store = Store::start(kind).await;
+    let hooks = Receiver::start().await;
+    let tenants = format!("{}{QUICK_EVENTS}", with_webhooks(tenants, &hooks.url));
     // The page's own origin, allowed by the service and the bucket.
     let page_port = free_port();
     let page_origin = format!("http://localhost:{page_port}");
@@ -130,6 +178,7 @@ async fn setup(kind: Kind, tenants: &str) -> Setup {
         app,
         page_port,
         service,
+        hooks,
     }
 }
 
@@ -144,6 +193,7 @@ async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
         app,
         page_port,
         service,
+        hooks,
     } = setup(kind, &tenants).await;
     let files = Files::new();
     let (small, small_data) = files.write("notes.txt", 3000);
@@ -255,6 +305,9 @@ async fn uppy_uploads_through_upload_tickets(version: &str, kind: Kind) {
         Vec::<String>::new()
     );
 
+    // With no call beyond Uppy's own, the tenants hear of each upload once: the POST and
+    // PUT files from the sweeper, the multipart one from its completion.
+    reported_once_each(&hooks, &[small_key, big_key, put_key]).await;
     app.stop().await.unwrap();
 }
 
@@ -342,7 +395,9 @@ async fn uppy_6_uploads_with_the_sign_request_recipe(uppy: Uppy6) {
         app,
         page_port,
         service,
+        hooks,
     } = setup(Kind::SeaweedFs, &tenants).await;
+    let mut uploaded = Vec::new();
     let files = Files::new();
     let (small, small_data) = files.write("notes.txt", 3000);
     let (big, big_data) = files.write("big.bin", 12 * MIB);
@@ -385,6 +440,7 @@ async fn uppy_6_uploads_with_the_sign_request_recipe(uppy: Uppy6) {
             Some(data.as_slice()),
             "{name}"
         );
+        uploaded.push(key);
     }
     let calls: Vec<&str> = shown["calls"]
         .as_array()
@@ -450,6 +506,7 @@ async fn uppy_6_uploads_with_the_sign_request_recipe(uppy: Uppy6) {
             store.read(&key).await.as_deref(),
             Some(small_data.as_slice())
         );
+        uploaded.push(key);
         let signed = &shown["signed"][0]["answer"];
         assert!(signed["fields"]["Policy"].is_string(), "{signed}");
     } else {
@@ -475,5 +532,6 @@ async fn uppy_6_uploads_with_the_sign_request_recipe(uppy: Uppy6) {
             "{prefix}"
         );
     }
+    reported_once_each(&hooks, &uploaded).await;
     app.stop().await.unwrap();
 }

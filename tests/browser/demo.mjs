@@ -39,6 +39,8 @@ try {
     digest: document.getElementById("digest").textContent,
     answer: document.getElementById("answer").textContent,
     stored: document.getElementById("stored").textContent,
+    event: document.getElementById("event").textContent,
+    delivery: document.getElementById("delivery").textContent,
     listing: document.getElementById("listing").textContent,
     objects: [...document.querySelectorAll("#objects a")].map((a) => ({
       key: a.dataset.key, size: Number(a.dataset.size), href: a.href,

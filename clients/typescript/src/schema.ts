@@ -154,11 +154,17 @@ export interface paths {
         put?: never;
         /**
          * Check a finished upload
-         * @description The service looks at the object (only under the caller's own key prefix) and
-         *     answers what it is and whether it keeps the tenant's rules, and the `size` and
-         *     `content_type` given here if any. A tenant with a completion webhook gets the
-         *     same report, signed (`Upload-Tickets-Signature: v1=<hex HMAC-SHA256 of
-         *     "<timestamp>.<body>">`, `Upload-Tickets-Timestamp`).
+         * @description The client says its upload is done (optional: a multipart completion, or the
+         *     sweeper once the ticket has expired, finds it otherwise). The service looks at
+         *     the object (only under the caller's own key prefix), verifies it against the
+         *     ticket it was uploaded with (its size bounds, declared type, metadata and
+         *     checksum, and its first bytes against its type), the tenant's rules and the
+         *     `size`, `content_type` and `checksum` given here if any, and answers what it is.
+         *     The first to find an upload reports it: a refused object is deleted,
+         *     quarantined or kept (the tenant's `on_rejected`), the day's bytes are settled
+         *     to what landed, and the tenant's webhook gets one `upload.completed` or
+         *     `upload.rejected` event (see `webhooks`). Asked again, it answers the report
+         *     with `reported: false` and does nothing twice.
          */
         post: operations["checkUpload"];
         delete?: never;
@@ -288,6 +294,29 @@ export interface paths {
          *     While the demo is off this path answers `404 not_found` like any unknown path.
          */
         get: operations["demoObjects"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/demo/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The events `upload-tickets dev`'s own webhook receiver got (dev only)
+         * @description In `upload-tickets dev` the dev tenants' webhook is a receiver dev runs itself;
+         *     the demo page shows what it got about the caller's tenant (the newest 100), each
+         *     as delivered, with whether its Standard Webhooks signature verified. Anywhere
+         *     else (no receiver, or the demo off) this path answers `404 not_found`.
+         */
+        get: operations["demoEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -531,7 +560,56 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "upload.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An upload kept every rule of its ticket and its tenant
+         * @description Sent to the tenant's `completion_webhook_url` once per upload, signed per the
+         *     Standard Webhooks specification: verify it with any Standard Webhooks library
+         *     and the tenant's `whsec_` secret, and deduplicate on `webhook-id` (delivery is
+         *     at least once: retried with backoff until a 2xx, up to `[events] max_attempts`,
+         *     then dead-lettered and logged).
+         */
+        post: operations["uploadCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "upload.rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An upload broke its ticket or its tenant's rules
+         * @description Sent to the tenant's `completion_webhook_url` once per upload, signed per the
+         *     Standard Webhooks specification: verify it with any Standard Webhooks library
+         *     and the tenant's `whsec_` secret, and deduplicate on `webhook-id` (delivery is
+         *     at least once: retried with backoff until a 2xx, up to `[events] max_attempts`,
+         *     then dead-lettered and logged).
+         */
+        post: operations["uploadRejected"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** @description Other fields are ignored when they cannot change what is signed, else refused. */
@@ -832,10 +910,61 @@ export interface components {
              *     replace an object (no `If-None-Match`), so a replayed form overwrites.
              */
             notes: string[];
-            /** @description The tenant webhook's delivery; `null` when the tenant has none. */
-            webhook: null | {
-                delivered: boolean;
-                status: number | null;
+            action: components["schemas"]["UploadAction"];
+            /** @description Where a quarantined object is now (with `action = quarantined`). */
+            quarantine_key?: string;
+            /**
+             * @description Whether this call reported the upload; `false` when it was reported before
+             *     (by an earlier call, its multipart completion or the sweeper) or its ticket
+             *     was never recorded (a restart of a service without Redis): then nothing was
+             *     done to it and no event was queued.
+             */
+            reported: boolean;
+            /** @description The `webhook-id` of the event queued for the tenant's webhook, if any. */
+            event_id: string | null;
+        };
+        /**
+         * @description What was done with the object: `kept` (accepted, or refused with
+         *     `on_rejected = "keep"`), `deleted` or `quarantined` (moved under the tenant's
+         *     `quarantine_prefix`).
+         * @enum {string}
+         */
+        UploadAction: "kept" | "deleted" | "quarantined";
+        UploadEvent: {
+            /** @enum {string} */
+            type: "upload.completed" | "upload.rejected";
+            /**
+             * Format: date-time
+             * @description When the upload was verified.
+             */
+            timestamp: string;
+            data: {
+                tenant: string;
+                /** @description Who the ticket was issued to. */
+                subject: string;
+                bucket: string;
+                key: string;
+                /** Format: int64 */
+                size: number;
+                content_type: string | null;
+                checksum: null | components["schemas"]["StoredChecksum"];
+                metadata: {
+                    [key: string]: string;
+                };
+                etag: string | null;
+                /** @description Why it was refused, in words; empty for `upload.completed`. */
+                mismatches: string[];
+                /** @description The rule each mismatch breaks, in the same order. */
+                reasons: ("tenant_rules" | "size" | "content_type" | "metadata" | "checksum" | "content" | "declared")[];
+                action: components["schemas"]["UploadAction"];
+                quarantine_key?: string;
+                /**
+                 * @description Who found the upload first.
+                 * @enum {string}
+                 */
+                found_by: "client" | "multipart" | "sweeper";
+                /** @description The ticket the upload was verified against. */
+                ticket_id: string;
             };
         };
         Usage: {
@@ -898,7 +1027,7 @@ export interface components {
             /** @description The same as `detail`, for clients that read `message` (Uppy shows it). */
             message: string;
             /** @enum {string} */
-            code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "store_rate_limited" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "client_unsupported" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
+            code: "invalid_request" | "unsupported_media_type" | "invalid_token" | "insufficient_scope" | "tenant_unknown" | "content_type_not_allowed" | "file_too_large" | "file_too_small" | "invalid_filename" | "metadata_not_allowed" | "payload_too_large" | "rate_limited" | "tenant_rate_limited" | "quota_exceeded" | "too_many_uploads" | "store_rate_limited" | "limits_unavailable" | "credentials_unavailable" | "timeout" | "not_found" | "method_not_allowed" | "upload_not_found" | "not_owner" | "object_not_found" | "parts_invalid" | "upload_rejected" | "client_unsupported" | "checksum_required" | "checksum_mismatch" | "object_exists" | "store_unsupported" | "store_error" | "internal";
         };
         Live: {
             /** @constant */
@@ -1543,6 +1672,57 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    demoEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Echoed back; generated (a UUID) when absent. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries, newest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        events: {
+                            /** @description `webhook-id` */
+                            id: string;
+                            /** @description `webhook-timestamp` */
+                            timestamp: string;
+                            /** @description `webhook-signature` */
+                            signature: string;
+                            /** @description Whether the signature verified with the tenant's secret. */
+                            verified: boolean;
+                            tenant: string;
+                            event: components["schemas"]["UploadEvent"];
+                        }[];
+                    };
+                };
+            };
+            401: components["responses"]["InvalidToken"];
+            403: components["responses"]["Forbidden"];
+            /** @description `not_found`: not `upload-tickets dev`, or the demo is off. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            405: components["responses"]["MethodNotAllowed"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     openapi: {
         parameters: {
             query?: never;
@@ -2024,6 +2204,70 @@ export interface operations {
                 content: {
                     "application/xml": string;
                 };
+            };
+        };
+    };
+    uploadCompleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id, the same on every attempt (`msg_` and the ticket's id). */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt; refuse old ones (replays). */
+                "webhook-timestamp": string;
+                /**
+                 * @description `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">` per
+                 *     secret, separated by spaces (two while a secret is rotated).
+                 */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UploadEvent"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx accepts the event; anything else (or no answer within 10 s) is retried. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    uploadRejected: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id, the same on every attempt (`msg_` and the ticket's id). */
+                "webhook-id": string;
+                /** @description Unix seconds of this attempt; refuse old ones (replays). */
+                "webhook-timestamp": string;
+                /**
+                 * @description `v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">` per
+                 *     secret, separated by spaces (two while a secret is rotated).
+                 */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UploadEvent"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx accepts the event; anything else (or no answer within 10 s) is retried. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

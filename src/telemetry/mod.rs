@@ -9,8 +9,13 @@
 //! - `upload_tickets_http_request_duration_seconds{method,route,status}` (histogram)
 //! - `upload_tickets_credential_refreshes_total{result}` and `..._jwks_refreshes_total{result}`
 //! - `upload_tickets_operations_total{tenant,operation}` (multipart and completion calls)
-//! - `upload_tickets_completion_checks_total{tenant,result}` and
-//!   `upload_tickets_webhook_deliveries_total{tenant,result}`
+//! - `upload_tickets_completion_checks_total{tenant,result}`
+//! - after the upload (`crate::events`, `crate::upload::found`):
+//!   `upload_tickets_uploads_verified_total{tenant,result}`,
+//!   `upload_tickets_uploads_rejected_total{tenant,reason}`,
+//!   `upload_tickets_tickets_released_total{tenant}`,
+//!   `upload_tickets_events_total{tenant,result}` and the gauges
+//!   `upload_tickets_uploads_pending`, `_sweep_lag_seconds`, `_events_pending` (per tenant)
 //! - `upload_tickets_log_lines_dropped_total` (the log writer fell behind)
 //! - `upload_tickets_token_cache_{hits,misses,evictions}_total` and the gauges
 //!   `upload_tickets_token_cache_entries` / `_bytes` (the verified-token cache)

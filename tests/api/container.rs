@@ -520,7 +520,7 @@ async fn the_image_as_it_ships_serves_drains_on_sigterm_and_reports_its_health()
         ),
         (
             "ACME_WEBHOOK_SECRET",
-            "container-test-webhook-secret-32-bytes".to_owned(),
+            "whsec_Y29udGFpbmVyLXRlc3Qtd2ViaG9vay1zZWNyZXQ=".to_owned(),
         ),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
@@ -529,7 +529,7 @@ async fn the_image_as_it_ships_serves_drains_on_sigterm_and_reports_its_health()
             "UPLOAD_TICKETS__AUTH__JWKS_URL",
             format!("http://{}/jwks.json", jwks.addr),
         ),
-        ("UPLOAD_TICKETS__LIMITS__REDIS_URL", redis.url()),
+        ("UPLOAD_TICKETS__REDIS__URL", redis.url()),
         (
             "UPLOAD_TICKETS__TENANTS__GLOBEX__MAX_SIZE",
             "2048".to_owned(),
@@ -738,7 +738,7 @@ async fn a_replica_run_as_docker_compose_runs_it_issues_a_ticket_whose_upload_la
             "UPLOAD_TICKETS__S3__SERVICE_ENDPOINT",
             store.endpoint.as_str(),
         ),
-        ("UPLOAD_TICKETS__LIMITS__REDIS_URL", redis.url().as_str()),
+        ("UPLOAD_TICKETS__REDIS__URL", redis.url().as_str()),
     ]));
     let health = strings(&replica["healthcheck"]["test"]);
     let container = Container::new();

@@ -189,3 +189,98 @@ impl MemoryRecords {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::records::TicketKind;
+
+    fn ticket(id: &str, key: &str, expires_at: u64) -> TicketRecord {
+        TicketRecord {
+            id: id.to_owned(),
+            tenant: "acme".to_owned(),
+            subject: "u".to_owned(),
+            bucket: "bucket".to_owned(),
+            key: key.to_owned(),
+            kind: TicketKind::Put,
+            min_size: 0,
+            max_size: 10,
+            reserved: 10,
+            day: 0,
+            content_type: None,
+            checksum: None,
+            metadata: BTreeMap::new(),
+            expires_at,
+            due: expires_at,
+        }
+    }
+
+    fn finish<'a>(tickets: &'a [TicketRecord], event: Option<&'a PendingEvent>) -> Finish<'a> {
+        Finish {
+            tenant: "acme",
+            key: &tickets[0].key,
+            tickets,
+            landed: 0,
+            event,
+            now: 100,
+        }
+    }
+
+    #[test]
+    fn a_due_key_is_claimed_once_per_lease_and_finished_once() {
+        let records = MemoryRecords::default();
+        records.record(ticket("a", "k1", 50));
+        records.record(ticket("b", "k2", 500));
+        assert!(
+            records.claim_due("acme", 40, 60, 10).is_empty(),
+            "not due yet"
+        );
+        let claimed = records.claim_due("acme", 100, 60, 10);
+        assert_eq!(claimed.len(), 1);
+        assert!(records.claim_due("acme", 120, 60, 10).is_empty(), "leased");
+        assert_eq!(
+            records.claim_due("acme", 161, 60, 10).len(),
+            1,
+            "lease over"
+        );
+        let event = PendingEvent {
+            id: "msg_a".to_owned(),
+            tenant: "acme".to_owned(),
+            kind: "upload.completed".to_owned(),
+            body: "{}".to_owned(),
+            attempts: 0,
+            queued_at: 100,
+            last_error: None,
+        };
+        assert!(records.finish(&finish(&claimed[0], Some(&event)), 0));
+        assert!(
+            !records.finish(&finish(&claimed[0], Some(&event)), 0),
+            "once"
+        );
+        assert_eq!(records.claim_events("acme", 100, 30, 10).len(), 1);
+        assert!(
+            records.claim_events("acme", 110, 30, 10).is_empty(),
+            "claimed"
+        );
+        records.dead_letter(&event);
+        assert_eq!(records.dead_letters("acme").len(), 1);
+        assert!(records.claim_events("acme", 1000, 30, 10).is_empty());
+        assert_eq!(records.backlog("acme", 100).pending_keys, 1);
+    }
+
+    #[test]
+    fn a_key_with_two_tickets_waits_for_the_later_one() {
+        let records = MemoryRecords::default();
+        records.record(ticket("a", "k", 50));
+        records.record(ticket("b", "k", 80));
+        assert!(records.claim_due("acme", 60, 60, 10).is_empty());
+        let first = [ticket("a", "k", 50)];
+        assert!(records.finish(&finish(&first, None), 5));
+        assert_eq!(records.tickets_of("acme", "k").len(), 1);
+        assert_eq!(
+            records.claim_due("acme", 85, 60, 10).len(),
+            1,
+            "due at 80 + 5"
+        );
+    }
+}

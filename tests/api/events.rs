@@ -353,3 +353,68 @@ async fn a_receiver_that_fails_three_times_gets_the_event_once_under_one_id(kind
         "{metrics}"
     );
 }
+
+/// A receiver that never accepts: after `max_attempts` the event is dead-lettered,
+/// counted, and attempted no more.
+#[tokio::test]
+async fn an_event_never_accepted_is_dead_lettered_after_its_attempts() {
+    let store = Store::start(Kind::Garage).await;
+    let hooks = Receiver::start().await;
+    hooks.refuse_next(usize::MAX);
+    let url = &hooks.url;
+    let config = format!(
+        r#"{}
+[events]
+sweep_interval_seconds = 1
+grace_seconds = 0
+max_attempts = 2
+retry_initial_seconds = 1
+
+[tenants.deadletters]
+bucket = "{BUCKET}"
+max_size = 1000
+completion_webhook_url = "{url}"
+completion_webhook_secret_env = "{WEBHOOK_SECRET_ENV}"
+"#,
+        base_config().replace("http://127.0.0.1:9000", &store.endpoint)
+    );
+    let app = spawn_app_keyed(&config, store.access_key, store.secret_key).await;
+    let t = ticket(
+        &app,
+        "deadletters",
+        json!({"filename": "d.png", "size": 100}),
+    )
+    .await;
+    assert!(matches!(upload(&t, png(100)).await, 200..=204));
+    let user = token("deadletters", "user-1");
+    let report = json_of(
+        call(&app, &user, "/uploads/complete", &json!({"key": t["key"]})).await,
+        200,
+        "post",
+        "/uploads/complete",
+    )
+    .await;
+    assert_eq!(report["reported"], true, "{report}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let dead = r#"upload_tickets_events_total{tenant="deadletters",result="dead_lettered"}"#;
+    loop {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(dead) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not dead-lettered: {:?}",
+            hooks.attempts()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let attempts = hooks.attempts();
+    assert_eq!(attempts.len(), 2, "two attempts, then none: {attempts:?}");
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.id == report["event_id"].as_str().unwrap())
+    );
+}

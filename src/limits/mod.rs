@@ -131,8 +131,6 @@ pub struct Charge<'a> {
     pub bytes: u64,
     /// A multipart upload: its key (unique) and when it expires.
     pub upload: Option<(&'a str, SystemTime)>,
-    /// The ticket's record, kept once the charge is admitted.
-    pub record: Option<&'a TicketRecord>,
 }
 
 /// Which limit refused a charge.
@@ -289,37 +287,39 @@ impl Limits {
         }
     }
 
-    /// Counts `charge` if every limit of `limits` lets it through.
+    /// Counts `charge` if every limit of `limits` lets it through, and keeps the
+    /// ticket's `record` if so (in Redis, in the same script: one round trip).
     pub async fn admit(
         &self,
         limits: &Quotas,
         charge: Charge<'_>,
+        record: Option<TicketRecord>,
         now: SystemTime,
     ) -> Result<(), LimitError> {
         let windows = Windows::at(now);
         if !limits.any() {
             // No charge to ride on: the record alone.
-            let Some(record) = charge.record else {
+            let Some(record) = record else {
                 return Ok(());
             };
             let recorded = match &self.counters {
                 Counters::Memory(_, records) => {
-                    records.record(record.clone());
+                    records.record(record);
                     Ok(Ok(()))
                 }
-                Counters::Redis(redis) => redis.record(record, windows.now).await.map(Ok),
+                Counters::Redis(redis) => redis.record(&record, windows.now).await.map(Ok),
             };
             return self.decide(limits, charge.tenant, recorded);
         }
         let counted = match &self.counters {
             Counters::Memory(memory, records) => {
                 let counted = memory.admit(limits, &charge, windows);
-                if let (Ok(Ok(())), Some(record)) = (&counted, charge.record) {
-                    records.record(record.clone());
+                if let (Ok(Ok(())), Some(record)) = (&counted, record) {
+                    records.record(record);
                 }
                 counted
             }
-            Counters::Redis(redis) => redis.admit(limits, &charge, windows).await,
+            Counters::Redis(redis) => redis.admit(limits, &charge, record.as_ref(), windows).await,
         };
         self.decide(limits, charge.tenant, counted)
     }

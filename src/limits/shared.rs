@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::records::TicketRecord;
 use super::shared_records::{RECORD_FUNCTION, RecordScripts, TenantKeys, record_args};
 use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
 
@@ -138,7 +139,13 @@ impl RedisCounters {
             .map(drop)
     }
 
-    pub(super) async fn admit(&self, limits: &Quotas, charge: &Charge<'_>, w: Windows) -> Counted {
+    pub(super) async fn admit(
+        &self,
+        limits: &Quotas,
+        charge: &Charge<'_>,
+        record: Option<&TicketRecord>,
+        w: Windows,
+    ) -> Counted {
         let keys = charge_keys(&self.prefix, charge.tenant, charge.subject, w);
         let limit = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let (member, deadline) = charge.upload.map_or(("", 0), |(key, at)| (key, unix(at)));
@@ -147,7 +154,7 @@ impl RedisCounters {
             invocation.key(key);
         }
         let tenant_keys = TenantKeys::new(&self.prefix, charge.tenant);
-        let object_key = charge.record.map_or("", |r| r.key.as_str());
+        let object_key = record.map_or("", |r| r.key.as_str());
         invocation
             .key(tenant_keys.records(object_key))
             .key(tenant_keys.due());
@@ -162,7 +169,7 @@ impl RedisCounters {
             .arg(w.now)
             .arg(w.minute_left + 60)
             .arg(w.day_left + 3600);
-        for arg in record_args(charge.record, w.now)? {
+        for arg in record_args(record, w.now)? {
             invocation.arg(arg);
         }
         let mut connection = self.connection()?;

@@ -9,13 +9,24 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
+impl Limits {
+    /// A charge alone, no record.
+    async fn admit_counted(
+        &self,
+        limits: &Quotas,
+        charge: Charge<'_>,
+        now: SystemTime,
+    ) -> Result<(), LimitError> {
+        self.admit(limits, charge, None, now).await
+    }
+}
+
 fn charge<'a>(subject: &'a str, bytes: u64) -> Charge<'a> {
     Charge {
         tenant: "acme",
         subject,
         bytes,
         upload: None,
-        record: None,
     }
 }
 
@@ -27,20 +38,29 @@ async fn a_subjects_tickets_per_minute_hold_and_the_next_minute_opens() {
         ..Quotas::default()
     };
     let now = at(1_800_000_000 + 10);
-    assert_eq!(limits.admit(&rules, charge("a", 1), now).await, Ok(()));
-    assert_eq!(limits.admit(&rules, charge("a", 1), now).await, Ok(()));
     assert_eq!(
-        limits.admit(&rules, charge("a", 1), now).await,
+        limits.admit_counted(&rules, charge("a", 1), now).await,
+        Ok(())
+    );
+    assert_eq!(
+        limits.admit_counted(&rules, charge("a", 1), now).await,
+        Ok(())
+    );
+    assert_eq!(
+        limits.admit_counted(&rules, charge("a", 1), now).await,
         Err(LimitError::Refused {
             refused: Refused::SubjectRate,
             retry_after: 50
         })
     );
     // Another subject has its own count; the next minute starts afresh.
-    assert_eq!(limits.admit(&rules, charge("b", 1), now).await, Ok(()));
+    assert_eq!(
+        limits.admit_counted(&rules, charge("b", 1), now).await,
+        Ok(())
+    );
     assert_eq!(
         limits
-            .admit(&rules, charge("a", 1), now + Duration::from_secs(50))
+            .admit_counted(&rules, charge("a", 1), now + Duration::from_secs(50))
             .await,
         Ok(())
     );
@@ -55,15 +75,21 @@ async fn a_tenants_bytes_per_day_hold_and_a_refusal_counts_nothing() {
         ..Quotas::default()
     };
     let now = at(1_800_000_000);
-    assert_eq!(limits.admit(&rules, charge("a", 60), now).await, Ok(()));
     assert_eq!(
-        limits.admit(&rules, charge("b", 41), now).await,
+        limits.admit_counted(&rules, charge("a", 60), now).await,
+        Ok(())
+    );
+    assert_eq!(
+        limits.admit_counted(&rules, charge("b", 41), now).await,
         Err(LimitError::Refused {
             refused: Refused::Quota { remaining: 40 },
             retry_after: 86_400 - 1_800_000_000 % 86_400
         })
     );
-    assert_eq!(limits.admit(&rules, charge("b", 40), now).await, Ok(()));
+    assert_eq!(
+        limits.admit_counted(&rules, charge("b", 40), now).await,
+        Ok(())
+    );
     let usage = limits.usage("acme", "b", now).await.unwrap();
     assert_eq!(
         (
@@ -89,20 +115,26 @@ async fn open_uploads_are_bounded_released_and_expire() {
         upload: Some((key, deadline)),
         ..charge("a", 10)
     };
-    assert_eq!(limits.admit(&rules, upload("k1"), now).await, Ok(()));
     assert_eq!(
-        limits.admit(&rules, upload("k2"), now).await,
+        limits.admit_counted(&rules, upload("k1"), now).await,
+        Ok(())
+    );
+    assert_eq!(
+        limits.admit_counted(&rules, upload("k2"), now).await,
         Err(LimitError::Refused {
             refused: Refused::OpenUploads,
             retry_after: 600
         })
     );
     limits.release("acme", "a", "k1").await;
-    assert_eq!(limits.admit(&rules, upload("k2"), now).await, Ok(()));
+    assert_eq!(
+        limits.admit_counted(&rules, upload("k2"), now).await,
+        Ok(())
+    );
     // Never completed nor aborted: the place frees itself at the deadline.
     assert_eq!(
         limits
-            .admit(&rules, upload("k3"), deadline + Duration::from_secs(1))
+            .admit_counted(&rules, upload("k3"), deadline + Duration::from_secs(1))
             .await,
         Ok(())
     );

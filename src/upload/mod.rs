@@ -168,7 +168,7 @@ pub fn usable_validity(
 pub async fn admit(
     deps: &Deps<'_>,
     who: &Actor,
-    record: &TicketRecord,
+    record: TicketRecord,
     upload: Option<(&str, SystemTime)>,
 ) -> Result<Arc<LoadedCredentials>, UploadError> {
     let credentials = credentials(deps, who.now)?;
@@ -178,9 +178,10 @@ pub async fn admit(
         subject: &who.caller.subject,
         bytes: record.reserved,
         upload,
-        record: Some(record),
     };
-    deps.limits.admit(&rules.quotas, charge, who.now).await?;
+    deps.limits
+        .admit(&rules.quotas, charge, Some(record), who.now)
+        .await?;
     Ok(credentials)
 }
 

@@ -217,7 +217,7 @@ async fn create_in_store(
         bytes,
         deadline(who),
     );
-    let credentials = admit(deps, who, &record, Some((key, deadline(who)))).await?;
+    let credentials = admit(deps, who, record, Some((key, deadline(who)))).await?;
     let rules = who.rules();
     let created = deps
         .store

@@ -92,7 +92,7 @@ pub async fn post(
         object.max_size,
         who.now + plan.request.validity().get(),
     );
-    let credentials = admit(deps, who, &record, None).await?;
+    let credentials = admit(deps, who, record, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
     let post = deps
@@ -136,7 +136,7 @@ pub async fn put(
         object.max_size,
         who.now + plan.request.validity().get(),
     );
-    let credentials = admit(deps, who, &record, None).await?;
+    let credentials = admit(deps, who, record, None).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
     let signed = deps

@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
-use crate::http::demo_events::{EventLog, ReceivedEvent};
 use crate::webhook::Webhook;
+use crate::webhook::received::{EventLog, ReceivedEvent};
 
 /// The receiver, running until dropped.
 #[derive(Debug)]

@@ -33,11 +33,11 @@ pub struct Config {
     /// Where the tenants' limits are counted, and upload records and events kept.
     pub limits: Arc<crate::limits::Limits>,
     /// `[events]`.
-    pub events: crate::events::EventSettings,
+    pub events: crate::limits::EventSettings,
     /// The token the demo page comes with (`dev` sets its own; never read from a file).
     pub demo_token: Option<crate::auth::IssuedToken>,
     /// What `dev`'s own webhook receiver got, for the demo page (`dev` sets it).
-    pub demo_events: Option<Arc<crate::http::demo_events::EventLog>>,
+    pub demo_events: Option<Arc<crate::webhook::received::EventLog>>,
 }
 
 impl Config {

@@ -49,7 +49,7 @@ pub struct Settings {
     pub redis: crate::limits::RedisSettings,
     /// `[events]`: the sweeper and the delivery of upload events.
     #[serde(default)]
-    pub events: crate::events::EventSettings,
+    pub events: crate::limits::EventSettings,
 }
 
 /// `[server]`: how the HTTP server runs.

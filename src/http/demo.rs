@@ -15,7 +15,6 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::answers::{self, rfc3339};
-use super::demo_events::{EventLog, ReceivedEvent};
 use super::error::ApiError;
 use super::extract::Authorized;
 use super::reply::{Handled, Reply};
@@ -23,6 +22,7 @@ use super::state::AppState;
 use crate::auth::IssuedToken;
 use crate::routes;
 use crate::upload;
+use crate::webhook::received::{EventLog, ReceivedEvent};
 use s3_presigned_post::{BucketName, ObjectKey, UrlRequest, Validity};
 
 /// The page; `{{DEMO_TOKEN}}` is where `dev` puts its token.

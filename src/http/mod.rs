@@ -7,7 +7,6 @@ mod access;
 mod answers;
 mod completion;
 pub mod demo;
-pub mod demo_events;
 pub mod error;
 mod extract;
 mod health;

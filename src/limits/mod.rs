@@ -8,8 +8,10 @@
 //! of open uploads per subject whose members expire with the upload's deadline. A charge
 //! is checked whole before anything is counted: a refused ticket counts nothing.
 
+pub mod event_settings;
 mod memory;
 mod memory_records;
+mod record_scripts;
 pub mod records;
 mod shared;
 mod shared_records;
@@ -22,6 +24,7 @@ use serde::Deserialize;
 
 pub use crate::policy::{Quotas, WhenUnavailable};
 
+pub use event_settings::EventSettings;
 pub use memory::MemoryCounters;
 pub use memory_records::MemoryRecords;
 pub use records::{Backlog, Finish, PendingEvent, TicketRecord};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::record_scripts::{RECORD_FUNCTION, RecordScripts, TenantKeys, record_args};
 use super::records::TicketRecord;
-use super::shared_records::{RECORD_FUNCTION, RecordScripts, TenantKeys, record_args};
 use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
 
 /// Checks a charge and counts it. KEYS: the subject's minute, the tenant's minute, the

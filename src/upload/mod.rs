@@ -34,8 +34,8 @@ use s3_presigned_post::{Presigner, Validity};
 
 use crate::auth::Caller;
 use crate::credentials::{CredentialsCache, LoadedCredentials};
-use crate::events::EventSettings;
 use crate::handle::HandleKey;
+use crate::limits::EventSettings;
 use crate::limits::records::{RecordedChecksum, TicketKind, TicketRecord};
 use crate::limits::{Charge, LimitError, Limits};
 use crate::policy::{ObjectPlan, PolicyError, TenantRules};

@@ -6,6 +6,9 @@
 //! Any Standard Webhooks verifier library checks them; none of our code is needed.
 //!
 //! This module signs and makes one attempt; the outbox (`crate::events`) retries.
+//! [`received`] keeps what a receiver got (`dev`'s own, for the demo page).
+
+pub mod received;
 
 use std::time::Duration;
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::verify::{self, Mismatch};
 use super::{Deps, UploadError};
 use crate::clock::{rfc3339, unix};
+use crate::limits::LimitError;
 use crate::limits::records::{Finish, PendingEvent, TicketRecord};
 use crate::policy::content::SNIFF_BYTES;
 use crate::policy::{Declared, OnRejected, StoredChecksum};
@@ -174,7 +175,7 @@ pub async fn settle(
         .limits
         .finish(&finish, deps.events.grace_seconds)
         .await
-        .map_err(|reason| UploadError::internal(RecordsUnavailable(reason)))?;
+        .map_err(LimitError::Unavailable)?;
     if verdict.reported {
         count(tenant, &verdict);
         if let Some(event) = event {
@@ -184,11 +185,6 @@ pub async fn settle(
     }
     Ok(Outcome::Found(Box::new(head), verdict))
 }
-
-/// The records could not be reached: the upload is looked at again later.
-#[derive(Debug, thiserror::Error)]
-#[error("upload records unavailable: {0}")]
-struct RecordsUnavailable(String);
 
 /// Drops the tickets of a key whose object never appeared: their bytes go back.
 async fn release(
@@ -210,7 +206,7 @@ async fn release(
         .limits
         .finish(&finish, deps.events.grace_seconds)
         .await
-        .map_err(|reason| UploadError::internal(RecordsUnavailable(reason)))?;
+        .map_err(LimitError::Unavailable)?;
     if released {
         metrics::counter!("upload_tickets_tickets_released_total", "tenant" => tenant.id().to_owned())
             .increment(tickets.len() as u64);

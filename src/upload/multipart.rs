@@ -331,34 +331,41 @@ pub async fn complete(
 
 /// The completed object found: verified against its ticket, reported, and refused (as
 /// the tenant's `on_rejected` says) if it breaks a rule the parts could not show, its
-/// first bytes above all.
+/// first bytes above all. The upload is complete whatever happens here: if it cannot be
+/// looked at now (the store or the records failing), the completion still succeeds and
+/// the sweeper reports it once the upload's deadline and the grace have passed.
 async fn verify_completed(
     deps: &Deps<'_>,
     who: &Actor,
     upload: &Upload,
 ) -> Result<(), UploadError> {
     let key = upload.key.as_str();
-    let tickets = deps
-        .limits
-        .tickets_of(who.tenant.id(), key)
-        .await
-        .map_err(crate::limits::LimitError::Unavailable)?;
-    let outcome = found::settle(
-        deps,
-        &who.tenant,
-        key,
-        &tickets,
-        FoundBy::Multipart,
-        Declared::default(),
-        who.now,
-    )
-    .await?;
-    match outcome {
-        Outcome::Found(_, verdict) if !verdict.accepted() => {
+    let settled = match deps.limits.tickets_of(who.tenant.id(), key).await {
+        Ok(tickets) => {
+            let by = FoundBy::Multipart;
+            found::settle(
+                deps,
+                &who.tenant,
+                key,
+                &tickets,
+                by,
+                Declared::default(),
+                who.now,
+            )
+            .await
+        }
+        Err(reason) => Err(crate::limits::LimitError::Unavailable(reason).into()),
+    };
+    match settled {
+        Ok(Outcome::Found(_, verdict)) if !verdict.accepted() => {
             let words: Vec<String> = verdict.mismatches.into_iter().map(|m| m.words).collect();
             Err(UploadError::Rejected(words.join("; ")))
         }
-        _ => Ok(()),
+        Ok(_) => Ok(()),
+        Err(error) => {
+            tracing::warn!(%key, %error, "a completed upload could not be verified now; the sweeper reports it later");
+            Ok(())
+        }
     }
 }
 

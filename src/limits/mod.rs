@@ -27,7 +27,7 @@ pub use crate::policy::{Quotas, WhenUnavailable};
 pub use event_settings::EventSettings;
 pub use memory::MemoryCounters;
 pub use memory_records::MemoryRecords;
-pub use records::{Backlog, Finish, PendingEvent, TicketRecord};
+pub use records::{Backlog, Finish, NewTicket, PendingEvent, TicketRecord};
 pub use shared::RedisCounters;
 
 /// `[limits]`: where the counters live.
@@ -296,7 +296,7 @@ impl Limits {
         &self,
         limits: &Quotas,
         charge: Charge<'_>,
-        record: Option<TicketRecord>,
+        record: Option<NewTicket<'_>>,
         now: SystemTime,
     ) -> Result<(), LimitError> {
         let windows = Windows::at(now);
@@ -307,7 +307,7 @@ impl Limits {
             };
             let recorded = match &self.counters {
                 Counters::Memory(_, records) => {
-                    records.record(record);
+                    records.record(&record);
                     Ok(Ok(()))
                 }
                 Counters::Redis(redis) => redis.record(&record, windows.now).await.map(Ok),
@@ -318,7 +318,7 @@ impl Limits {
             Counters::Memory(memory, records) => {
                 let counted = memory.admit(limits, &charge, windows);
                 if let (Ok(Ok(())), Some(record)) = (&counted, record) {
-                    records.record(record);
+                    records.record(&record);
                 }
                 counted
             }

@@ -3,7 +3,7 @@
 //! script inside the charge script; `shared_records.rs` runs the others.
 
 use super::key;
-use super::records::{RECORD_SLACK_SECONDS, TicketRecord};
+use super::records::{NewTicket, RECORD_SLACK_SECONDS};
 
 /// Records a ticket. Shared with the charge script (`ADMIT`), which calls it once the
 /// charge is counted: the record rides on the limits' round trip. ARGV from `a`: the
@@ -119,17 +119,17 @@ impl<'a> TenantKeys<'a> {
 
 /// The ARGV a record adds to a script: id, JSON, due, lifetime, object key (an empty
 /// id for none).
-pub(super) fn record_args(record: Option<&TicketRecord>, now: u64) -> Result<[String; 5], String> {
+pub(super) fn record_args(record: Option<&NewTicket<'_>>, now: u64) -> Result<[String; 5], String> {
     let Some(record) = record else {
         return Ok(Default::default());
     };
     let json = serde_json::to_string(record).map_err(|e| format!("record: {e}"))?;
     let ttl = record.due.saturating_sub(now) + RECORD_SLACK_SECONDS;
     Ok([
-        record.id.clone(),
+        record.id.to_string(),
         json,
         record.due.to_string(),
         ttl.to_string(),
-        record.key.clone(),
+        record.key.to_owned(),
     ])
 }

@@ -77,6 +77,86 @@ pub struct TicketRecord {
     pub due: u64,
 }
 
+/// A ticket to record, borrowed from the request that issued it: what [`TicketRecord`]
+/// holds, with nothing copied on the way (the ticket path pays only for what the backend
+/// keeps). Serialises as a [`TicketRecord`] does.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NewTicket<'a> {
+    /// The ticket's own id.
+    #[serde(serialize_with = "as_string")]
+    pub id: uuid::Uuid,
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The subject it is issued to.
+    pub subject: &'a str,
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// POST, PUT or multipart.
+    pub kind: TicketKind,
+    /// The smallest object the ticket allows.
+    pub min_size: u64,
+    /// The largest object the ticket allows.
+    pub max_size: u64,
+    /// Bytes counted against the tenant's day.
+    pub reserved: u64,
+    /// The UTC day they are counted in.
+    pub day: u64,
+    /// The declared content type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<&'a str>,
+    /// The declared checksum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumRef<'a>>,
+    /// The declared metadata.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: &'a BTreeMap<String, String>,
+    /// When the ticket expires, unix seconds.
+    pub expires_at: u64,
+    /// When the sweeper may look for its object.
+    pub due: u64,
+}
+
+/// A declared checksum, borrowed; serialises as a [`RecordedChecksum`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ChecksumRef<'a> {
+    /// Its algorithm.
+    pub algorithm: ChecksumAlgorithm,
+    /// Its base64 value.
+    pub value: &'a str,
+}
+
+fn as_string<S: serde::Serializer>(id: &uuid::Uuid, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
+}
+
+impl NewTicket<'_> {
+    /// The owned record.
+    pub fn to_record(&self) -> TicketRecord {
+        TicketRecord {
+            id: self.id.to_string(),
+            tenant: self.tenant.to_owned(),
+            subject: self.subject.to_owned(),
+            bucket: self.bucket.to_owned(),
+            key: self.key.to_owned(),
+            kind: self.kind,
+            min_size: self.min_size,
+            max_size: self.max_size,
+            reserved: self.reserved,
+            day: self.day,
+            content_type: self.content_type.map(str::to_owned),
+            checksum: self.checksum.map(|c| RecordedChecksum {
+                algorithm: c.algorithm,
+                value: c.value.to_owned(),
+            }),
+            metadata: self.metadata.clone(),
+            expires_at: self.expires_at,
+            due: self.due,
+        }
+    }
+}
+
 /// What finishing a key changes: which of its tickets are done, and the event to send.
 #[derive(Debug, Clone)]
 pub struct Finish<'a> {

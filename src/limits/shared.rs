@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::record_scripts::{RECORD_FUNCTION, RecordScripts, TenantKeys, record_args};
-use super::records::TicketRecord;
+use super::records::NewTicket;
 use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
 
 /// Checks a charge and counts it. KEYS: the subject's minute, the tenant's minute, the
@@ -143,7 +143,7 @@ impl RedisCounters {
         &self,
         limits: &Quotas,
         charge: &Charge<'_>,
-        record: Option<&TicketRecord>,
+        record: Option<&NewTicket<'_>>,
         w: Windows,
     ) -> Counted {
         let keys = charge_keys(&self.prefix, charge.tenant, charge.subject, w);
@@ -154,7 +154,7 @@ impl RedisCounters {
             invocation.key(key);
         }
         let tenant_keys = TenantKeys::new(&self.prefix, charge.tenant);
-        let object_key = record.map_or("", |r| r.key.as_str());
+        let object_key = record.map_or("", |r| r.key);
         invocation
             .key(tenant_keys.records(object_key))
             .key(tenant_keys.due());

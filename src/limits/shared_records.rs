@@ -7,7 +7,8 @@ use redis::aio::ConnectionManager;
 
 use super::record_scripts::{TenantKeys, record_args};
 use super::records::{
-    Backlog, DEAD_LETTERS_KEPT, EVENT_RETENTION_SECONDS, Finish, PendingEvent, TicketRecord,
+    Backlog, DEAD_LETTERS_KEPT, EVENT_RETENTION_SECONDS, Finish, NewTicket, PendingEvent,
+    TicketRecord,
 };
 use super::shared::RedisCounters;
 
@@ -22,10 +23,10 @@ impl RedisCounters {
         self.connection()
     }
 
-    pub(super) async fn record(&self, record: &TicketRecord, now: u64) -> Result<(), String> {
-        let keys = TenantKeys::new(self.prefix(), &record.tenant);
+    pub(super) async fn record(&self, record: &NewTicket<'_>, now: u64) -> Result<(), String> {
+        let keys = TenantKeys::new(self.prefix(), record.tenant);
         let mut invocation = self.records.record.prepare_invoke();
-        invocation.key(keys.records(&record.key)).key(keys.due());
+        invocation.key(keys.records(record.key)).key(keys.due());
         for arg in record_args(Some(record), now)? {
             invocation.arg(arg);
         }

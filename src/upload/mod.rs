@@ -36,7 +36,7 @@ use crate::auth::Caller;
 use crate::credentials::{CredentialsCache, LoadedCredentials};
 use crate::handle::HandleKey;
 use crate::limits::EventSettings;
-use crate::limits::records::{RecordedChecksum, TicketKind, TicketRecord};
+use crate::limits::records::{ChecksumRef, NewTicket, TicketKind};
 use crate::limits::{Charge, LimitError, Limits};
 use crate::policy::{ObjectPlan, PolicyError, TenantRules};
 use crate::store::{ObjectStore, StoreError};
@@ -168,7 +168,7 @@ pub fn usable_validity(
 pub async fn admit(
     deps: &Deps<'_>,
     who: &Actor,
-    record: TicketRecord,
+    record: NewTicket<'_>,
     upload: Option<(&str, SystemTime)>,
 ) -> Result<Arc<LoadedCredentials>, UploadError> {
     let credentials = credentials(deps, who.now)?;
@@ -187,33 +187,33 @@ pub async fn admit(
 
 /// The record of a ticket of `kind` for `object`, allowing `min..=max` bytes,
 /// reserving `reserved` of the day's and valid until `expires_at`.
-pub fn ticket_record(
+pub fn ticket_record<'a>(
     deps: &Deps<'_>,
-    who: &Actor,
+    who: &'a Actor,
     kind: TicketKind,
-    object: &ObjectPlan,
+    object: &'a ObjectPlan,
     (min_size, max_size): (u64, u64),
     reserved: u64,
     expires_at: SystemTime,
-) -> TicketRecord {
+) -> NewTicket<'a> {
     let expires_at = crate::clock::unix(expires_at);
-    TicketRecord {
-        id: new_uuid(),
-        tenant: who.rules().id.to_string(),
-        subject: who.caller.subject.clone(),
-        bucket: who.rules().bucket.to_string(),
-        key: object.key.to_string(),
+    NewTicket {
+        id: uuid::Uuid::new_v4(),
+        tenant: who.rules().id.as_str(),
+        subject: &who.caller.subject,
+        bucket: who.rules().bucket.as_str(),
+        key: object.key.as_str(),
         kind,
         min_size,
         max_size,
         reserved,
         day: crate::clock::unix(who.now) / 86_400,
-        content_type: object.content_type.clone(),
-        checksum: object.checksum.as_ref().map(|c| RecordedChecksum {
+        content_type: object.content_type.as_deref(),
+        checksum: object.checksum.as_ref().map(|c| ChecksumRef {
             algorithm: c.algorithm(),
-            value: c.value().to_owned(),
+            value: c.value(),
         }),
-        metadata: object.metadata.clone(),
+        metadata: &object.metadata,
         expires_at,
         due: expires_at + deps.events.grace_seconds,
     }

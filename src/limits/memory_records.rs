@@ -8,7 +8,7 @@
 //! the ticket rate.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::records::{
@@ -20,11 +20,12 @@ use super::records::{
 pub(super) const MAX_PENDING: usize = 1_000_000;
 
 /// What a ticket declared beyond its bounds: allocated only when there is something.
+/// Metadata as a slice of pairs: a `BTreeMap` node would take half a kilobyte.
 #[derive(Debug, Clone)]
 struct Declared {
     content_type: Option<Box<str>>,
     checksum: Option<RecordedChecksum>,
-    metadata: BTreeMap<String, String>,
+    metadata: Box<[(Box<str>, Box<str>)]>,
 }
 
 /// A pending ticket, compact.
@@ -54,7 +55,11 @@ impl Pending {
                     algorithm: c.algorithm,
                     value: c.value.to_owned(),
                 }),
-                metadata: ticket.metadata.clone(),
+                metadata: ticket
+                    .metadata
+                    .iter()
+                    .map(|(name, value)| (Box::from(name.as_str()), Box::from(value.as_str())))
+                    .collect(),
             })
         });
         Self {
@@ -71,13 +76,13 @@ impl Pending {
         }
     }
 
-    fn record(&self, tenant: &Tenant, key: &str) -> TicketRecord {
+    fn record(&self, tenant: &str, bucket: &str, key: &str) -> TicketRecord {
         let declared = self.declared.as_deref();
         TicketRecord {
             id: self.id.to_string(),
-            tenant: tenant.id.to_string(),
+            tenant: tenant.to_owned(),
             subject: self.subject.to_string(),
-            bucket: tenant.bucket.to_string(),
+            bucket: bucket.to_owned(),
             key: key.to_owned(),
             kind: self.kind,
             min_size: self.min_size,
@@ -86,7 +91,14 @@ impl Pending {
             day: u64::from(self.day),
             content_type: declared.and_then(|d| d.content_type.as_deref().map(str::to_owned)),
             checksum: declared.and_then(|d| d.checksum.clone()),
-            metadata: declared.map(|d| d.metadata.clone()).unwrap_or_default(),
+            metadata: declared
+                .map(|d| {
+                    d.metadata
+                        .iter()
+                        .map(|(name, value)| (name.to_string(), value.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             expires_at: self.expires_at,
             due: self.due,
         }
@@ -110,40 +122,76 @@ struct Tenant {
 
 impl Tenant {
     fn records(&self, key: &str, slot: &Slot) -> Vec<TicketRecord> {
-        slot.tickets.iter().map(|t| t.record(self, key)).collect()
+        let (id, bucket) = (&self.id, &self.bucket);
+        slot.tickets
+            .iter()
+            .map(|t| t.record(id, bucket, key))
+            .collect()
     }
 }
 
+/// A part of the pending keys (by the key's hash): a shard is locked, and grows, on its
+/// own, so tickets of other keys neither wait for it nor for its table to be resized.
 #[derive(Debug, Default)]
-struct State {
+struct Shard {
     tenants: HashMap<Box<str>, Tenant>,
-    /// Tickets kept, all tenants.
-    pending: usize,
+}
+
+/// Events, all tenants.
+#[derive(Debug, Default)]
+struct Events {
     /// By tenant: event id -> (next attempt, event).
     outbox: HashMap<String, BTreeMap<String, (u64, PendingEvent)>>,
     /// By tenant, newest first.
     dead: HashMap<String, VecDeque<PendingEvent>>,
 }
 
-/// Records and events behind one mutex.
-#[derive(Debug, Default)]
+/// How many shards the pending keys are split in.
+const SHARDS: usize = 16;
+
+/// Records and events in this process.
+#[derive(Debug)]
 pub struct MemoryRecords {
-    state: Mutex<State>,
+    shards: [Mutex<Shard>; SHARDS],
+    events: Mutex<Events>,
+    /// Tickets kept, all tenants.
+    pending: AtomicUsize,
     /// Whether the cap was hit (the log says so once per episode).
     full: AtomicBool,
 }
 
+impl Default for MemoryRecords {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::default()),
+            events: Mutex::default(),
+            pending: AtomicUsize::new(0),
+            full: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Every update is whole before a guard drops: a poisoned lock holds sound data.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl MemoryRecords {
-    fn state(&self) -> MutexGuard<'_, State> {
-        // Every update is whole before the guard drops: a poisoned lock holds sound data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The shard of `key` (FNV-1a: cheap, and only needs to spread keys).
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        lock(&self.shards[(hash % SHARDS as u64) as usize])
+    }
+
+    fn events(&self) -> MutexGuard<'_, Events> {
+        lock(&self.events)
     }
 
     pub(super) fn record(&self, ticket: &NewTicket<'_>) {
-        let pending = Pending::of(ticket);
-        let mut state = self.state();
-        if state.pending >= MAX_PENDING {
-            drop(state);
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             metrics::counter!("upload_tickets_records_skipped_total").increment(1);
             if !self.full.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -153,11 +201,14 @@ impl MemoryRecords {
             }
             return;
         }
-        self.full.store(false, Ordering::Relaxed);
-        state.pending += 1;
-        let tenant = match state.tenants.get_mut(ticket.tenant) {
+        if self.full.load(Ordering::Relaxed) {
+            self.full.store(false, Ordering::Relaxed);
+        }
+        let pending = Pending::of(ticket);
+        let mut shard = self.shard(ticket.key);
+        let tenant = match shard.tenants.get_mut(ticket.tenant) {
             Some(tenant) => tenant,
-            None => state
+            None => shard
                 .tenants
                 .entry(Box::from(ticket.tenant))
                 .or_insert_with(|| Tenant {
@@ -182,8 +233,8 @@ impl MemoryRecords {
     }
 
     pub(super) fn tickets_of(&self, tenant: &str, key: &str) -> Vec<TicketRecord> {
-        let state = self.state();
-        let Some(tenant) = state.tenants.get(tenant) else {
+        let shard = self.shard(key);
+        let Some(tenant) = shard.tenants.get(tenant) else {
             return Vec::new();
         };
         tenant
@@ -200,32 +251,37 @@ impl MemoryRecords {
         lease: u64,
         max: usize,
     ) -> Vec<Vec<TicketRecord>> {
-        let mut state = self.state();
-        let state = &mut *state;
-        let Some(tenant) = state.tenants.get_mut(tenant) else {
-            return Vec::new();
-        };
-        // A backstop, as Redis expires keys: records nobody finished in a day go.
-        let before: usize = tenant.slots.values().map(|s| s.tickets.len()).sum();
-        tenant
-            .slots
-            .retain(|_, slot| slot.due + RECORD_SLACK_SECONDS > now);
-        let after: usize = tenant.slots.values().map(|s| s.tickets.len()).sum();
-        state.pending -= before - after;
         let mut claimed = Vec::new();
-        for (key, slot) in &mut tenant.slots {
+        for shard in &self.shards {
             if claimed.len() >= max {
                 break;
             }
-            if slot.due <= now {
-                slot.due = now + lease;
-                claimed.push((key.clone(), slot.tickets.clone()));
+            let mut shard = lock(shard);
+            let Some(Tenant { id, bucket, slots }) = shard.tenants.get_mut(tenant) else {
+                continue;
+            };
+            // A backstop, as Redis expires keys: records nobody finished in a day go.
+            let mut dropped = 0;
+            slots.retain(|_, slot| {
+                let keep = slot.due + RECORD_SLACK_SECONDS > now;
+                if !keep {
+                    dropped += slot.tickets.len();
+                }
+                keep
+            });
+            self.pending.fetch_sub(dropped, Ordering::Relaxed);
+            for (key, slot) in slots.iter_mut() {
+                if claimed.len() >= max {
+                    break;
+                }
+                if slot.due <= now {
+                    slot.due = now + lease;
+                    let records = slot.tickets.iter().map(|t| t.record(id, bucket, key));
+                    claimed.push(records.collect());
+                }
             }
         }
         claimed
-            .into_iter()
-            .map(|(key, tickets)| tickets.iter().map(|t| t.record(tenant, &key)).collect())
-            .collect()
     }
 
     pub(super) fn finish(&self, finish: &Finish<'_>, grace: u64) -> bool {
@@ -237,35 +293,36 @@ impl MemoryRecords {
         if ids.len() != finish.tickets.len() {
             return false;
         }
-        let mut state = self.state();
-        let state = &mut *state;
-        let Some(tenant) = state.tenants.get_mut(finish.tenant) else {
-            return false;
-        };
-        let Some(slot) = tenant.slots.get_mut(finish.key) else {
-            return false;
-        };
-        if ids
-            .iter()
-            .any(|id| !slot.tickets.iter().any(|t| t.id == *id))
         {
-            return false;
-        }
-        slot.tickets.retain(|t| !ids.contains(&t.id));
-        state.pending -= ids.len();
-        if slot.tickets.is_empty() {
-            tenant.slots.remove(finish.key);
-        } else {
-            // The key's other tickets are looked at when the last of them is due.
-            slot.due = slot
-                .tickets
+            let mut shard = self.shard(finish.key);
+            let Some(tenant) = shard.tenants.get_mut(finish.tenant) else {
+                return false;
+            };
+            let Some(slot) = tenant.slots.get_mut(finish.key) else {
+                return false;
+            };
+            if ids
                 .iter()
-                .map(|t| t.expires_at + grace)
-                .max()
-                .unwrap_or(0);
+                .any(|id| !slot.tickets.iter().any(|t| t.id == *id))
+            {
+                return false;
+            }
+            slot.tickets.retain(|t| !ids.contains(&t.id));
+            self.pending.fetch_sub(ids.len(), Ordering::Relaxed);
+            if slot.tickets.is_empty() {
+                tenant.slots.remove(finish.key);
+            } else {
+                // The key's other tickets are looked at when the last of them is due.
+                slot.due = slot
+                    .tickets
+                    .iter()
+                    .map(|t| t.expires_at + grace)
+                    .max()
+                    .unwrap_or(0);
+            }
         }
         if let Some(event) = finish.event {
-            state
+            self.events()
                 .outbox
                 .entry(event.tenant.clone())
                 .or_default()
@@ -281,8 +338,8 @@ impl MemoryRecords {
         lease: u64,
         max: usize,
     ) -> Vec<PendingEvent> {
-        let mut state = self.state();
-        let Some(outbox) = state.outbox.get_mut(tenant) else {
+        let mut events = self.events();
+        let Some(outbox) = events.outbox.get_mut(tenant) else {
             return Vec::new();
         };
         let mut claimed = Vec::new();
@@ -299,30 +356,29 @@ impl MemoryRecords {
     }
 
     pub(super) fn delivered(&self, tenant: &str, id: &str) {
-        if let Some(outbox) = self.state().outbox.get_mut(tenant) {
+        if let Some(outbox) = self.events().outbox.get_mut(tenant) {
             outbox.remove(id);
         }
     }
 
     pub(super) fn retry(&self, event: &PendingEvent, at: u64) {
-        let mut state = self.state();
-        let outbox = state.outbox.entry(event.tenant.clone()).or_default();
+        let mut events = self.events();
+        let outbox = events.outbox.entry(event.tenant.clone()).or_default();
         outbox.insert(event.id.clone(), (at, event.clone()));
     }
 
     pub(super) fn dead_letter(&self, event: &PendingEvent) {
-        let mut state = self.state();
-        if let Some(outbox) = state.outbox.get_mut(&event.tenant) {
+        let mut events = self.events();
+        if let Some(outbox) = events.outbox.get_mut(&event.tenant) {
             outbox.remove(&event.id);
         }
-        let dead = state.dead.entry(event.tenant.clone()).or_default();
+        let dead = events.dead.entry(event.tenant.clone()).or_default();
         dead.push_front(event.clone());
         dead.truncate(DEAD_LETTERS_KEPT);
     }
 
     pub(super) fn dead_letters(&self, tenant: &str) -> Vec<PendingEvent> {
-        let state = self.state();
-        state
+        self.events()
             .dead
             .get(tenant)
             .map(|dead| dead.iter().cloned().collect())
@@ -330,13 +386,26 @@ impl MemoryRecords {
     }
 
     pub(super) fn backlog(&self, tenant: &str, now: u64) -> Backlog {
-        let state = self.state();
-        let slots = state.tenants.get(tenant).map(|t| &t.slots);
-        let oldest = slots.and_then(|slots| slots.values().map(|s| s.due).min());
+        let (mut pending_keys, mut oldest) = (0, None::<u64>);
+        for shard in &self.shards {
+            let shard = lock(shard);
+            if let Some(tenant) = shard.tenants.get(tenant) {
+                pending_keys += tenant.slots.len() as u64;
+                let first = tenant.slots.values().map(|s| s.due).min();
+                oldest = match (oldest, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
         Backlog {
-            pending_keys: slots.map_or(0, |slots| slots.len() as u64),
+            pending_keys,
             sweep_lag: oldest.map_or(0, |due| now.saturating_sub(due)),
-            events: state.outbox.get(tenant).map_or(0, |o| o.len() as u64),
+            events: self
+                .events()
+                .outbox
+                .get(tenant)
+                .map_or(0, |o| o.len() as u64),
         }
     }
 }
@@ -423,7 +492,7 @@ mod tests {
         assert_eq!(records.dead_letters("acme").len(), 1);
         assert!(records.claim_events("acme", 1000, 30, 10).is_empty());
         assert_eq!(records.backlog("acme", 100).pending_keys, 1);
-        assert_eq!(records.state().pending, 1);
+        assert_eq!(records.pending.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -19,69 +19,92 @@ use super::records::{
 /// The most tickets kept pending in process (about 200 MB).
 pub(super) const MAX_PENDING: usize = 1_000_000;
 
-/// What a ticket declared beyond its bounds: allocated only when there is something.
-/// Metadata as a slice of pairs: a `BTreeMap` node would take half a kilobyte.
-#[derive(Debug, Clone)]
-struct Declared {
-    content_type: Option<Box<str>>,
-    checksum: Option<RecordedChecksum>,
-    metadata: Box<[(Box<str>, Box<str>)]>,
-}
-
-/// A pending ticket, compact.
+/// A pending ticket, compact: its strings (the subject, the declared type and metadata)
+/// packed in one allocation, each as a little-endian `u32` length and its bytes.
 #[derive(Debug, Clone)]
 struct Pending {
     id: uuid::Uuid,
-    subject: Box<str>,
     kind: TicketKind,
+    has_type: bool,
+    day: u32,
     min_size: u64,
     max_size: u64,
     reserved: u64,
-    day: u32,
     expires_at: u64,
     due: u64,
-    declared: Option<Box<Declared>>,
+    /// The subject, the declared type if `has_type`, then metadata names and values.
+    strings: Box<[u8]>,
+    checksum: Option<Box<RecordedChecksum>>,
+}
+
+/// `parts`, each as its length (`u32`, little-endian) and its bytes.
+fn pack<'a>(parts: impl Iterator<Item = &'a str> + Clone) -> Box<[u8]> {
+    let mut packed = Vec::with_capacity(parts.clone().map(|p| 4 + p.len()).sum());
+    for part in parts {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        packed.extend_from_slice(&len.to_le_bytes());
+        packed.extend_from_slice(&part.as_bytes()[..len as usize]);
+    }
+    packed.into_boxed_slice()
+}
+
+/// The parts [`pack`] packed (an ill-formed rest is dropped: there is none).
+fn unpack(mut packed: &[u8]) -> Vec<String> {
+    let mut parts = Vec::new();
+    while let Some((len, rest)) = packed.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let Some((part, rest)) = rest.split_at_checked(len) else {
+            break;
+        };
+        parts.push(String::from_utf8_lossy(part).into_owned());
+        packed = rest;
+    }
+    parts
 }
 
 impl Pending {
     fn of(ticket: &NewTicket<'_>) -> Self {
-        let declared = (ticket.content_type.is_some()
-            || ticket.checksum.is_some()
-            || !ticket.metadata.is_empty())
-        .then(|| {
-            Box::new(Declared {
-                content_type: ticket.content_type.map(Box::from),
-                checksum: ticket.checksum.map(|c| RecordedChecksum {
-                    algorithm: c.algorithm,
-                    value: c.value.to_owned(),
-                }),
-                metadata: ticket
-                    .metadata
-                    .iter()
-                    .map(|(name, value)| (Box::from(name.as_str()), Box::from(value.as_str())))
-                    .collect(),
-            })
-        });
+        let metadata = ticket
+            .metadata
+            .iter()
+            .flat_map(|(name, value)| [name.as_str(), value.as_str()]);
+        let strings = pack(
+            std::iter::once(ticket.subject)
+                .chain(ticket.content_type)
+                .chain(metadata),
+        );
         Self {
             id: ticket.id,
-            subject: Box::from(ticket.subject),
             kind: ticket.kind,
+            has_type: ticket.content_type.is_some(),
+            day: u32::try_from(ticket.day).unwrap_or(u32::MAX),
             min_size: ticket.min_size,
             max_size: ticket.max_size,
             reserved: ticket.reserved,
-            day: u32::try_from(ticket.day).unwrap_or(u32::MAX),
             expires_at: ticket.expires_at,
             due: ticket.due,
-            declared,
+            strings,
+            checksum: ticket.checksum.map(|c| {
+                Box::new(RecordedChecksum {
+                    algorithm: c.algorithm,
+                    value: c.value.to_owned(),
+                })
+            }),
         }
     }
 
     fn record(&self, tenant: &str, bucket: &str, key: &str) -> TicketRecord {
-        let declared = self.declared.as_deref();
+        let mut strings = unpack(&self.strings).into_iter();
+        let subject = strings.next().unwrap_or_default();
+        let content_type = if self.has_type { strings.next() } else { None };
+        let mut metadata = BTreeMap::new();
+        while let (Some(name), Some(value)) = (strings.next(), strings.next()) {
+            metadata.insert(name, value);
+        }
         TicketRecord {
             id: self.id.to_string(),
             tenant: tenant.to_owned(),
-            subject: self.subject.to_string(),
+            subject,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             kind: self.kind,
@@ -89,27 +112,48 @@ impl Pending {
             max_size: self.max_size,
             reserved: self.reserved,
             day: u64::from(self.day),
-            content_type: declared.and_then(|d| d.content_type.as_deref().map(str::to_owned)),
-            checksum: declared.and_then(|d| d.checksum.clone()),
-            metadata: declared
-                .map(|d| {
-                    d.metadata
-                        .iter()
-                        .map(|(name, value)| (name.to_string(), value.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            content_type,
+            checksum: self.checksum.as_deref().cloned(),
+            metadata,
             expires_at: self.expires_at,
             due: self.due,
         }
     }
 }
 
-/// The tickets of one key, and when the sweeper may look at it next.
+/// The tickets of one key, and when the sweeper may look at it next. The first ticket
+/// is kept inline (a key has one ticket but for templates without `{uuid}`).
 #[derive(Debug)]
 struct Slot {
     due: u64,
-    tickets: Vec<Pending>,
+    first: Pending,
+    more: Vec<Pending>,
+}
+
+impl Slot {
+    fn tickets(&self) -> impl Iterator<Item = &Pending> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Drops the tickets `ids` names; `None` when none is left.
+    fn without(self, ids: &[uuid::Uuid]) -> Option<Self> {
+        let mut left = self
+            .tickets()
+            .filter(|t| !ids.contains(&t.id))
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter();
+        let first = left.next()?;
+        Some(Self {
+            due: self.due,
+            first,
+            more: left.collect(),
+        })
+    }
 }
 
 /// One tenant's pending keys.
@@ -123,10 +167,7 @@ struct Tenant {
 impl Tenant {
     fn records(&self, key: &str, slot: &Slot) -> Vec<TicketRecord> {
         let (id, bucket) = (&self.id, &self.bucket);
-        slot.tickets
-            .iter()
-            .map(|t| t.record(id, bucket, key))
-            .collect()
+        slot.tickets().map(|t| t.record(id, bucket, key)).collect()
     }
 }
 
@@ -220,12 +261,13 @@ impl MemoryRecords {
         match tenant.slots.get_mut(ticket.key) {
             Some(slot) => {
                 slot.due = slot.due.max(ticket.due);
-                slot.tickets.push(pending);
+                slot.more.push(pending);
             }
             None => {
                 let slot = Slot {
                     due: ticket.due,
-                    tickets: vec![pending],
+                    first: pending,
+                    more: Vec::new(),
                 };
                 tenant.slots.insert(Box::from(ticket.key), slot);
             }
@@ -265,7 +307,7 @@ impl MemoryRecords {
             slots.retain(|_, slot| {
                 let keep = slot.due + RECORD_SLACK_SECONDS > now;
                 if !keep {
-                    dropped += slot.tickets.len();
+                    dropped += slot.len();
                 }
                 keep
             });
@@ -276,7 +318,7 @@ impl MemoryRecords {
                 }
                 if slot.due <= now {
                     slot.due = now + lease;
-                    let records = slot.tickets.iter().map(|t| t.record(id, bucket, key));
+                    let records = slot.tickets().map(|t| t.record(id, bucket, key));
                     claimed.push(records.collect());
                 }
             }
@@ -298,27 +340,24 @@ impl MemoryRecords {
             let Some(tenant) = shard.tenants.get_mut(finish.tenant) else {
                 return false;
             };
-            let Some(slot) = tenant.slots.get_mut(finish.key) else {
+            let Some(slot) = tenant.slots.get(finish.key) else {
                 return false;
             };
-            if ids
-                .iter()
-                .any(|id| !slot.tickets.iter().any(|t| t.id == *id))
-            {
+            if ids.iter().any(|id| !slot.tickets().any(|t| t.id == *id)) {
                 return false;
             }
-            slot.tickets.retain(|t| !ids.contains(&t.id));
             self.pending.fetch_sub(ids.len(), Ordering::Relaxed);
-            if slot.tickets.is_empty() {
-                tenant.slots.remove(finish.key);
-            } else {
+            let Some(slot) = tenant.slots.remove(finish.key) else {
+                return false;
+            };
+            if let Some(mut left) = slot.without(&ids) {
                 // The key's other tickets are looked at when the last of them is due.
-                slot.due = slot
-                    .tickets
-                    .iter()
+                left.due = left
+                    .tickets()
                     .map(|t| t.expires_at + grace)
                     .max()
                     .unwrap_or(0);
+                tenant.slots.insert(Box::from(finish.key), left);
             }
         }
         if let Some(event) = finish.event {
@@ -509,6 +548,12 @@ mod tests {
             1,
             "due at 80 + 5"
         );
+    }
+
+    #[test]
+    fn packed_strings_come_back_whole() {
+        let parts = ["", "ü\0x", "user-42", &"k".repeat(300)];
+        assert_eq!(unpack(&pack(parts.iter().copied())), parts);
     }
 
     #[test]

@@ -19,8 +19,17 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
 }
 
 impl RedisCounters {
-    fn conn(&self) -> Result<ConnectionManager, String> {
-        self.connection()
+    /// Claims up to `max` members of the sorted set `zset` scored at or before `now`,
+    /// for `lease` seconds (`CLAIM_DUE`): the due keys, or the events due an attempt.
+    async fn claim(
+        &self,
+        connection: &mut ConnectionManager,
+        zset: &str,
+        (now, lease, max): (u64, u64, usize),
+    ) -> Result<Vec<String>, String> {
+        let mut invocation = self.records.claim.prepare_invoke();
+        invocation.key(zset).arg(now).arg(lease).arg(max);
+        self.bounded(invocation.invoke_async(connection)).await
     }
 
     pub(super) async fn record(&self, record: &NewTicket<'_>, now: u64) -> Result<(), String> {
@@ -30,7 +39,7 @@ impl RedisCounters {
         for arg in record_args(Some(record), now)? {
             invocation.arg(arg);
         }
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         self.bounded(invocation.invoke_async::<i64>(&mut connection))
             .await
             .map(drop)
@@ -42,7 +51,7 @@ impl RedisCounters {
         key: &str,
     ) -> Result<Vec<TicketRecord>, String> {
         let keys = TenantKeys::new(self.prefix(), tenant);
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         let values: Vec<String> = self
             .bounded(
                 redis::cmd("HVALS")
@@ -61,11 +70,9 @@ impl RedisCounters {
         max: usize,
     ) -> Result<Vec<Vec<TicketRecord>>, String> {
         let keys = TenantKeys::new(self.prefix(), tenant);
-        let mut connection = self.conn()?;
-        let mut invocation = self.records.claim.prepare_invoke();
-        invocation.key(keys.due()).arg(now).arg(lease).arg(max);
-        let claimed: Vec<String> = self
-            .bounded(invocation.invoke_async(&mut connection))
+        let mut connection = self.connection()?;
+        let claimed = self
+            .claim(&mut connection, &keys.due(), (now, lease, max))
             .await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
@@ -125,7 +132,7 @@ impl RedisCounters {
         for delta in adjustments.values() {
             invocation.arg(*delta);
         }
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         let done: i64 = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
@@ -140,11 +147,9 @@ impl RedisCounters {
         max: usize,
     ) -> Result<Vec<PendingEvent>, String> {
         let keys = TenantKeys::new(self.prefix(), tenant);
-        let mut connection = self.conn()?;
-        let mut invocation = self.records.claim.prepare_invoke();
-        invocation.key(keys.outbox()).arg(now).arg(lease).arg(max);
-        let ids: Vec<String> = self
-            .bounded(invocation.invoke_async(&mut connection))
+        let mut connection = self.connection()?;
+        let ids = self
+            .claim(&mut connection, &keys.outbox(), (now, lease, max))
             .await?;
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -179,7 +184,7 @@ impl RedisCounters {
 
     pub(super) async fn delivered(&self, tenant: &str, id: &str) -> Result<(), String> {
         let keys = TenantKeys::new(self.prefix(), tenant);
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         self.bounded(
             redis::pipe()
                 .atomic()
@@ -198,7 +203,7 @@ impl RedisCounters {
     pub(super) async fn retry(&self, event: &PendingEvent, at: u64) -> Result<(), String> {
         let keys = TenantKeys::new(self.prefix(), &event.tenant);
         let json = serde_json::to_string(event).map_err(|e| format!("event: {e}"))?;
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         self.bounded(
             redis::pipe()
                 .atomic()
@@ -221,7 +226,7 @@ impl RedisCounters {
     pub(super) async fn dead_letter(&self, event: &PendingEvent) -> Result<(), String> {
         let keys = TenantKeys::new(self.prefix(), &event.tenant);
         let json = serde_json::to_string(event).map_err(|e| format!("event: {e}"))?;
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         self.bounded(
             redis::pipe()
                 .atomic()
@@ -252,7 +257,7 @@ impl RedisCounters {
 
     pub(super) async fn dead_letters(&self, tenant: &str) -> Result<Vec<PendingEvent>, String> {
         let keys = TenantKeys::new(self.prefix(), tenant);
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         let values: Vec<String> = self
             .bounded(
                 redis::cmd("LRANGE")
@@ -267,7 +272,7 @@ impl RedisCounters {
 
     pub(super) async fn backlog(&self, tenant: &str, now: u64) -> Result<Backlog, String> {
         let keys = TenantKeys::new(self.prefix(), tenant);
-        let mut connection = self.conn()?;
+        let mut connection = self.connection()?;
         let (pending, oldest, events): (u64, Vec<(String, f64)>, u64) = self
             .bounded(
                 redis::pipe()

@@ -1,13 +1,15 @@
 //! Single-request tickets: a POST form or a PUT URL, as the tenant's rules make it of a
 //! request, counted against the tenant's limits and signed.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use s3_presigned_post::{ObjectKey, PresignedPost, PresignedUrl};
+use s3_presigned_post::{ObjectKey, PresignedPost, PresignedUrl, Validity};
 
 use super::{Actor, Deps, UploadError, admit, new_uuid, ticket_record, usable_validity};
+use crate::credentials::LoadedCredentials;
 use crate::limits::records::TicketKind;
-use crate::policy::{self, PutPlan, UploadMethod, UploadRequest};
+use crate::policy::{self, ObjectPlan, PutPlan, UploadMethod, UploadRequest};
 
 /// A signed POST form and what it allows.
 #[derive(Debug)]
@@ -82,17 +84,8 @@ pub async fn post(
 ) -> Result<PostTicket, UploadError> {
     let subject = &who.caller.subject;
     let mut plan = policy::plan(who.rules(), subject, request, who.now, &new_uuid())?;
-    let object = &plan.object;
-    let record = ticket_record(
-        deps,
-        who,
-        TicketKind::Post,
-        object,
-        (object.min_size, object.max_size),
-        object.max_size,
-        who.now + plan.request.validity().get(),
-    );
-    let credentials = admit(deps, who, record, None).await?;
+    let wanted = plan.request.validity();
+    let credentials = admit_single(deps, who, TicketKind::Post, &plan.object, wanted).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
     let post = deps
@@ -105,6 +98,21 @@ pub async fn post(
         min_size: plan.object.min_size,
         max_size: plan.object.max_size,
     })
+}
+
+/// Counts and records a single-request ticket for `object`, valid at most `wanted`: its
+/// bounds are the object's, its reservation the most it may upload.
+async fn admit_single(
+    deps: &Deps<'_>,
+    who: &Actor,
+    kind: TicketKind,
+    object: &ObjectPlan,
+    wanted: Validity,
+) -> Result<Arc<LoadedCredentials>, UploadError> {
+    let bounds = (object.min_size, object.max_size);
+    let expires_at = who.now + wanted.get();
+    let record = ticket_record(deps, who, kind, object, bounds, object.max_size, expires_at);
+    admit(deps, who, record, None).await
 }
 
 /// The PUT ticket the tenant's rules make of `request`, not yet counted nor signed (a
@@ -126,17 +134,8 @@ pub async fn put(
     who: &Actor,
     mut plan: PutPlan,
 ) -> Result<PutTicket, UploadError> {
-    let object = &plan.object;
-    let record = ticket_record(
-        deps,
-        who,
-        TicketKind::Put,
-        object,
-        (object.min_size, object.max_size),
-        object.max_size,
-        who.now + plan.request.validity().get(),
-    );
-    let credentials = admit(deps, who, record, None).await?;
+    let wanted = plan.request.validity();
+    let credentials = admit_single(deps, who, TicketKind::Put, &plan.object, wanted).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
     let signed = deps

@@ -8,6 +8,9 @@
 
 ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+# make: jemalloc's build (the binary's allocator) runs it.
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --version 0.1.73 --locked
 WORKDIR /app
 
@@ -19,9 +22,9 @@ FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
 # The service without the dev store (`upload-tickets dev` embeds one; production signs
 # for a store someone else runs): no s3s, no s3s-fs in the image.
-RUN cargo chef cook --release --no-default-features --features service --recipe-path recipe.json --bin upload-tickets
+RUN cargo chef cook --release --no-default-features --features service,jemalloc --recipe-path recipe.json --bin upload-tickets
 COPY . .
-RUN cargo build --release --no-default-features --features service --bin upload-tickets \
+RUN cargo build --release --no-default-features --features service,jemalloc --bin upload-tickets \
     && install -D -m 0755 target/release/upload-tickets /out/upload-tickets
 
 # glibc and CA certificates, no shell, no package manager; runs as uid 65532.

@@ -5,6 +5,12 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use upload_tickets::cli::{Cli, run};
 
+/// jemalloc: the upload records live for minutes among each request's short-lived
+/// allocations, which fragments glibc's heap and slows every ticket (`bench/RESULTS.md`).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Requests, start-up and background work share one runtime, sized before anything

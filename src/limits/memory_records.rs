@@ -1,26 +1,30 @@
 //! Records and events in this process: what Redis holds for many replicas, for one.
 //! The same steps as the Redis scripts, each under one lock.
 //!
-//! A pending ticket is kept compact (about 200 bytes with its key): what the tenant and
-//! the bucket are is said once per tenant, its id is 16 bytes, what it declared is
-//! allocated only when it declared something. At most [`MAX_PENDING`] tickets are kept;
-//! past that new ones go unrecorded (counted and logged): memory stays bounded whatever
-//! the ticket rate.
+//! A pending ticket is kept compact (300 to 450 bytes with its key and its share of the
+//! table, by the allocator): one allocation holds its strings, the key among them (the
+//! table finds a key by its hash and compares the packed bytes, so the key is not kept
+//! twice); what the tenant and the bucket are is said once per tenant; its id is 16
+//! bytes. At most [`MAX_PENDING`] tickets are kept; past that new ones go unrecorded
+//! (counted and logged): memory stays bounded whatever the ticket rate.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::records::{
     Backlog, DEAD_LETTERS_KEPT, Finish, NewTicket, PendingEvent, RECORD_SLACK_SECONDS,
     RecordedChecksum, TicketKind, TicketRecord,
 };
 
-/// The most tickets kept pending in process (about 200 MB).
+/// The most tickets kept pending in process (about 400 MB).
 pub(super) const MAX_PENDING: usize = 1_000_000;
 
-/// A pending ticket, compact: its strings (the subject, the declared type and metadata)
-/// packed in one allocation, each as a little-endian `u32` length and its bytes.
+/// A pending ticket, compact: its strings (its key, the subject, the declared type and
+/// metadata) packed in one allocation, each as a little-endian `u32` length and its bytes.
 #[derive(Debug, Clone)]
 struct Pending {
     id: uuid::Uuid,
@@ -32,7 +36,8 @@ struct Pending {
     reserved: u64,
     expires_at: u64,
     due: u64,
-    /// The subject, the declared type if `has_type`, then metadata names and values.
+    /// The key, the subject, the declared type if `has_type`, then metadata names and
+    /// values.
     strings: Box<[u8]>,
     checksum: Option<Box<RecordedChecksum>>,
 }
@@ -48,14 +53,20 @@ fn pack<'a>(parts: impl Iterator<Item = &'a str> + Clone) -> Box<[u8]> {
     packed.into_boxed_slice()
 }
 
-/// The parts [`pack`] packed (an ill-formed rest is dropped: there is none).
+/// The first part [`pack`] packed and the rest (empty for an ill-formed rest: there is
+/// none).
+fn first_part(packed: &[u8]) -> (&[u8], &[u8]) {
+    packed
+        .split_first_chunk::<4>()
+        .and_then(|(len, rest)| rest.split_at_checked(u32::from_le_bytes(*len) as usize))
+        .unwrap_or_default()
+}
+
+/// The parts [`pack`] packed.
 fn unpack(mut packed: &[u8]) -> Vec<String> {
     let mut parts = Vec::new();
-    while let Some((len, rest)) = packed.split_first_chunk::<4>() {
-        let len = u32::from_le_bytes(*len) as usize;
-        let Some((part, rest)) = rest.split_at_checked(len) else {
-            break;
-        };
+    while !packed.is_empty() {
+        let (part, rest) = first_part(packed);
         parts.push(String::from_utf8_lossy(part).into_owned());
         packed = rest;
     }
@@ -69,7 +80,8 @@ impl Pending {
             .iter()
             .flat_map(|(name, value)| [name.as_str(), value.as_str()]);
         let strings = pack(
-            std::iter::once(ticket.subject)
+            [ticket.key, ticket.subject]
+                .into_iter()
                 .chain(ticket.content_type)
                 .chain(metadata),
         );
@@ -93,8 +105,14 @@ impl Pending {
         }
     }
 
-    fn record(&self, tenant: &str, bucket: &str, key: &str) -> TicketRecord {
+    /// The key's bytes, as packed.
+    fn key(&self) -> &[u8] {
+        first_part(&self.strings).0
+    }
+
+    fn record(&self, tenant: &str, bucket: &str) -> TicketRecord {
         let mut strings = unpack(&self.strings).into_iter();
+        let key = strings.next().unwrap_or_default();
         let subject = strings.next().unwrap_or_default();
         let content_type = if self.has_type { strings.next() } else { None };
         let mut metadata = BTreeMap::new();
@@ -106,7 +124,7 @@ impl Pending {
             tenant: tenant.to_owned(),
             subject,
             bucket: bucket.to_owned(),
-            key: key.to_owned(),
+            key,
             kind: self.kind,
             min_size: self.min_size,
             max_size: self.max_size,
@@ -125,6 +143,8 @@ impl Pending {
 /// is kept inline (a key has one ticket but for templates without `{uuid}`).
 #[derive(Debug)]
 struct Slot {
+    /// The key's hash: the table grows without reading every key again.
+    hash: u64,
     due: u64,
     first: Pending,
     more: Vec<Pending>,
@@ -149,9 +169,9 @@ impl Slot {
             .into_iter();
         let first = left.next()?;
         Some(Self {
-            due: self.due,
             first,
             more: left.collect(),
+            ..self
         })
     }
 }
@@ -161,21 +181,26 @@ impl Slot {
 struct Tenant {
     id: Box<str>,
     bucket: Box<str>,
-    slots: HashMap<Box<str>, Slot>,
+    slots: HashTable<Slot>,
 }
 
 impl Tenant {
-    fn records(&self, key: &str, slot: &Slot) -> Vec<TicketRecord> {
+    fn records(&self, slot: &Slot) -> Vec<TicketRecord> {
         let (id, bucket) = (&self.id, &self.bucket);
-        slot.tickets().map(|t| t.record(id, bucket, key)).collect()
+        slot.tickets().map(|t| t.record(id, bucket)).collect()
     }
+}
+
+/// `slot` holds the tickets of `key`.
+fn holds(key: &str) -> impl Fn(&Slot) -> bool + '_ {
+    move |slot| slot.first.key() == key.as_bytes()
 }
 
 /// A part of the pending keys (by the key's hash): a shard is locked, and grows, on its
 /// own, so tickets of other keys neither wait for it nor for its table to be resized.
 #[derive(Debug, Default)]
 struct Shard {
-    tenants: HashMap<Box<str>, Tenant>,
+    tenants: hashbrown::HashMap<Box<str>, Tenant>,
 }
 
 /// Events, all tenants.
@@ -199,6 +224,8 @@ pub struct MemoryRecords {
     pending: AtomicUsize,
     /// Whether the cap was hit (the log says so once per episode).
     full: AtomicBool,
+    /// Hashes keys, for the shard and the shard's table alike.
+    hasher: DefaultHashBuilder,
 }
 
 impl Default for MemoryRecords {
@@ -208,6 +235,7 @@ impl Default for MemoryRecords {
             events: Mutex::default(),
             pending: AtomicUsize::new(0),
             full: AtomicBool::new(false),
+            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -218,12 +246,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryRecords {
-    /// The shard of `key` (FNV-1a: cheap, and only needs to spread keys).
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        lock(&self.shards[(hash % SHARDS as u64) as usize])
+    /// The shard of `key`, and the key's hash in the shard's tables. The shard is chosen
+    /// by bits the tables do not use for a slot (they use the low bits and the top 7).
+    fn shard(&self, key: &str) -> (MutexGuard<'_, Shard>, u64) {
+        let hash = self.hasher.hash_one(key);
+        let shard = (hash >> 32) as usize % SHARDS;
+        (lock(&self.shards[shard]), hash)
     }
 
     fn events(&self) -> MutexGuard<'_, Events> {
@@ -246,7 +274,7 @@ impl MemoryRecords {
             self.full.store(false, Ordering::Relaxed);
         }
         let pending = Pending::of(ticket);
-        let mut shard = self.shard(ticket.key);
+        let (mut shard, hash) = self.shard(ticket.key);
         let tenant = match shard.tenants.get_mut(ticket.tenant) {
             Some(tenant) => tenant,
             None => shard
@@ -255,34 +283,35 @@ impl MemoryRecords {
                 .or_insert_with(|| Tenant {
                     id: Box::from(ticket.tenant),
                     bucket: Box::from(ticket.bucket),
-                    slots: HashMap::new(),
+                    slots: HashTable::new(),
                 }),
         };
-        match tenant.slots.get_mut(ticket.key) {
+        match tenant.slots.find_mut(hash, holds(ticket.key)) {
             Some(slot) => {
                 slot.due = slot.due.max(ticket.due);
                 slot.more.push(pending);
             }
             None => {
                 let slot = Slot {
+                    hash,
                     due: ticket.due,
                     first: pending,
                     more: Vec::new(),
                 };
-                tenant.slots.insert(Box::from(ticket.key), slot);
+                tenant.slots.insert_unique(hash, slot, |slot| slot.hash);
             }
         }
     }
 
     pub(super) fn tickets_of(&self, tenant: &str, key: &str) -> Vec<TicketRecord> {
-        let shard = self.shard(key);
+        let (shard, hash) = self.shard(key);
         let Some(tenant) = shard.tenants.get(tenant) else {
             return Vec::new();
         };
         tenant
             .slots
-            .get(key)
-            .map(|slot| tenant.records(key, slot))
+            .find(hash, holds(key))
+            .map(|slot| tenant.records(slot))
             .unwrap_or_default()
     }
 
@@ -304,7 +333,7 @@ impl MemoryRecords {
             };
             // A backstop, as Redis expires keys: records nobody finished in a day go.
             let mut dropped = 0;
-            slots.retain(|_, slot| {
+            slots.retain(|slot| {
                 let keep = slot.due + RECORD_SLACK_SECONDS > now;
                 if !keep {
                     dropped += slot.len();
@@ -312,13 +341,13 @@ impl MemoryRecords {
                 keep
             });
             self.pending.fetch_sub(dropped, Ordering::Relaxed);
-            for (key, slot) in slots.iter_mut() {
+            for slot in slots.iter_mut() {
                 if claimed.len() >= max {
                     break;
                 }
                 if slot.due <= now {
                     slot.due = now + lease;
-                    let records = slot.tickets().map(|t| t.record(id, bucket, key));
+                    let records = slot.tickets().map(|t| t.record(id, bucket));
                     claimed.push(records.collect());
                 }
             }
@@ -336,20 +365,19 @@ impl MemoryRecords {
             return false;
         }
         {
-            let mut shard = self.shard(finish.key);
+            let (mut shard, hash) = self.shard(finish.key);
             let Some(tenant) = shard.tenants.get_mut(finish.tenant) else {
                 return false;
             };
-            let Some(slot) = tenant.slots.get(finish.key) else {
+            let Ok(entry) = tenant.slots.find_entry(hash, holds(finish.key)) else {
                 return false;
             };
+            let slot = entry.get();
             if ids.iter().any(|id| !slot.tickets().any(|t| t.id == *id)) {
                 return false;
             }
             self.pending.fetch_sub(ids.len(), Ordering::Relaxed);
-            let Some(slot) = tenant.slots.remove(finish.key) else {
-                return false;
-            };
+            let (slot, _) = entry.remove();
             if let Some(mut left) = slot.without(&ids) {
                 // The key's other tickets are looked at when the last of them is due.
                 left.due = left
@@ -357,7 +385,7 @@ impl MemoryRecords {
                     .map(|t| t.expires_at + grace)
                     .max()
                     .unwrap_or(0);
-                tenant.slots.insert(Box::from(finish.key), left);
+                tenant.slots.insert_unique(hash, left, |slot| slot.hash);
             }
         }
         if let Some(event) = finish.event {
@@ -430,7 +458,7 @@ impl MemoryRecords {
             let shard = lock(shard);
             if let Some(tenant) = shard.tenants.get(tenant) {
                 pending_keys += tenant.slots.len() as u64;
-                let first = tenant.slots.values().map(|s| s.due).min();
+                let first = tenant.slots.iter().map(|s| s.due).min();
                 oldest = match (oldest, first) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -548,6 +576,30 @@ mod tests {
             1,
             "due at 80 + 5"
         );
+    }
+
+    #[test]
+    fn every_key_finds_its_own_tickets_as_the_tables_grow() {
+        let records = MemoryRecords::default();
+        // Keys that are prefixes of each other, and enough to grow every shard's table.
+        let keys: Vec<String> = (0..5000)
+            .map(|i| "k".repeat(1 + i % 7) + &i.to_string())
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            records.record(&ticket(i as u128, key, 50));
+        }
+        for (i, key) in keys.iter().enumerate().step_by(2) {
+            let tickets = records.tickets_of("acme", key);
+            assert_eq!(tickets, vec![ticket(i as u128, key, 50).to_record()]);
+            assert!(records.finish(&finish(&tickets, None), 0));
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(records.tickets_of("acme", key).len(), i % 2, "{key}");
+        }
+        assert!(records.tickets_of("acme", "k").is_empty());
+        assert!(records.tickets_of("other", &keys[1]).is_empty());
+        assert_eq!(records.pending.load(Ordering::Relaxed), 2500);
+        assert_eq!(records.backlog("acme", 0).pending_keys, 2500);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
 # make: jemalloc's build (the binary's allocator) runs it.
-RUN apt-get update && apt-get install -y --no-install-recommends make \
+RUN apt-get update && apt-get install -y --no-install-recommends make=4.3-4.1 \
     && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --version 0.1.73 --locked
 WORKDIR /app

@@ -44,6 +44,8 @@ pub mod credentials;
 #[cfg(feature = "dev-store")]
 pub mod devstore;
 #[cfg(feature = "service")]
+pub mod doctor;
+#[cfg(feature = "service")]
 pub mod events;
 #[cfg(feature = "service")]
 pub mod handle;

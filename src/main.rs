@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             println!("{output}");
             ExitCode::SUCCESS
         }
+        Err(upload_tickets::cli::CliError::Findings(output)) => {
+            println!("{output}");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprint!("error: {error}");
             let mut source = std::error::Error::source(&error);

@@ -153,6 +153,7 @@ async fn dev_store(
         secret_key: DEV_SECRET_KEY.to_owned(),
         buckets: buckets.clone(),
         origins: settings.server.cors_allowed_origins.clone(),
+        lax: devstore::Lax::default(),
     };
     let (store, text) = match devstore::start(options).await? {
         Started::Embedded(store) => {

@@ -1,6 +1,6 @@
 //! The `upload-tickets` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +12,7 @@ mod dev;
 mod receiver;
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG, Settings, Source};
-use crate::credentials::{CredentialSource, CredentialsError, DefaultChain};
+use crate::credentials::{CredentialSource, CredentialsCache, CredentialsError, DefaultChain};
 use crate::policy::template::Placeholder;
 use crate::startup::{Application, shutdown_signal};
 use crate::telemetry;
@@ -59,6 +59,21 @@ pub enum Command {
         /// The configuration file (then UPLOAD_TICKETS__SECTION__KEY overrides).
         #[arg(long, value_name = "PATH", default_value = "config/default.toml")]
         config: PathBuf,
+    },
+    /// Probe what each tenant's store enforces (POST policies, signed PUT headers, the
+    /// clock), with the service's own credentials, and say what to do about each gap.
+    /// Writes under upload-tickets-doctor/ in each bucket and removes it afterwards.
+    /// Exits non-zero when something a tenant's tickets depend on is not enforced.
+    Doctor {
+        /// The configuration file (then UPLOAD_TICKETS__SECTION__KEY overrides).
+        #[arg(long, value_name = "PATH", default_value = "config/default.toml")]
+        config: PathBuf,
+        /// Only this tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a presigned POST ({url, fields}) as JSON, like createPresignedPost.
     ///
@@ -168,6 +183,13 @@ pub enum CliError {
     /// The server could not bind or failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// `doctor` could not run.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
+    /// The command ran and found something wrong: its report, printed as its output
+    /// (the exit status says the rest).
+    #[error("{0}")]
+    Findings(String),
 }
 
 /// Runs the command and returns what it prints last.
@@ -210,6 +232,11 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
             serve(config, source).await
         }
         Command::Dev(args) => dev::dev(args).await,
+        Command::Doctor {
+            config,
+            tenant,
+            json,
+        } => doctor(&config, tenant.as_deref(), json).await,
         Command::Healthcheck { url } => healthcheck(&url).await,
     }
 }
@@ -219,6 +246,23 @@ async fn serve(config: Config, source: Arc<dyn CredentialSource>) -> Result<Stri
     tracing::info!(address = %app.local_addr()?, "upload-tickets is listening");
     app.run_until(shutdown_signal()).await?;
     Ok("stopped".to_owned())
+}
+
+async fn doctor(config: &Path, tenant: Option<&str>, json: bool) -> Result<String, CliError> {
+    let config = Config::from_settings(Settings::from_file(config)?)?;
+    let credentials = Arc::new(CredentialsCache::new(Arc::new(DefaultChain::new().await)));
+    let store = crate::store::s3::S3Store::new(&config.s3, Arc::clone(&credentials));
+    let report = crate::doctor::examine(&config, &credentials, &store, tenant).await?;
+    let output = if json {
+        serde_json::to_string_pretty(&report).map_err(|e| CliError::Usage(e.to_string()))?
+    } else {
+        report.to_text()
+    };
+    if report.failed() {
+        Err(CliError::Findings(output))
+    } else {
+        Ok(output)
+    }
 }
 
 async fn healthcheck(url: &str) -> Result<String, CliError> {

@@ -54,6 +54,41 @@ pub struct Options {
     pub buckets: Vec<String>,
     /// Origins the store answers CORS for (the demo page's, the front ends').
     pub origins: Vec<String>,
+    /// Checks switched off (a test hook that plays a lax store; none in `dev`). s3s
+    /// checks a form's policy again, so a form only the switched-off check refuses is
+    /// stored by the dev store itself.
+    pub lax: Lax,
+}
+
+/// Checks the dev store can be told to skip, each playing a store that does not enforce
+/// it: what `upload-tickets doctor` must catch. All off by default. (The signature is
+/// not among them: s3s checks it again.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lax {
+    /// Takes a form after its policy's expiration.
+    pub expiry: bool,
+    /// Takes a file outside `content-length-range`.
+    pub size: bool,
+    /// Takes fields that break an `eq` or `starts-with`.
+    pub conditions: bool,
+    /// Takes fields no condition names.
+    pub unnamed_fields: bool,
+    /// Takes `x-amz-*` headers a presigned URL did not sign (as s3s does alone).
+    pub unsigned_headers: bool,
+}
+
+impl Lax {
+    /// Whether `refusal` is one of the checks switched off.
+    fn excuses(&self, refusal: &s3_presigned_post::evaluate::Refusal) -> bool {
+        use s3_presigned_post::evaluate::Refusal;
+        match refusal {
+            Refusal::Expired(_) => self.expiry,
+            Refusal::SizeOutOfRange { .. } => self.size,
+            Refusal::ConditionFailed { .. } => self.conditions,
+            Refusal::UnlistedField(_) => self.unnamed_fields,
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Options {
@@ -204,6 +239,9 @@ async fn answers_like_s3(address: SocketAddr) -> bool {
 struct Gate {
     access_key: String,
     secret_key: String,
+    lax: Lax,
+    /// Where s3s-fs keeps objects (`bucket/key`): a lax store writes there itself.
+    data: PathBuf,
 }
 
 fn router(options: &Options, data: &Path) -> Result<axum::Router, DevStoreError> {
@@ -218,6 +256,8 @@ fn router(options: &Options, data: &Path) -> Result<axum::Router, DevStoreError>
     let gate = Arc::new(Gate {
         access_key: options.access_key.clone(),
         secret_key: options.secret_key.clone(),
+        lax: options.lax,
+        data: data.to_owned(),
     });
     let forward = move |request: Request| {
         let s3 = s3.clone();

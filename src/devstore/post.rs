@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 
 use super::checksums::{check_put_checksum, declared_header, mismatch};
 use super::{Gate, MAX_POST_BYTES};
@@ -24,6 +24,14 @@ pub(super) async fn check_post_policy(
     request: Request,
     next: Next,
 ) -> Response {
+    if let Some(header) = unsigned_header(&request).filter(|_| !gate.lax.unsigned_headers) {
+        tracing::info!(header, "dev store: presigned request refused");
+        return s3xml::error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("There were headers present in the request which were not signed: {header}"),
+        );
+    }
     if let Some(declared) = declared_header(&request) {
         return check_put_checksum(declared, request, next).await;
     }
@@ -46,6 +54,7 @@ pub(super) async fn check_post_policy(
         };
         match evaluate(&posted, secret_for, SystemTime::now()) {
             Ok(()) => Ok(MAX_POST_BYTES as u64),
+            Err(refusal) if gate.lax.excuses(&refusal) => Ok(MAX_POST_BYTES as u64),
             Err(Refusal::SizeOutOfRange { max, .. }) => Ok(max.min(MAX_POST_BYTES as u64)),
             Err(refusal) => Err(refusal),
         }
@@ -71,6 +80,11 @@ pub(super) async fn check_post_policy(
         size: form.size,
     };
     let verdict = evaluate(&posted, secret_for, SystemTime::now());
+    if let Err(refusal) = &verdict
+        && gate.lax.excuses(refusal)
+    {
+        return store_laxly(&gate, &bucket, &form.fields, bytes).await;
+    }
     if verdict.is_ok()
         && let Some(mismatch) = form.declared.and_then(|d| mismatch(&d, &form.file))
     {
@@ -93,6 +107,60 @@ pub(super) async fn check_post_policy(
             response
         }
         Err(refusal) => refused(&refusal),
+    }
+}
+
+/// An `x-amz-*` header of a presigned request (a signature in its query) that its
+/// `X-Amz-SignedHeaders` does not list. S3 refuses those: otherwise anything may ride on
+/// a ticket (`x-amz-copy-source` turns an upload into a copy, `x-amz-acl` makes it
+/// public), and s3s checks only the headers a request says it signed.
+fn unsigned_header(request: &Request) -> Option<String> {
+    let query = request.uri().query()?;
+    let signed = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "X-Amz-SignedHeaders")?
+        .1;
+    request
+        .headers()
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with("x-amz-"))
+        .find(|name| !signed.split(';').any(|s| s.eq_ignore_ascii_case(name)))
+        .map(str::to_owned)
+}
+
+/// What a lax store does with a form it should have refused: stores the file under the
+/// form's key (where s3s-fs keeps objects) and answers 204.
+async fn store_laxly(
+    gate: &Gate,
+    bucket: &str,
+    fields: &[(String, String)],
+    bytes: Bytes,
+) -> Response {
+    let key = fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("key"))
+        .map_or("", |(_, v)| v.as_str());
+    let relative = std::path::Path::new(bucket).join(key);
+    let safe = !key.is_empty()
+        && relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !safe {
+        return s3xml::error(StatusCode::BAD_REQUEST, "InvalidArgument", "no usable key");
+    }
+    let path = gate.data.join(relative);
+    let written = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
+        std::fs::write(&path, &bytes)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        _ => s3xml::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "the lax store could not write the file",
+        ),
     }
 }
 

@@ -19,9 +19,9 @@ const MIB: usize = 1024 * 1024;
 
 /// What each store does beyond verifying checksums (all three verify POST fields, PUT
 /// headers, part checksums and a full-object CRC at completion).
-struct Observed {
+pub(crate) struct Observed {
     /// A second PUT signed with `If-None-Match: *` is refused (412).
-    put_if_none_match: bool,
+    pub(crate) put_if_none_match: bool,
     /// `CompleteMultipartUpload` with `If-None-Match: *` over an object written since
     /// the upload started.
     complete_over_object: OverObject,
@@ -39,7 +39,7 @@ enum OverObject {
     UploadGone,
 }
 
-fn observed(kind: Kind) -> Observed {
+pub(crate) fn observed(kind: Kind) -> Observed {
     match kind {
         Kind::S3sFs => Observed {
             put_if_none_match: true,
@@ -276,6 +276,31 @@ async fn put_tickets_sign_checksums_and_cannot_be_replayed(s: &Setup, observed: 
         );
         assert!(!s.store.exists(BUCKET, bad["key"].as_str().unwrap()).await);
     }
+
+    // A ticket with headers it did not sign (`x-amz-acl: public-read`, an
+    // `x-amz-copy-source`) is refused by every store, and nothing is written: what
+    // `doctor`'s put.unsigned-* checks say of them.
+    let fresh = ticket(
+        &s.app,
+        "iput",
+        json!({"filename": "u.txt", "size": body.len()}),
+    )
+    .await;
+    let url = fresh["url"].as_str().unwrap();
+    for (name, value) in [
+        ("x-amz-acl", "public-read".to_owned()),
+        (
+            "x-amz-copy-source",
+            format!("/{BUCKET}/{}", fresh["key"].as_str().unwrap()),
+        ),
+    ] {
+        let mut headers = fresh["headers"].clone();
+        headers[name] = json!(value);
+        let response = put(url, &headers, body.clone()).await;
+        // 403 (s3s-fs, SeaweedFS) or 400 InvalidRequest (Garage).
+        assert!(response.status().is_client_error(), "{name}: {response:?}");
+    }
+    assert!(!s.store.exists(BUCKET, fresh["key"].as_str().unwrap()).await);
 
     // With prevent_overwrite = false a URL may be used again: every store takes it.
     let open = ticket(

@@ -10,6 +10,7 @@ mod companion;
 mod config;
 mod container;
 mod dev;
+mod doctor;
 mod e2e;
 mod events;
 mod events_shared;

@@ -231,6 +231,7 @@ impl Cluster {
             secret_key: SECRET_KEY.to_owned(),
             buckets: vec![BUCKET.to_owned()],
             origins: Vec::new(),
+            lax: Default::default(),
         })
         .await
         .expect("the store starts")

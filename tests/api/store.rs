@@ -76,7 +76,12 @@ pub struct Store {
 
 impl Store {
     pub async fn start(kind: Kind) -> Self {
-        Self::start_with(kind, None).await
+        Self::start_with(kind, None, Default::default()).await
+    }
+
+    /// The dev store with the POST checks `lax` names switched off: a lax store.
+    pub async fn start_lax(lax: upload_tickets::devstore::Lax) -> Self {
+        Self::start_with(Kind::Dev, None, lax).await
     }
 
     /// s3s-fs answering to the given key pair (a test that plays a deployment's).
@@ -87,10 +92,19 @@ impl Store {
             "only s3s-fs takes its keys from the test"
         );
         // Leaked: a few bytes once per test, so the store's keys stay `&'static`.
-        Self::start_with(kind, Some((access_key.leak(), secret_key.leak()))).await
+        Self::start_with(
+            kind,
+            Some((access_key.leak(), secret_key.leak())),
+            Default::default(),
+        )
+        .await
     }
 
-    async fn start_with(kind: Kind, keys: Option<(&'static str, &'static str)>) -> Self {
+    async fn start_with(
+        kind: Kind,
+        keys: Option<(&'static str, &'static str)>,
+        lax: upload_tickets::devstore::Lax,
+    ) -> Self {
         let name = format!("{kind:?}").to_lowercase();
         let dir =
             std::env::temp_dir().join(format!("upload-tickets-{name}-{}", uuid::Uuid::new_v4()));
@@ -99,7 +113,7 @@ impl Store {
             Kind::S3sFs => spawn_s3s(&dir, keys.unwrap_or((ACCESS_KEY, SECRET_KEY))),
             Kind::Garage => spawn_garage(&dir),
             Kind::SeaweedFs => spawn_seaweed(&dir),
-            Kind::Dev => start_dev_store(&dir).await,
+            Kind::Dev => start_dev_store(&dir, lax).await,
         };
         let endpoint = format!("http://127.0.0.1:{port}");
         let config = aws_sdk_s3::Config::builder()
@@ -215,7 +229,7 @@ impl Drop for Store {
 
 type Spawned = (u16, Running, &'static str, &'static str);
 
-async fn start_dev_store(dir: &std::path::Path) -> Spawned {
+async fn start_dev_store(dir: &std::path::Path, lax: upload_tickets::devstore::Lax) -> Spawned {
     use upload_tickets::devstore::{self, Started};
     let options = devstore::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -224,6 +238,7 @@ async fn start_dev_store(dir: &std::path::Path) -> Spawned {
         secret_key: SECRET_KEY.to_owned(),
         buckets: vec![BUCKET.to_owned()],
         origins: Vec::new(),
+        lax,
     };
     match devstore::start(options)
         .await

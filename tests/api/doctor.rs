@@ -1,0 +1,272 @@
+//! `upload-tickets doctor` against the real stores the suite starts: what it says each
+//! store enforces is what the end-to-end suites see the same store do (`e2e.rs`:
+//! forged, expired, oversized, other-key, other-type and unnamed-field forms are refused
+//! on every store; `integrity.rs`: PUTs of another length too; unsigned `x-amz-*`
+//! headers on a presigned PUT are refused by every one of them, the dev store since
+//! `doctor` found it took them), and a store made lax on purpose is caught check by
+//! check.
+
+use std::sync::Arc;
+
+use s3_presigned_post::Credentials;
+use upload_tickets::config::{Config, Settings, Source};
+use upload_tickets::credentials::{CredentialsCache, StaticSource};
+use upload_tickets::devstore::Lax;
+use upload_tickets::doctor::{Report, Verdict, examine};
+use upload_tickets::store::s3::S3Store;
+
+use crate::helpers::{SECRET, SECRET_ENV, base_config};
+use crate::store::{BUCKET, Kind, Store, on_every_store};
+
+/// Two tenants on the store's bucket: one with POST tickets, one with PUT tickets.
+fn config_for(store: &Store) -> String {
+    let tenants = base_config()
+        .split("[tenants.acme]")
+        .next()
+        .unwrap_or_default()
+        .replace("http://127.0.0.1:9000", &store.endpoint);
+    format!(
+        "{tenants}
+[tenants.posts]
+bucket = \"{BUCKET}\"
+max_size = 1048576
+
+[tenants.puts]
+bucket = \"{BUCKET}\"
+max_size = 1048576
+upload_method = \"put\"
+"
+    )
+}
+
+async fn doctor(store: &Store, tenant: Option<&str>) -> Report {
+    let settings = Settings::load(&Source::Text(config_for(store))).expect("settings load");
+    let config = Config::from_settings_with_env(settings, &|name| {
+        (name == SECRET_ENV).then(|| SECRET.to_owned())
+    })
+    .expect("settings are valid");
+    let credentials = Arc::new(CredentialsCache::new(Arc::new(StaticSource(
+        Credentials::new(store.access_key, store.secret_key, None).expect("test keys"),
+    ))));
+    let s3 = S3Store::new(&config.s3, Arc::clone(&credentials));
+    examine(&config, &credentials, &s3, tenant)
+        .await
+        .expect("doctor runs")
+}
+
+/// The verdict of `check` for `tenant`.
+fn verdict(report: &Report, tenant: &str, check: &str) -> Verdict {
+    let tenant = report
+        .tenants
+        .iter()
+        .find(|t| t.tenant == tenant)
+        .expect("tenant reported");
+    tenant
+        .findings
+        .iter()
+        .find(|f| f.check == check)
+        .unwrap_or_else(|| panic!("no check {check} in {report:#?}"))
+        .verdict
+}
+
+const POST_CHECKS: [&str; 7] = [
+    "post.accepted",
+    "post.signature",
+    "post.expiry",
+    "post.content-length-range",
+    "post.eq",
+    "post.starts-with",
+    "post.unnamed-field",
+];
+
+on_every_store!(what_the_store_enforces_is_what_the_suites_see);
+
+async fn what_the_store_enforces_is_what_the_suites_see(kind: Kind) {
+    let store = Store::start(kind).await;
+    let report = doctor(&store, None).await;
+    let text = report.to_text();
+    for tenant in ["posts", "puts"] {
+        for check in [
+            "credentials",
+            "bucket",
+            "clock",
+            "put.accepted",
+            "put.content-length",
+            "put.unsigned-header",
+            "put.unsigned-copy-source",
+            "cleanup",
+        ]
+        .into_iter()
+        .chain(POST_CHECKS)
+        {
+            assert_eq!(
+                verdict(&report, tenant, check),
+                Verdict::Pass,
+                "{check} on {kind:?}:\n{text}"
+            );
+        }
+    }
+    // Nothing of the probes is left in the bucket.
+    let left = store
+        .client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(upload_tickets::doctor::PROBE_PREFIX)
+        .send()
+        .await
+        .expect("listed");
+    assert_eq!(left.key_count(), Some(0), "{text}");
+    // If-None-Match: * as the integrity suite sees it (the dev store answers 412).
+    let honoured = kind == Kind::Dev || crate::integrity::observed(kind).put_if_none_match;
+    let expected = if honoured {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    for tenant in ["posts", "puts"] {
+        assert_eq!(
+            verdict(&report, tenant, "put.if-none-match"),
+            expected,
+            "{kind:?}:\n{text}"
+        );
+    }
+    // Both tenants keep prevent_overwrite on: a store that ignores it fails the run.
+    assert_eq!(report.failed(), !honoured, "{text}");
+}
+
+#[tokio::test]
+async fn a_lax_store_is_caught_check_by_check() {
+    let off = |switch: fn(&mut Lax)| {
+        let mut lax = Lax::default();
+        switch(&mut lax);
+        lax
+    };
+    let switched_off: [(&str, Lax); 5] = [
+        ("post.expiry", off(|l| l.expiry = true)),
+        ("post.content-length-range", off(|l| l.size = true)),
+        ("post.eq", off(|l| l.conditions = true)),
+        ("post.unnamed-field", off(|l| l.unnamed_fields = true)),
+        ("put.unsigned-header", off(|l| l.unsigned_headers = true)),
+    ];
+    for (check, lax) in switched_off {
+        let store = Store::start_lax(lax).await;
+        let report = doctor(&store, Some("posts")).await;
+        let text = report.to_text();
+        for other in POST_CHECKS
+            .into_iter()
+            .chain(["put.unsigned-header", "put.unsigned-copy-source"])
+        {
+            let caught = other == check || (check == "post.eq" && other == "post.starts-with");
+            let expected = if caught { Verdict::Fail } else { Verdict::Pass };
+            assert_eq!(
+                verdict(&report, "posts", other),
+                expected,
+                "{other} with {lax:?}:\n{text}"
+            );
+        }
+        assert!(text.contains("FAIL"), "{text}");
+        assert!(report.failed());
+    }
+}
+
+/// `upload-tickets doctor ARGS` with a clean environment plus `env`: its exit status,
+/// stdout and stderr. Awaited, not blocked on: the dev store answers on this runtime.
+async fn run(args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+        .arg("doctor")
+        .args(args)
+        .env_clear()
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(SECRET_ENV, SECRET)
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("the binary runs");
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (output.status, text(output.stdout), text(output.stderr))
+}
+
+#[tokio::test]
+async fn the_command_prints_a_table_or_json_and_fails_on_a_gap() {
+    let store = Store::start(Kind::S3sFs).await;
+    let config = std::env::temp_dir().join(format!("doctor-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&config, config_for(&store)).unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", store.access_key),
+        ("AWS_SECRET_ACCESS_KEY", store.secret_key),
+    ];
+    let (status, stdout, stderr) = run(&["--config", &path, "--json"], &keys).await;
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stderr);
+    assert!(status.success(), "{stdout}");
+    assert_eq!(report["tenants"].as_array().map(Vec::len), Some(2));
+    let (status, stdout, _) = run(&["--config", &path, "--tenant", "puts"], &keys).await;
+    assert!(status.success(), "{stdout}");
+    assert!(
+        stdout.contains("tenant puts") && !stdout.contains("tenant posts"),
+        "{stdout}"
+    );
+    let (status, _, stderr) = run(&["--config", &path, "--tenant", "nobody"], &keys).await;
+    assert!(!status.success());
+    assert!(stderr.contains("no tenant \"nobody\""), "{stderr}");
+    drop(store);
+
+    // A store that does not enforce a check the tenant needs: the table says FAIL and
+    // the fix, and the command fails.
+    let lax = Store::start_lax(Lax {
+        size: true,
+        ..Lax::default()
+    })
+    .await;
+    std::fs::write(&config, config_for(&lax)).unwrap();
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", lax.access_key),
+        ("AWS_SECRET_ACCESS_KEY", lax.secret_key),
+    ];
+    let (status, stdout, _) = run(&["--config", &path, "--tenant", "posts"], &keys).await;
+    assert!(!status.success(), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  a POST larger than content-length-range"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("size limits are not enforced"), "{stdout}");
+    let _ = std::fs::remove_file(&config);
+}
+
+/// `serve` looks at each tenant's bucket and the store's clock at start and logs what it
+/// found; a tenant whose bucket is missing is logged, and the service serves anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_the_cheap_checks_at_start_and_starts_anyway() {
+    // The dev store answers on this runtime's other thread while the test waits.
+    let store = Store::start(Kind::Dev).await;
+    let config = format!(
+        "{}
+[tenants.lost]
+bucket = \"no-such-bucket\"
+max_size = 1048576
+",
+        config_for(&store)
+    );
+    let binary = crate::helpers::Binary::start(&config, &[]);
+    let url = format!("http://{}/livez", binary.address);
+    assert_eq!(reqwest::get(&url).await.expect("answers").status(), 200);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let lines = binary.stop_and_collect();
+    let logged = |tenant: &str, check: &str, message: &str| {
+        lines.iter().any(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            line["tenant"] == tenant
+                && line["check"] == check
+                && line["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+        })
+    };
+    for tenant in ["posts", "puts"] {
+        assert!(logged(tenant, "bucket", "store check passed"), "{lines:#?}");
+        assert!(logged(tenant, "clock", "store check passed"), "{lines:#?}");
+    }
+    assert!(logged("lost", "bucket", "store check failed"), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains(crate::helpers::SECRET_KEY)));
+}

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use s3_presigned_post::ChecksumAlgorithm;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -201,6 +202,11 @@ pub async fn examine(
                 credentials: &loaded.credentials,
                 bucket: &rules.bucket,
                 http,
+                origin: config
+                    .server
+                    .cors_allowed_origins
+                    .first()
+                    .map(String::as_str),
             };
             let prefix = format!("{PROBE_PREFIX}{}/", uuid::Uuid::new_v4().simple());
             findings.extend(check_tenant(&prober, store, rules, &prefix).await);
@@ -242,6 +248,7 @@ pub async fn glance(app: &crate::app::App) -> Vec<(String, Finding)> {
             credentials: &loaded.credentials,
             bucket: &rules.bucket,
             http: &http,
+            origin: None,
         };
         let (findings, _) = reach(&prober, app.store.as_ref(), rules, PROBE_PREFIX).await;
         found.extend(
@@ -321,11 +328,11 @@ async fn check_tenant(
     }
 
     let put_key = format!("{prefix}put");
-    let accepted = prober.put(&put_key, PutFault::None, "").await;
-    let takes_puts = matches!(&accepted, Ok(answer) if answer.accepted());
+    let put_accepted = prober.put(&put_key, PutFault::None, "").await;
+    let takes_puts = matches!(&put_accepted, Ok(answer) if answer.accepted());
     findings.push(acceptance(
         ("put.accepted", "a presigned PUT is accepted"),
-        &accepted,
+        &put_accepted,
         "presigned PUT URLs (PUT tickets, multipart parts) fail on this store: check the credentials' rights (s3:PutObject on the bucket)",
         put_needed,
     ));
@@ -345,7 +352,162 @@ async fn check_tenant(
         };
         findings.push(finding);
     }
+    findings.push(checksums(prober, rules, prefix, Transport::Post, takes_posts).await);
+    findings.push(checksums(prober, rules, prefix, Transport::Put, takes_puts).await);
+    findings.extend(cors(prober, rules, &put_accepted).await);
     findings
+}
+
+/// How a probe reaches the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Post,
+    Put,
+}
+
+/// Wrong checksums of every algorithm, sent by `transport`: each must be refused. A
+/// failure matters to the tenant when it requires that algorithm; otherwise clients that
+/// declare it get no verification (a warning).
+async fn checksums(
+    prober: &Prober<'_>,
+    rules: &TenantRules,
+    prefix: &str,
+    transport: Transport,
+    possible: bool,
+) -> Finding {
+    let (check, title) = match transport {
+        Transport::Post => (
+            "post.checksum",
+            "a POST with a wrong checksum field is refused",
+        ),
+        Transport::Put => (
+            "put.checksum",
+            "a PUT with a wrong checksum header is refused",
+        ),
+    };
+    let needed = !rules.require_checksum.is_empty();
+    if !possible {
+        return skip(check, title, "the upload itself is not accepted", needed);
+    }
+    let (mut said, mut unverified) = (Vec::new(), Vec::new());
+    for algorithm in ChecksumAlgorithm::ALL {
+        let key = format!("{prefix}{check}-{}", algorithm.name().to_lowercase());
+        let answer = match transport {
+            Transport::Post => prober.post(&key, PostFault::WrongChecksum(algorithm)).await,
+            Transport::Put => {
+                prober
+                    .put(&key, PutFault::WrongChecksum(algorithm), "")
+                    .await
+            }
+        };
+        let refused = matches!(&answer, Ok(a) if !a.accepted());
+        if !refused {
+            unverified.push(algorithm);
+        }
+        said.push(format!("{} {}", algorithm.name(), self::said(&answer)));
+    }
+    let required = |a: &ChecksumAlgorithm| rules.require_checksum.contains(a);
+    let verdict = if unverified.iter().any(required) {
+        Verdict::Fail
+    } else if unverified.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Warn
+    };
+    let names: Vec<&str> = unverified.iter().map(|a| a.name()).collect();
+    Finding {
+        check,
+        title,
+        verdict,
+        observed: said.join(", "),
+        fix: (!names.is_empty()).then(|| {
+            format!(
+                "the store does not verify {}: do not require it (require_checksum), and do not rely on it",
+                names.join(", ")
+            )
+        }),
+        needed: needed && verdict == Verdict::Fail,
+    }
+}
+
+/// The bucket's CORS rule, as a browser on the first of `server.cors_allowed_origins`
+/// meets it: a preflight for the tenant's method, and `ETag` exposed on an upload's answer
+/// (multipart and Uppy read it).
+async fn cors(
+    prober: &Prober<'_>,
+    rules: &TenantRules,
+    put_accepted: &Result<Answer, probes::ProbeError>,
+) -> Vec<Finding> {
+    const PREFLIGHT: &str = "a browser's preflight from the front end is allowed";
+    const ETAG: &str = "ETag is exposed to the front end";
+    let Some(origin) = prober.origin else {
+        let why = "no server.cors_allowed_origins to ask for";
+        return vec![
+            skip("cors.preflight", PREFLIGHT, why, false),
+            skip("cors.etag", ETAG, why, false),
+        ];
+    };
+    let method = match rules.upload_method {
+        UploadMethod::Post => "POST",
+        UploadMethod::Put => "PUT",
+    };
+    let allows = |a: &Answer| {
+        a.allow_origin
+            .as_deref()
+            .is_some_and(|o| o == "*" || o == origin)
+    };
+    let preflight = prober
+        .preflight(method, "upload-tickets-doctor/preflight")
+        .await;
+    let allowed = matches!(&preflight, Ok(a) if a.accepted()
+        && allows(a)
+        && a.allow_methods.as_deref().is_none_or(|m| m.contains('*') || m.to_uppercase().contains(method)));
+    let preflight = if allowed {
+        pass(
+            "cors.preflight",
+            PREFLIGHT,
+            &format!("{method} from {origin} allowed"),
+            true,
+        )
+    } else {
+        Finding {
+            check: "cors.preflight",
+            title: PREFLIGHT,
+            verdict: Verdict::Fail,
+            observed: format!("{method} from {origin}: {}", said(&preflight)),
+            fix: Some(format!(
+                "add a CORS rule to the bucket: AllowedOrigins [\"{origin}\"], AllowedMethods [\"POST\", \"PUT\"], AllowedHeaders [\"*\"], ExposeHeaders [\"ETag\"]"
+            )),
+            needed: true,
+        }
+    };
+    let exposed = match put_accepted {
+        Ok(a) if a.accepted() && allows(a) => a.expose_headers.as_deref().is_some_and(|h| {
+            h.split(',')
+                .any(|h| h.trim() == "*" || h.trim().eq_ignore_ascii_case("etag"))
+        }),
+        _ => false,
+    };
+    let etag = if exposed {
+        pass("cors.etag", ETAG, "exposed", true)
+    } else {
+        Finding {
+            check: "cors.etag",
+            title: ETAG,
+            verdict: Verdict::Fail,
+            observed: match put_accepted {
+                Ok(a) => format!(
+                    "Access-Control-Allow-Origin: {}, Access-Control-Expose-Headers: {}",
+                    a.allow_origin.as_deref().unwrap_or("(none)"),
+                    a.expose_headers.as_deref().unwrap_or("(none)")
+                ),
+                Err(error) => error.to_string(),
+            },
+            fix: Some("add ExposeHeaders [\"ETag\"] to the bucket's CORS rule: multipart uploads and Uppy read it".to_owned()),
+            needed: true,
+        }
+    };
+    vec![preflight, etag]
 }
 
 /// The POST probes that must be refused: (check, title, fault, what it means if not).

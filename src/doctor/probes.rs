@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use s3_presigned_post::{
-    BucketName, Condition, Credentials, ObjectKey, PostRequest, PresignError, PresignedPost,
-    Presigner, UrlRequest,
+    BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, ObjectKey, PostRequest,
+    PresignError, PresignedPost, Presigner, UrlRequest,
 };
 
 /// What a store answered: its status, its S3 error code if it sent one, its `Date`.
@@ -17,6 +17,12 @@ pub struct Answer {
     pub code: Option<String>,
     /// The `Date` header, when it parses.
     pub date: Option<SystemTime>,
+    /// `Access-Control-Allow-Origin`, when the probe came from an origin.
+    pub allow_origin: Option<String>,
+    /// `Access-Control-Allow-Methods` (a preflight's answer).
+    pub allow_methods: Option<String>,
+    /// `Access-Control-Expose-Headers`.
+    pub expose_headers: Option<String>,
 }
 
 impl Answer {
@@ -67,6 +73,8 @@ pub enum PostFault {
     OtherType,
     /// A field no condition names.
     UnnamedField,
+    /// A checksum field of `algorithm` that the bytes do not have.
+    WrongChecksum(ChecksumAlgorithm),
 }
 
 /// One way to break a PUT, or none.
@@ -83,6 +91,8 @@ pub enum PutFault {
     UnsignedCopySource,
     /// A signed `If-None-Match: *` to a key that holds an object (`source`).
     Overwrite,
+    /// A signed checksum header of `algorithm` that the bytes do not have.
+    WrongChecksum(ChecksumAlgorithm),
 }
 
 /// The bytes every probe uploads, and their type.
@@ -100,6 +110,8 @@ pub struct Prober<'a> {
     pub bucket: &'a BucketName,
     /// Sends them; follows no redirect (a store's redirect is an answer).
     pub http: &'a reqwest::Client,
+    /// The front-end origin probes come from (`Origin`), if any is configured.
+    pub origin: Option<&'a str>,
 }
 
 impl Prober<'_> {
@@ -123,11 +135,14 @@ impl Prober<'_> {
             _ => (now, Duration::from_secs(3600)),
         };
         let object = ObjectKey::new(key)?;
-        let request = PostRequest::new(self.bucket.clone(), object)
+        let mut request = PostRequest::new(self.bucket.clone(), object)
             .condition(Condition::content_length_range(1, BODY.len() as u64)?)
             .condition(Condition::starts_with("Content-Type", "text/")?)
             .field("Content-Type", TYPE)?
             .expires_in(valid)?;
+        if let PostFault::WrongChecksum(algorithm) = fault {
+            request = request.checksum(wrong(algorithm)?)?;
+        }
         let post = self
             .presigner
             .presign(self.credentials, &request, signed_at)?;
@@ -169,8 +184,10 @@ impl Prober<'_> {
             .header("content-length", length.to_string())?
             .header("content-type", TYPE)?
             .expires_in(Duration::from_secs(600))?;
-        if fault == PutFault::Overwrite {
-            request = request.header("if-none-match", "*")?;
+        match fault {
+            PutFault::Overwrite => request = request.header("if-none-match", "*")?,
+            PutFault::WrongChecksum(algorithm) => request = request.checksum(&wrong(algorithm)?)?,
+            _ => {}
         }
         let signed = self
             .presigner
@@ -182,7 +199,10 @@ impl Prober<'_> {
             }
         }
         let body = match fault {
-            PutFault::None | PutFault::UnsignedMetadata | PutFault::Overwrite => BODY.to_vec(),
+            PutFault::None
+            | PutFault::UnsignedMetadata
+            | PutFault::Overwrite
+            | PutFault::WrongChecksum(_) => BODY.to_vec(),
             PutFault::OtherLength => [BODY, b"!"].concat(),
             PutFault::UnsignedCopySource => Vec::new(),
         };
@@ -192,9 +212,30 @@ impl Prober<'_> {
                 "x-amz-copy-source",
                 format!("/{}/{}", self.bucket.as_str(), copy_from),
             ),
-            PutFault::None | PutFault::OtherLength | PutFault::Overwrite => builder,
+            _ => builder,
         };
         self.send(builder.body(body), &signed.url).await
+    }
+
+    /// A CORS preflight from the origin for `method` to the bucket (`POST`) or to an
+    /// object under it (`PUT`, at `key`).
+    pub async fn preflight(&self, method: &str, key: &str) -> Result<Answer, ProbeError> {
+        let mut url = self
+            .presigner
+            .addressing()
+            .url(self.presigner.region(), self.bucket)?;
+        if method == "PUT" {
+            if !url.ends_with('/') {
+                url.push('/');
+            }
+            url.push_str(key);
+        }
+        let request = self
+            .http
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "content-type");
+        self.send(request, &url).await
     }
 
     async fn send(
@@ -202,6 +243,10 @@ impl Prober<'_> {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<Answer, ProbeError> {
+        let request = match self.origin {
+            Some(origin) => request.header(reqwest::header::ORIGIN, origin),
+            None => request,
+        };
         let unreachable = |reason: String| ProbeError::Unreachable {
             url: url.split('?').next().unwrap_or_default().to_owned(),
             reason,
@@ -211,16 +256,25 @@ impl Prober<'_> {
             .await
             .map_err(|e| unreachable(e.without_url().to_string()))?;
         let status = response.status().as_u16();
-        let date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| httpdate::parse_http_date(v).ok());
+        let header = |name: reqwest::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let date = header(reqwest::header::DATE).and_then(|v| httpdate::parse_http_date(&v).ok());
+        let allow_origin = header(reqwest::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        let allow_methods = header(reqwest::header::ACCESS_CONTROL_ALLOW_METHODS);
+        let expose_headers = header(reqwest::header::ACCESS_CONTROL_EXPOSE_HEADERS);
         let text = response.text().await.unwrap_or_default();
         Ok(Answer {
             status,
             code: error_code(&text),
             date,
+            allow_origin,
+            allow_methods,
+            expose_headers,
         })
     }
 }
@@ -244,6 +298,11 @@ fn form_of(post: &PresignedPost, key: &str, fault: PostFault) -> Vec<(String, St
         form.push(("x-amz-meta-doctor".to_owned(), "unnamed".to_owned()));
     }
     form
+}
+
+/// A well-formed checksum of `algorithm` that [`BODY`] does not have (all zero).
+fn wrong(algorithm: ChecksumAlgorithm) -> Result<Checksum, PresignError> {
+    Checksum::from_digest(algorithm, &vec![0; algorithm.digest_len()])
 }
 
 /// `signature` with its last hex digit changed.

@@ -83,6 +83,11 @@ on_every_store!(what_the_store_enforces_is_what_the_suites_see);
 
 async fn what_the_store_enforces_is_what_the_suites_see(kind: Kind) {
     let store = Store::start(kind).await;
+    // The bucket's CORS rule for the configured front end, where the store keeps one.
+    let cors = matches!(kind, Kind::Garage | Kind::SeaweedFs);
+    if cors {
+        store.allow_origin("https://app.example.com").await;
+    }
     let report = doctor(&store, None).await;
     let text = report.to_text();
     for tenant in ["posts", "puts"] {
@@ -130,8 +135,26 @@ async fn what_the_store_enforces_is_what_the_suites_see(kind: Kind) {
             "{kind:?}:\n{text}"
         );
     }
-    // Both tenants keep prevent_overwrite on: a store that ignores it fails the run.
-    assert_eq!(report.failed(), !honoured, "{text}");
+    // Wrong checksums of every algorithm, by POST and by PUT: refused everywhere.
+    for check in ["post.checksum", "put.checksum"] {
+        assert_eq!(
+            verdict(&report, "posts", check),
+            Verdict::Pass,
+            "{kind:?}:\n{text}"
+        );
+    }
+    // s3s-fs keeps no CORS rule; the dev store answers only its own origins.
+    let expected = if cors { Verdict::Pass } else { Verdict::Fail };
+    for check in ["cors.preflight", "cors.etag"] {
+        assert_eq!(
+            verdict(&report, "posts", check),
+            expected,
+            "{check} on {kind:?}:\n{text}"
+        );
+    }
+    // Both tenants keep prevent_overwrite on and have a front end: a store that ignores
+    // If-None-Match, or answers no CORS for it, fails the run.
+    assert_eq!(report.failed(), !honoured || !cors, "{text}");
 }
 
 #[tokio::test]
@@ -191,7 +214,10 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> (std::process::ExitStatus, 
 async fn the_command_prints_a_table_or_json_and_fails_on_a_gap() {
     let store = Store::start(Kind::S3sFs).await;
     let config = std::env::temp_dir().join(format!("doctor-{}.toml", uuid::Uuid::new_v4()));
-    std::fs::write(&config, config_for(&store)).unwrap();
+    // No front-end origin: the CORS checks are skipped (s3s-fs keeps no CORS rule).
+    let no_front_end =
+        |toml: String| toml.replace("cors_allowed_origins = [\"https://app.example.com\"]\n", "");
+    std::fs::write(&config, no_front_end(config_for(&store))).unwrap();
     let path = config.to_str().unwrap().to_owned();
     let keys = [
         ("AWS_ACCESS_KEY_ID", store.access_key),
@@ -219,7 +245,7 @@ async fn the_command_prints_a_table_or_json_and_fails_on_a_gap() {
         ..Lax::default()
     })
     .await;
-    std::fs::write(&config, config_for(&lax)).unwrap();
+    std::fs::write(&config, no_front_end(config_for(&lax))).unwrap();
     let keys = [
         ("AWS_ACCESS_KEY_ID", lax.access_key),
         ("AWS_SECRET_ACCESS_KEY", lax.secret_key),

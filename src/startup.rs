@@ -79,26 +79,6 @@ impl Application {
         let state = AppState(Arc::new(app));
         background.push(state.limits.start());
         background.extend(crate::events::start(&state.0));
-        // What `doctor` checks cheaply (credentials, buckets, clocks), logged once: a
-        // wrong bucket or a skewed clock shows at start, not at the first 403.
-        let app = Arc::clone(&state.0);
-        background.push(tokio::spawn(async move {
-            for (tenant, finding) in crate::doctor::glance(&app).await {
-                let (check, observed) = (finding.check, finding.observed.as_str());
-                match finding.verdict {
-                    crate::doctor::Verdict::Pass => {
-                        tracing::info!(tenant, check, observed, "store check passed");
-                    }
-                    _ => tracing::warn!(
-                        tenant,
-                        check,
-                        observed,
-                        fix = finding.fix.as_deref().unwrap_or(""),
-                        "store check failed: run `upload-tickets doctor`"
-                    ),
-                }
-            }
-        }));
         let router = http::router(
             state.clone(),
             &config.server.cors_allowed_origins,

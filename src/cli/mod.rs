@@ -244,6 +244,27 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
 async fn serve(config: Config, source: Arc<dyn CredentialSource>) -> Result<String, CliError> {
     let app = Application::build(config, source).await?;
     tracing::info!(address = %app.local_addr()?, "upload-tickets is listening");
+    // What `doctor` checks cheaply (credentials, buckets, clocks), logged once: a wrong
+    // bucket or a skewed clock shows at start, not at the first 403. In the background:
+    // a start never waits for it.
+    let state = Arc::clone(&app.state().0);
+    tokio::spawn(async move {
+        for (tenant, finding) in crate::doctor::glance(&state).await {
+            let (check, observed) = (finding.check, finding.observed.as_str());
+            match finding.verdict {
+                crate::doctor::Verdict::Pass => {
+                    tracing::info!(tenant, check, observed, "store check passed");
+                }
+                _ => tracing::warn!(
+                    tenant,
+                    check,
+                    observed,
+                    fix = finding.fix.as_deref().unwrap_or(""),
+                    "store check failed: run `upload-tickets doctor`"
+                ),
+            }
+        }
+    });
     app.run_until(shutdown_signal()).await?;
     Ok("stopped".to_owned())
 }

@@ -242,29 +242,24 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
 }
 
 async fn serve(config: Config, source: Arc<dyn CredentialSource>) -> Result<String, CliError> {
+    let require_store_checks = config.server.require_store_checks;
     let app = Application::build(config, source).await?;
     tracing::info!(address = %app.local_addr()?, "upload-tickets is listening");
     // What `doctor` checks cheaply (credentials, buckets, clocks), logged once: a wrong
-    // bucket or a skewed clock shows at start, not at the first 403. In the background:
-    // a start never waits for it.
+    // bucket or a skewed clock shows at start, not at the first 403. In the background
+    // (a start never waits for it) unless `server.require_store_checks` says to refuse.
     let state = Arc::clone(&app.state().0);
-    tokio::spawn(async move {
-        for (tenant, finding) in crate::doctor::glance(&state).await {
-            let (check, observed) = (finding.check, finding.observed.as_str());
-            match finding.verdict {
-                crate::doctor::Verdict::Pass => {
-                    tracing::info!(tenant, check, observed, "store check passed");
-                }
-                _ => tracing::warn!(
-                    tenant,
-                    check,
-                    observed,
-                    fix = finding.fix.as_deref().unwrap_or(""),
-                    "store check failed: run `upload-tickets doctor`"
-                ),
-            }
+    if require_store_checks {
+        let failed = log_store_checks(&state).await;
+        if !failed.is_empty() {
+            return Err(CliError::Usage(format!(
+                "store checks failed (server.require_store_checks is on): {}; `upload-tickets doctor` says more",
+                failed.join("; ")
+            )));
         }
-    });
+    } else {
+        tokio::spawn(async move { log_store_checks(&state).await });
+    }
     app.run_until(shutdown_signal()).await?;
     Ok("stopped".to_owned())
 }
@@ -284,6 +279,32 @@ async fn doctor(config: &Path, tenant: Option<&str>, json: bool) -> Result<Strin
     } else {
         Ok(output)
     }
+}
+
+/// Runs and logs the cheap store checks; answers the failed ones (`tenant check: what`).
+async fn log_store_checks(app: &crate::app::App) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (tenant, finding) in crate::doctor::glance(app).await {
+        let (check, observed) = (finding.check, finding.observed.as_str());
+        match finding.verdict {
+            crate::doctor::Verdict::Pass => {
+                tracing::info!(tenant, check, observed, "store check passed");
+            }
+            verdict => {
+                tracing::warn!(
+                    tenant,
+                    check,
+                    observed,
+                    fix = finding.fix.as_deref().unwrap_or(""),
+                    "store check failed: run `upload-tickets doctor`"
+                );
+                if verdict == crate::doctor::Verdict::Fail {
+                    failed.push(format!("{tenant} {check}: {observed}"));
+                }
+            }
+        }
+    }
+    failed
 }
 
 async fn healthcheck(url: &str) -> Result<String, CliError> {

@@ -101,6 +101,10 @@ pub struct ServerSettings {
     /// service's URL); default `/s3`, empty to serve none.
     #[serde(default = "default_companion_prefix")]
     pub companion_prefix: String,
+    /// Refuse to start when a cheap store check (credentials, a tenant's bucket, the
+    /// clock) fails; default false: `serve` logs them and starts anyway.
+    #[serde(default)]
+    pub require_store_checks: bool,
 }
 
 impl Default for ServerSettings {
@@ -119,6 +123,7 @@ impl Default for ServerSettings {
             handle_previous_secret_env: None,
             workers: None,
             companion_prefix: default_companion_prefix(),
+            require_store_checks: false,
         }
     }
 }

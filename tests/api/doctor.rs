@@ -296,3 +296,43 @@ max_size = 1048576
     assert!(logged("lost", "bucket", "store check failed"), "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains(crate::helpers::SECRET_KEY)));
 }
+
+/// With `server.require_store_checks`, a tenant whose bucket is missing stops the start,
+/// named; without it (above) the service starts anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_on_a_failed_check_when_told_to() {
+    let store = Store::start(Kind::Dev).await;
+    let config = config_for(&store)
+        .replace("[server]\n", "[server]\nrequire_store_checks = true\n")
+        + "\n[tenants.lost]\nbucket = \"no-such-bucket\"\nmax_size = 1048576\n";
+    let path = std::env::temp_dir().join(format!("doctor-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&path, config).unwrap();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", store.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", store.secret_key)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(SECRET_ENV, SECRET)
+            .env("UPLOAD_TICKETS__SERVER__LISTEN", "127.0.0.1:0")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("it stops by itself")
+    .expect("the binary runs");
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("store checks failed (server.require_store_checks is on): lost bucket"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("posts bucket:"),
+        "only the failed ones are named: {stderr}"
+    );
+}

@@ -59,7 +59,8 @@ for dir in tests/seed tests/browser tests/browser/uppy-packages tests/spec clien
   fi
 done
 
-for tool in curl jq buildah debootstrap; do
+# make: jemalloc (the binary's allocator, tikv-jemalloc-sys) builds with it.
+for tool in curl jq buildah debootstrap make; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     log "installing $tool"
     apt_install "$tool"

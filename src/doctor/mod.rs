@@ -170,14 +170,8 @@ pub async fn examine(
         let mut findings = Vec::new();
         let credentials = match (&loaded, &http) {
             (Ok(Some(loaded)), Some(http)) => {
-                findings.push(Finding {
-                    check: "credentials",
-                    title: "the service's credentials resolve",
-                    verdict: Verdict::Pass,
-                    observed: format!("access key {}", loaded.credentials.access_key_id()),
-                    fix: None,
-                    needed: true,
-                });
+                let key = format!("access key {}", loaded.credentials.access_key_id());
+                findings.push(pass("credentials", CREDENTIALS, &key, true));
                 Some((Arc::clone(loaded), http))
             }
             (failure, _) => {
@@ -185,14 +179,7 @@ pub async fn examine(
                     Err(error) => error.to_string(),
                     Ok(_) => "no credentials, or no HTTP client".to_owned(),
                 };
-                findings.push(Finding {
-                    check: "credentials",
-                    title: "the service's credentials resolve",
-                    verdict: Verdict::Fail,
-                    observed,
-                    fix: Some("give the service AWS credentials (environment, profile, web identity, ECS or instance role)".to_owned()),
-                    needed: true,
-                });
+                findings.push(no_credentials(observed));
                 None
             }
         };
@@ -231,15 +218,10 @@ pub async fn glance(app: &crate::app::App) -> Vec<(String, Finding)> {
     let mut tenants: Vec<&TenantRules> = app.tenants.values().map(|t| &t.rules).collect();
     tenants.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     let (Some(loaded), Some(http)) = (app.credentials.current(SystemTime::now()), client()) else {
-        let finding = Finding {
-            check: "credentials",
-            title: "the service's credentials resolve",
-            verdict: Verdict::Fail,
-            observed: "no credentials loaded".to_owned(),
-            fix: None,
-            needed: true,
-        };
-        return vec![("*".to_owned(), finding)];
+        return vec![(
+            "*".to_owned(),
+            no_credentials("no credentials loaded".to_owned()),
+        )];
     };
     let mut found = Vec::new();
     for rules in tenants {
@@ -678,6 +660,20 @@ async fn clean_up(store: &dyn ObjectStore, bucket: &str, prefix: &str) -> Findin
             )),
             needed: false,
         },
+    }
+}
+
+const CREDENTIALS: &str = "the service's credentials resolve";
+
+/// The credentials finding when none resolve (`observed`: why).
+fn no_credentials(observed: String) -> Finding {
+    Finding {
+        check: "credentials",
+        title: CREDENTIALS,
+        verdict: Verdict::Fail,
+        observed,
+        fix: Some("give the service AWS credentials (environment, profile, web identity, ECS or instance role)".to_owned()),
+        needed: true,
     }
 }
 

@@ -6,6 +6,7 @@
 //! Every probe writes under one prefix ([`PROBE_PREFIX`] and a fresh id) and everything
 //! there is removed afterwards, whatever the store took.
 
+mod multipart;
 pub mod probes;
 
 use std::fmt::Write as _;
@@ -336,6 +337,7 @@ async fn check_tenant(
     }
     findings.push(checksums(prober, rules, prefix, Transport::Post, takes_posts).await);
     findings.push(checksums(prober, rules, prefix, Transport::Put, takes_puts).await);
+    findings.extend(multipart::multipart(prober, store, rules, prefix).await);
     findings.extend(cors(prober, rules, &put_accepted).await);
     findings
 }

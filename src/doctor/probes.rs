@@ -23,6 +23,8 @@ pub struct Answer {
     pub allow_methods: Option<String>,
     /// `Access-Control-Expose-Headers`.
     pub expose_headers: Option<String>,
+    /// The `ETag` of what was stored (a part's is named again at completion).
+    pub etag: Option<String>,
 }
 
 impl Answer {
@@ -95,9 +97,10 @@ pub enum PutFault {
     WrongChecksum(ChecksumAlgorithm),
 }
 
-/// The bytes every probe uploads, and their type.
+/// The bytes every probe uploads.
 pub const BODY: &[u8] = b"upload-tickets doctor probe\n";
-const TYPE: &str = "text/plain";
+/// Their content type.
+pub const TYPE: &str = "text/plain";
 
 /// Signs and sends probes for one bucket (`Debug` redacts the credentials, as theirs does).
 #[derive(Debug)]
@@ -217,6 +220,34 @@ impl Prober<'_> {
         self.send(builder.body(body), &signed.url).await
     }
 
+    /// Part `number` of the multipart upload `upload_id` of `key`: [`BODY`] through a part
+    /// URL signed as the service signs them (its length, and `checksum` if given).
+    pub async fn part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        checksum: Option<&Checksum>,
+    ) -> Result<Answer, ProbeError> {
+        let mut request =
+            UrlRequest::upload_part(self.bucket.clone(), ObjectKey::new(key)?, upload_id, number)?
+                .header("content-length", BODY.len().to_string())?
+                .expires_in(Duration::from_secs(600))?;
+        if let Some(checksum) = checksum {
+            request = request.checksum(checksum)?;
+        }
+        let signed = self
+            .presigner
+            .presign_url(self.credentials, &request, SystemTime::now())?;
+        let mut builder = self.http.put(&signed.url);
+        for (name, value) in &signed.headers {
+            if name != "content-length" {
+                builder = builder.header(name, value);
+            }
+        }
+        self.send(builder.body(BODY.to_vec()), &signed.url).await
+    }
+
     /// A CORS preflight from the origin for `method` to the bucket (`POST`) or to an
     /// object under it (`PUT`, at `key`).
     pub async fn preflight(&self, method: &str, key: &str) -> Result<Answer, ProbeError> {
@@ -267,6 +298,7 @@ impl Prober<'_> {
         let allow_origin = header(reqwest::header::ACCESS_CONTROL_ALLOW_ORIGIN);
         let allow_methods = header(reqwest::header::ACCESS_CONTROL_ALLOW_METHODS);
         let expose_headers = header(reqwest::header::ACCESS_CONTROL_EXPOSE_HEADERS);
+        let etag = header(reqwest::header::ETAG);
         let text = response.text().await.unwrap_or_default();
         Ok(Answer {
             status,
@@ -275,6 +307,7 @@ impl Prober<'_> {
             allow_origin,
             allow_methods,
             expose_headers,
+            etag,
         })
     }
 }
@@ -301,7 +334,7 @@ fn form_of(post: &PresignedPost, key: &str, fault: PostFault) -> Vec<(String, St
 }
 
 /// A well-formed checksum of `algorithm` that [`BODY`] does not have (all zero).
-fn wrong(algorithm: ChecksumAlgorithm) -> Result<Checksum, PresignError> {
+pub fn wrong(algorithm: ChecksumAlgorithm) -> Result<Checksum, PresignError> {
     Checksum::from_digest(algorithm, &vec![0; algorithm.digest_len()])
 }
 

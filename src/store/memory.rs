@@ -19,8 +19,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag, StoreError,
-    StoreFuture, StoredChecksum, StoredPart, UploadRef,
+    AbortRule, CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag,
+    StoreError, StoreFuture, StoredChecksum, StoredPart, UploadRef,
 };
 use crate::policy::{ObjectPlan, ObjectSetting, StoredObject};
 
@@ -386,6 +386,15 @@ impl ObjectStore for MemoryStore {
             listed.sort_by(|a, b| a.key.cmp(&b.key));
             listed.truncate(usize::from(limit));
             Ok(listed)
+        })
+    }
+
+    fn abort_rules<'a>(&'a self, _bucket: &'a str) -> StoreFuture<'a, Vec<AbortRule>> {
+        Box::pin(async move {
+            self.enter().await?;
+            Err(StoreError::Unsupported(
+                "the memory store keeps no lifecycle configuration".to_owned(),
+            ))
         })
     }
 }

@@ -112,6 +112,16 @@ pub struct ListedObject {
     pub last_modified: Option<SystemTime>,
 }
 
+/// A bucket lifecycle rule that aborts incomplete multipart uploads: abandoned parts are
+/// stored, and billed, until something aborts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortRule {
+    /// The keys it applies to (empty: the whole bucket).
+    pub prefix: String,
+    /// Days after an upload starts that the store aborts it.
+    pub days: u32,
+}
+
 /// Why a store call failed, in the terms the API answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -202,4 +212,8 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         prefix: &'a str,
         limit: u16,
     ) -> StoreFuture<'a, Vec<ListedObject>>;
+
+    /// The enabled lifecycle rules of `bucket` that abort incomplete multipart uploads
+    /// (none when the bucket has no lifecycle configuration).
+    fn abort_rules<'a>(&'a self, bucket: &'a str) -> StoreFuture<'a, Vec<AbortRule>>;
 }

@@ -11,13 +11,13 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::types::{
-    ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ObjectCannedAcl,
-    ServerSideEncryption, StorageClass,
+    ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart, ExpirationStatus,
+    ObjectCannedAcl, ServerSideEncryption, StorageClass,
 };
 
 use super::{
-    CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag, StoreError,
-    StoreFuture, StoredChecksum, StoredPart, UploadRef,
+    AbortRule, CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag,
+    StoreError, StoreFuture, StoredChecksum, StoredPart, UploadRef,
 };
 use crate::config::S3Settings;
 use crate::credentials::CredentialsCache;
@@ -415,6 +415,47 @@ impl ObjectStore for S3Store {
             objects.sort_by(|a, b| a.key.cmp(&b.key));
             objects.truncate(usize::from(limit));
             Ok(objects)
+        })
+    }
+
+    fn abort_rules<'a>(&'a self, bucket: &'a str) -> StoreFuture<'a, Vec<AbortRule>> {
+        Box::pin(async move {
+            let answered = self
+                .client()
+                .get_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .send()
+                .await;
+            let configuration = match answered {
+                Ok(configuration) => configuration,
+                // S3's answer for a bucket without rules: none, rather than an error.
+                Err(error) if error.code() == Some("NoSuchLifecycleConfiguration") => {
+                    return Ok(Vec::new());
+                }
+                Err(error) => return Err(store_error(error)),
+            };
+            Ok(configuration
+                .rules()
+                .iter()
+                .filter(|rule| *rule.status() == ExpirationStatus::Enabled)
+                .filter_map(|rule| {
+                    let days = rule
+                        .abort_incomplete_multipart_upload()?
+                        .days_after_initiation()?;
+                    // The prefix sits in the filter, in an `And` of it, or (deprecated)
+                    // on the rule itself, which older stores still answer with.
+                    let filter = rule.filter();
+                    #[allow(deprecated)]
+                    let prefix = filter
+                        .and_then(|f| f.prefix().or_else(|| f.and()?.prefix()))
+                        .or_else(|| rule.prefix())
+                        .unwrap_or_default();
+                    Some(AbortRule {
+                        prefix: prefix.to_owned(),
+                        days: u32::try_from(days).ok()?,
+                    })
+                })
+                .collect())
         })
     }
 }

@@ -143,6 +143,49 @@ async fn what_the_store_enforces_is_what_the_suites_see(kind: Kind) {
             "{kind:?}:\n{text}"
         );
     }
+    // Multipart, as the multipart suites run it: started, a part, listed, completed; an
+    // abort drops the upload. The dev store (s3s-fs 0.14 inside) lists parts without
+    // ETags, which the service copes with and doctor warns of.
+    for tenant in ["posts", "puts"] {
+        for check in [
+            "multipart.start",
+            "multipart.part",
+            "multipart.complete",
+            "multipart.abort",
+        ] {
+            assert_eq!(
+                verdict(&report, tenant, check),
+                Verdict::Pass,
+                "{check} on {kind:?}:\n{text}"
+            );
+        }
+        let listed = if kind == Kind::Dev {
+            Verdict::Warn
+        } else {
+            Verdict::Pass
+        };
+        assert_eq!(verdict(&report, tenant, "multipart.list"), listed, "{text}");
+        // Wrong part checksums are refused wherever an upload with the algorithm starts;
+        // s3s-fs starts none with SHA-1 or SHA-256 (the integrity suite's
+        // store_unsupported), a warning as no tenant here requires them.
+        let composite = kind == Kind::Dev || crate::integrity::observed(kind).composite_multipart;
+        let expected = if composite {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        };
+        assert_eq!(
+            verdict(&report, tenant, "multipart.checksum"),
+            expected,
+            "{kind:?}:\n{text}"
+        );
+        // No bucket here has a lifecycle rule: a warning, never a failure.
+        assert_eq!(
+            verdict(&report, tenant, "multipart.lifecycle"),
+            Verdict::Warn,
+            "{kind:?}:\n{text}"
+        );
+    }
     // s3s-fs keeps no CORS rule; the dev store answers only its own origins.
     let expected = if cors { Verdict::Pass } else { Verdict::Fail };
     for check in ["cors.preflight", "cors.etag"] {
@@ -155,6 +198,65 @@ async fn what_the_store_enforces_is_what_the_suites_see(kind: Kind) {
     // Both tenants keep prevent_overwrite on and have a front end: a store that ignores
     // If-None-Match, or answers no CORS for it, fails the run.
     assert_eq!(report.failed(), !honoured || !cors, "{text}");
+}
+
+/// A lifecycle rule that aborts incomplete uploads is found where it covers the tenant's
+/// keys, and not where it covers other keys only (Garage keeps lifecycle rules).
+#[tokio::test]
+async fn a_lifecycle_rule_aborting_uploads_is_found_for_the_tenants_keys() {
+    use aws_sdk_s3::types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
+        LifecycleRule, LifecycleRuleFilter,
+    };
+    let store = Store::start(Kind::Garage).await;
+    let rule = |prefix: &str| {
+        LifecycleRule::builder()
+            .id(format!("abort-{}", prefix.len()))
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(2)
+                    .build(),
+            )
+            .build()
+            .expect("a rule")
+    };
+    let set = |prefix: &'static str| {
+        let client = store.client.clone();
+        let rule = rule(prefix);
+        async move {
+            client
+                .put_bucket_lifecycle_configuration()
+                .bucket(BUCKET)
+                .lifecycle_configuration(
+                    BucketLifecycleConfiguration::builder()
+                        .rules(rule)
+                        .build()
+                        .expect("a configuration"),
+                )
+                .send()
+                .await
+                .expect("Garage keeps lifecycle rules");
+        }
+    };
+    let finding = |report: &Report| {
+        report.tenants[0]
+            .findings
+            .iter()
+            .find(|f| f.check == "multipart.lifecycle")
+            .cloned()
+            .expect("a lifecycle finding")
+    };
+    // Another prefix than the tenant's keys (posts/...): still a warning, naming it.
+    set("archive/").await;
+    let other = finding(&doctor(&store, Some("posts")).await);
+    assert_eq!(other.verdict, Verdict::Warn, "{other:?}");
+    assert!(other.observed.contains("\"archive/\""), "{other:?}");
+    set("").await;
+    let whole = finding(&doctor(&store, Some("posts")).await);
+    assert_eq!(whole.verdict, Verdict::Pass, "{whole:?}");
+    assert!(whole.observed.contains("after 2 day(s)"), "{whole:?}");
 }
 
 #[tokio::test]

@@ -26,7 +26,7 @@ pub(crate) struct Observed {
     /// the upload started.
     complete_over_object: OverObject,
     /// Multipart uploads with a composite (SHA-1, SHA-256) checksum can be started.
-    composite_multipart: bool,
+    pub(crate) composite_multipart: bool,
 }
 
 /// What a store does with a completion over an object written meanwhile.

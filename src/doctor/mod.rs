@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::credentials::CredentialsCache;
 use crate::policy::{TenantRules, UploadMethod};
 use crate::store::ObjectStore;
+use crate::tenant::Tenant;
 use probes::{Answer, PostFault, Prober, PutFault};
 
 /// Where probes write, under the tenant's bucket (then a fresh id per run).
@@ -145,10 +146,10 @@ pub async fn examine(
     store: &dyn ObjectStore,
     tenant: Option<&str>,
 ) -> Result<Report, DoctorError> {
-    let mut tenants: Vec<&TenantRules> = config.tenants.values().map(|t| &t.rules).collect();
-    tenants.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    let mut tenants: Vec<&Tenant> = config.tenants.values().map(Arc::as_ref).collect();
+    tenants.sort_by(|a, b| a.id().cmp(b.id()));
     if let Some(only) = tenant {
-        tenants.retain(|t| t.id.as_str() == only);
+        tenants.retain(|t| t.id() == only);
         if tenants.is_empty() {
             return Err(DoctorError::UnknownTenant(only.to_owned()));
         }
@@ -167,7 +168,8 @@ pub async fn examine(
         endpoint,
         tenants: Vec::new(),
     };
-    for rules in tenants {
+    for tenant in tenants {
+        let rules = &tenant.rules;
         let mut findings = Vec::new();
         let credentials = match (&loaded, &http) {
             (Ok(Some(loaded)), Some(http)) => {
@@ -190,14 +192,15 @@ pub async fn examine(
                 credentials: &loaded.credentials,
                 bucket: &rules.bucket,
                 http,
-                origin: config
-                    .server
-                    .cors_allowed_origins
-                    .first()
-                    .map(String::as_str),
+                origin: None,
+            };
+            let origins = if tenant.front_end_origins.is_empty() {
+                &config.server.cors_allowed_origins
+            } else {
+                &tenant.front_end_origins
             };
             let prefix = format!("{PROBE_PREFIX}{}/", uuid::Uuid::new_v4().simple());
-            findings.extend(check_tenant(&prober, store, rules, &prefix).await);
+            findings.extend(check_tenant(&prober, store, rules, origins, &prefix).await);
             findings.push(clean_up(store, rules.bucket.as_str(), &prefix).await);
         }
         report.tenants.push(TenantReport {
@@ -280,6 +283,7 @@ async fn check_tenant(
     prober: &Prober<'_>,
     store: &dyn ObjectStore,
     rules: &TenantRules,
+    origins: &[String],
     prefix: &str,
 ) -> Vec<Finding> {
     let (mut findings, reachable) = reach(prober, store, rules, prefix).await;
@@ -338,7 +342,7 @@ async fn check_tenant(
     findings.push(checksums(prober, rules, prefix, Transport::Post, takes_posts).await);
     findings.push(checksums(prober, rules, prefix, Transport::Put, takes_puts).await);
     findings.extend(multipart::multipart(prober, store, rules, prefix).await);
-    findings.extend(cors(prober, rules, &put_accepted).await);
+    findings.extend(cors(prober, rules, origins, prefix).await);
     findings
 }
 
@@ -414,43 +418,77 @@ async fn checksums(
     }
 }
 
-/// The bucket's CORS rule, as a browser on the first of `server.cors_allowed_origins`
-/// meets it: a preflight for the tenant's method, and `ETag` exposed on an upload's answer
+/// The bucket's CORS rule, as a browser on each of the tenant's front-end `origins`
+/// meets it: a preflight for the tenant's method, and `ETag` exposed on a PUT's answer
 /// (multipart and Uppy read it).
 async fn cors(
     prober: &Prober<'_>,
     rules: &TenantRules,
-    put_accepted: &Result<Answer, probes::ProbeError>,
+    origins: &[String],
+    prefix: &str,
 ) -> Vec<Finding> {
     const PREFLIGHT: &str = "a browser's preflight from the front end is allowed";
     const ETAG: &str = "ETag is exposed to the front end";
-    let Some(origin) = prober.origin else {
-        let why = "no server.cors_allowed_origins to ask for";
+    if origins.is_empty() {
+        let why = "no front_end_origins (nor server.cors_allowed_origins) to ask for";
         return vec![
             skip("cors.preflight", PREFLIGHT, why, false),
             skip("cors.etag", ETAG, why, false),
         ];
-    };
+    }
     let method = match rules.upload_method {
         UploadMethod::Post => "POST",
         UploadMethod::Put => "PUT",
     };
-    let allows = |a: &Answer| {
-        a.allow_origin
-            .as_deref()
-            .is_some_and(|o| o == "*" || o == origin)
-    };
-    let preflight = prober
-        .preflight(method, "upload-tickets-doctor/preflight")
-        .await;
-    let allowed = matches!(&preflight, Ok(a) if a.accepted()
-        && allows(a)
-        && a.allow_methods.as_deref().is_none_or(|m| m.contains('*') || m.to_uppercase().contains(method)));
-    let preflight = if allowed {
+    let (mut refused, mut unexposed) = (Vec::new(), Vec::new());
+    for (n, origin) in origins.iter().enumerate() {
+        let from = Prober {
+            origin: Some(origin),
+            ..*prober
+        };
+        let allows = |a: &Answer| {
+            a.allow_origin
+                .as_deref()
+                .is_some_and(|o| o == "*" || o == origin)
+        };
+        let preflight = from.preflight(method, &format!("{prefix}preflight")).await;
+        let allowed = matches!(&preflight, Ok(a) if a.accepted()
+            && allows(a)
+            && a.allow_methods.as_deref().is_none_or(|m| m.contains('*') || m.to_uppercase().contains(method)));
+        if !allowed {
+            refused.push(format!("{method} from {origin}: {}", said(&preflight)));
+        }
+        let put = from
+            .put(&format!("{prefix}cors-{n}"), PutFault::None, "")
+            .await;
+        let exposed = match &put {
+            Ok(a) if a.accepted() && allows(a) => a.expose_headers.as_deref().is_some_and(|h| {
+                h.split(',')
+                    .any(|h| h.trim() == "*" || h.trim().eq_ignore_ascii_case("etag"))
+            }),
+            _ => false,
+        };
+        if !exposed {
+            unexposed.push(match &put {
+                Ok(a) => format!(
+                    "to {origin}: Access-Control-Allow-Origin: {}, Access-Control-Expose-Headers: {}",
+                    a.allow_origin.as_deref().unwrap_or("(none)"),
+                    a.expose_headers.as_deref().unwrap_or("(none)")
+                ),
+                Err(error) => format!("to {origin}: {error}"),
+            });
+        }
+    }
+    let listed = origins
+        .iter()
+        .map(|o| format!("\"{o}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let preflight = if refused.is_empty() {
         pass(
             "cors.preflight",
             PREFLIGHT,
-            &format!("{method} from {origin} allowed"),
+            &format!("{method} from {} allowed", origins.join(", ")),
             true,
         )
     } else {
@@ -458,35 +496,21 @@ async fn cors(
             check: "cors.preflight",
             title: PREFLIGHT,
             verdict: Verdict::Fail,
-            observed: format!("{method} from {origin}: {}", said(&preflight)),
+            observed: refused.join("; "),
             fix: Some(format!(
-                "add a CORS rule to the bucket: AllowedOrigins [\"{origin}\"], AllowedMethods [\"POST\", \"PUT\"], AllowedHeaders [\"*\"], ExposeHeaders [\"ETag\"]"
+                "add a CORS rule to the bucket: AllowedOrigins [{listed}], AllowedMethods [\"POST\", \"PUT\"], AllowedHeaders [\"*\"], ExposeHeaders [\"ETag\"]"
             )),
             needed: true,
         }
     };
-    let exposed = match put_accepted {
-        Ok(a) if a.accepted() && allows(a) => a.expose_headers.as_deref().is_some_and(|h| {
-            h.split(',')
-                .any(|h| h.trim() == "*" || h.trim().eq_ignore_ascii_case("etag"))
-        }),
-        _ => false,
-    };
-    let etag = if exposed {
+    let etag = if unexposed.is_empty() {
         pass("cors.etag", ETAG, "exposed", true)
     } else {
         Finding {
             check: "cors.etag",
             title: ETAG,
             verdict: Verdict::Fail,
-            observed: match put_accepted {
-                Ok(a) => format!(
-                    "Access-Control-Allow-Origin: {}, Access-Control-Expose-Headers: {}",
-                    a.allow_origin.as_deref().unwrap_or("(none)"),
-                    a.expose_headers.as_deref().unwrap_or("(none)")
-                ),
-                Err(error) => error.to_string(),
-            },
+            observed: unexposed.join("; "),
             fix: Some("add ExposeHeaders [\"ETag\"] to the bucket's CORS rule: multipart uploads and Uppy read it".to_owned()),
             needed: true,
         }

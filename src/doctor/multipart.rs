@@ -20,7 +20,7 @@ const CHECKSUM: (&str, &str) = (
 );
 const LIFECYCLE: (&str, &str) = (
     "multipart.lifecycle",
-    "the bucket aborts abandoned uploads (lifecycle)",
+    "the bucket's lifecycle aborts abandoned uploads",
 );
 
 /// The multipart checks of one tenant's bucket, every upload under `prefix`. Every

@@ -103,7 +103,7 @@ pub const BODY: &[u8] = b"upload-tickets doctor probe\n";
 pub const TYPE: &str = "text/plain";
 
 /// Signs and sends probes for one bucket (`Debug` redacts the credentials, as theirs does).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Prober<'a> {
     /// Signs them.
     pub presigner: &'a Presigner,

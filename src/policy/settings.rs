@@ -92,6 +92,11 @@ pub struct TenantSettings {
     /// (`If-None-Match: *`); default true. POST policies cannot express it.
     #[serde(default = "default_true")]
     pub prevent_overwrite: bool,
+    /// The browser origins the tenant's front ends run on (`https://app.example.com`):
+    /// what the bucket's CORS rule must allow, which `doctor` checks; default
+    /// `server.cors_allowed_origins`.
+    #[serde(default)]
+    pub front_end_origins: Vec<String>,
     /// Where upload events are POSTed (https, or http on a loopback host).
     pub completion_webhook_url: Option<String>,
     /// The variable holding the webhook's Standard Webhooks secret (`whsec_<base64>`),

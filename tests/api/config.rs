@@ -275,6 +275,13 @@ fn every_bad_setting_is_named() {
         "server.cors_allowed_origins",
     );
     refused_naming(
+        &base.replace(
+            "bucket = \"limited-uploads\"",
+            "bucket = \"limited-uploads\"\nfront_end_origins = [\"https://app.example.com/upload\"]",
+        ),
+        "tenants.limited.front_end_origins",
+    );
+    refused_naming(
         &base.replace("bucket = \"limited-uploads\"", "bucket = \"x\""),
         "tenants.limited.bucket",
     );

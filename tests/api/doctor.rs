@@ -41,7 +41,13 @@ upload_method = \"put\"
 }
 
 async fn doctor(store: &Store, tenant: Option<&str>) -> Report {
-    let settings = Settings::load(&Source::Text(config_for(store))).expect("settings load");
+    doctor_with(store, "", tenant).await
+}
+
+/// `doctor` with `extra` tenants configured beside the two.
+async fn doctor_with(store: &Store, extra: &str, tenant: Option<&str>) -> Report {
+    let toml = format!("{}\n{extra}", config_for(store));
+    let settings = Settings::load(&Source::Text(toml)).expect("settings load");
     let config = Config::from_settings_with_env(settings, &|name| {
         (name == SECRET_ENV).then(|| SECRET.to_owned())
     })
@@ -202,9 +208,10 @@ async fn what_the_store_enforces_is_what_the_suites_see(kind: Kind) {
 }
 
 /// A lifecycle rule that aborts incomplete uploads is found where it covers the tenant's
-/// keys, and not where it covers other keys only (Garage keeps lifecycle rules).
+/// keys, and not where it covers other keys only; the CORS rule is asked for each of a
+/// tenant's own front-end origins (Garage keeps both kinds of rule).
 #[tokio::test]
-async fn a_lifecycle_rule_aborting_uploads_is_found_for_the_tenants_keys() {
+async fn bucket_rules_are_read_for_the_tenants_keys_and_front_ends() {
     use aws_sdk_s3::types::{
         AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus,
         LifecycleRule, LifecycleRuleFilter,
@@ -258,6 +265,48 @@ async fn a_lifecycle_rule_aborting_uploads_is_found_for_the_tenants_keys() {
     let whole = finding(&doctor(&store, Some("posts")).await);
     assert_eq!(whole.verdict, Verdict::Pass, "{whole:?}");
     assert!(whole.observed.contains("after 2 day(s)"), "{whole:?}");
+
+    // A tenant's own front ends, instead of the server's origins: each is asked for, and
+    // the one the bucket's CORS rule leaves out is named.
+    store.allow_origin("https://app.example.com").await;
+    let extra = format!(
+        "[tenants.fronts]\nbucket = \"{BUCKET}\"\nmax_size = 1048576\nfront_end_origins = [\"https://app.example.com\", \"https://admin.example.com\"]\n"
+    );
+    let report = doctor_with(&store, &extra, Some("fronts")).await;
+    let text = report.to_text();
+    for check in ["cors.preflight", "cors.etag"] {
+        let found = report.tenants[0]
+            .findings
+            .iter()
+            .find(|f| f.check == check)
+            .expect("a CORS finding");
+        assert_eq!(found.verdict, Verdict::Fail, "{text}");
+        assert!(
+            found.observed.contains("https://admin.example.com"),
+            "{text}"
+        );
+        assert!(
+            !found.observed.contains("https://app.example.com"),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains(
+            "AllowedOrigins [\"https://app.example.com\", \"https://admin.example.com\"]"
+        ),
+        "{text}"
+    );
+    let extra = extra.replace(", \"https://admin.example.com\"", "");
+    let report = doctor_with(&store, &extra, Some("fronts")).await;
+    assert!(
+        report.tenants[0]
+            .findings
+            .iter()
+            .filter(|f| f.check.starts_with("cors."))
+            .all(|f| f.verdict == Verdict::Pass),
+        "{}",
+        report.to_text()
+    );
 }
 
 #[tokio::test]
@@ -522,4 +571,176 @@ async fn localstack_is_reported_for_the_post_checks_it_skips() {
     );
     assert!(text.contains("anyone can upload anything"), "{text}");
     assert!(report.failed());
+}
+
+/// The stores of the README's matrix, as its columns name them.
+const MATRIX: [(Kind, &str); 5] = [
+    (Kind::S3sFs, "s3s-fs 0.17.0"),
+    (Kind::Garage, "Garage 2.5.0"),
+    (Kind::SeaweedFs, "SeaweedFS 4.48"),
+    (Kind::LocalStack, "LocalStack 4.13.1"),
+    (Kind::Dev, "dev store"),
+];
+const MATRIX_BEGIN: &str = "<!-- store-matrix:begin -->\n";
+const MATRIX_END: &str = "<!-- store-matrix:end -->";
+/// The front end of the matrix: a page on this machine, as the dev store allows.
+const MATRIX_ORIGIN: &str = "http://localhost:5173";
+
+/// The README's store matrix is `doctor --json` on every store, rendered: the test fails
+/// when they differ, and `UPDATE_STORE_MATRIX=1` (scripts/store-matrix.sh) writes it.
+#[tokio::test]
+async fn the_readmes_store_matrix_is_what_doctor_says() {
+    let mut reports = Vec::new();
+    for (kind, name) in MATRIX {
+        let store = Store::start(kind).await;
+        keep_rules(&store).await;
+        let config = std::env::temp_dir().join(format!("doctor-{}.toml", uuid::Uuid::new_v4()));
+        let toml = config_for(&store).replace(
+            "cors_allowed_origins = [\"https://app.example.com\"]",
+            &format!("cors_allowed_origins = [\"{MATRIX_ORIGIN}\"]"),
+        );
+        std::fs::write(&config, toml).unwrap();
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", store.access_key),
+            ("AWS_SECRET_ACCESS_KEY", store.secret_key),
+        ];
+        let path = config.to_str().unwrap().to_owned();
+        let (_, stdout, stderr) =
+            run(&["--config", &path, "--tenant", "posts", "--json"], &keys).await;
+        let _ = std::fs::remove_file(&config);
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect(&stderr);
+        reports.push((name, report));
+    }
+    let matrix = render_matrix(&reports);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (before, rest) = readme
+        .split_once(MATRIX_BEGIN)
+        .expect("the README has the matrix's begin mark");
+    let (_, after) = rest.split_once(MATRIX_END).expect("and its end mark");
+    let wanted = format!("{before}{MATRIX_BEGIN}{matrix}{MATRIX_END}{after}");
+    if std::env::var_os("UPDATE_STORE_MATRIX").is_some() {
+        std::fs::write(&path, wanted).unwrap();
+    } else {
+        assert!(
+            readme == wanted,
+            "the README's store matrix is not what doctor says: run scripts/store-matrix.sh\n{matrix}"
+        );
+    }
+}
+
+/// The bucket rules an operator sets, on stores that keep them: CORS for the front end,
+/// a lifecycle rule aborting abandoned uploads. A store that refuses one shows it.
+async fn keep_rules(store: &Store) {
+    use aws_sdk_s3::types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, CorsConfiguration, CorsRule,
+        ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
+    };
+    let cors = CorsRule::builder()
+        .allowed_origins(MATRIX_ORIGIN)
+        .allowed_methods("POST")
+        .allowed_methods("PUT")
+        .allowed_headers("*")
+        .expose_headers("ETag")
+        .build()
+        .unwrap();
+    let _ = store
+        .client
+        .put_bucket_cors()
+        .bucket(BUCKET)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(cors)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    let abort = LifecycleRule::builder()
+        .id("abort-abandoned-uploads")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder()
+                .days_after_initiation(1)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let _ = store
+        .client
+        .put_bucket_lifecycle_configuration()
+        .bucket(BUCKET)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(abort)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+}
+
+/// What the store does, one row per check (not the machine's: credentials, bucket,
+/// clock, clean-up), one column per store; then what to do where it falls short.
+fn render_matrix(reports: &[(&str, serde_json::Value)]) -> String {
+    let findings = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        report["tenants"][0]["findings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| {
+                !matches!(
+                    f["check"].as_str(),
+                    Some("credentials" | "bucket" | "clock" | "cleanup")
+                )
+            })
+            .collect()
+    };
+    let mut out = String::from("| the store... |");
+    for (name, _) in reports {
+        out.push_str(&format!(" {name} |"));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(reports.len()));
+    out.push('\n');
+    let mut notes = String::new();
+    for (row, first) in findings(&reports[0].1).iter().enumerate() {
+        let title = first["title"].as_str().unwrap_or_default();
+        out.push_str(&format!(
+            "| {title} (`{}`) |",
+            first["check"].as_str().unwrap_or_default()
+        ));
+        for (name, report) in reports {
+            let finding = &findings(report)[row];
+            assert_eq!(
+                finding["check"], first["check"],
+                "every report has the same checks"
+            );
+            let observed = finding["observed"].as_str().unwrap_or_default();
+            let short = observed
+                .strip_prefix("refused: ")
+                .or_else(|| observed.strip_prefix("accepted: "))
+                .unwrap_or(observed);
+            let verdict = match finding["verdict"].as_str() {
+                Some("pass") => "yes",
+                Some("fail") => "**no**",
+                Some("warn") => "partly",
+                _ => "not probed",
+            };
+            if short.len() <= 32 && !short.contains("http") {
+                out.push_str(&format!(" {verdict} ({short}) |"));
+            } else {
+                out.push_str(&format!(" {verdict} |"));
+            }
+            if let (Some("fail" | "warn"), Some(fix)) =
+                (finding["verdict"].as_str(), finding["fix"].as_str())
+            {
+                notes.push_str(&format!("- {name}, {title}: {fix}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    format!("{out}\nWhere a store falls short, what to do:\n\n{notes}")
 }

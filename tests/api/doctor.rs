@@ -493,10 +493,11 @@ async fn serve_refuses_to_start_on_a_failed_check_when_told_to() {
 type Break = fn(&mut Vec<(String, String)>, &mut Vec<u8>);
 
 /// LocalStack checks a policy's expiry, sizes and conditions, but neither the signature
-/// nor fields the policy does not name (../shared/s3-test-server.md): doctor says so, and
-/// real tickets of the service, broken each way, are taken exactly where doctor says.
+/// nor fields the policy does not name (../shared/s3-test-server.md), nor a PUT's signed
+/// length and headers: doctor says so, and real tickets of the service, broken each way,
+/// are taken exactly where doctor says.
 #[tokio::test]
-async fn localstack_is_reported_for_the_post_checks_it_skips() {
+async fn localstack_is_reported_for_the_checks_it_skips() {
     let store = Store::start(Kind::LocalStack).await;
     let report = doctor(&store, Some("posts")).await;
     let text = report.to_text();
@@ -547,6 +548,52 @@ async fn localstack_is_reported_for_the_post_checks_it_skips() {
             expected,
             "{check}: LocalStack answered {}:\n{text}",
             answer.status()
+        );
+    }
+    // PUT tickets of the service, sent one byte longer or with an unsigned header.
+    let puts = doctor(&store, Some("puts")).await;
+    let cases: [(&str, &[u8], Option<(&str, &str)>); 3] = [
+        ("put.accepted", b"", None),
+        ("put.content-length", b"!", None),
+        (
+            "put.unsigned-header",
+            b"",
+            Some(("x-amz-meta-owner", "evil")),
+        ),
+    ];
+    for (check, more, header) in cases {
+        let body =
+            serde_json::json!({"filename": "a.txt", "content_type": "text/plain", "size": 100});
+        let response = app.upload(&token("puts", "user-1"), &body).await;
+        assert_eq!(response.status(), 201);
+        let ticket: serde_json::Value = response.json().await.unwrap();
+        let mut request = reqwest::Client::new().put(ticket["url"].as_str().unwrap());
+        for (name, value) in ticket["headers"].as_object().into_iter().flatten() {
+            if name != "content-length" {
+                request = request.header(name, value.as_str().unwrap());
+            }
+        }
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let bytes = [&[b'x'; 100][..], more].concat();
+        let answer = request
+            .body(bytes)
+            .send()
+            .await
+            .expect("LocalStack answers");
+        let taken = answer.status().is_success();
+        let expected = if taken == (check == "put.accepted") {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        assert_eq!(
+            verdict(&puts, "puts", check),
+            expected,
+            "{check}: LocalStack answered {}:\n{}",
+            answer.status(),
+            puts.to_text()
         );
     }
     // What LocalStack is known to skip, and to check.

@@ -489,6 +489,9 @@ async fn serve_refuses_to_start_on_a_failed_check_when_told_to() {
     );
 }
 
+/// A header added to a request: name, value.
+type Header = (&'static str, &'static str);
+
 /// A POST ticket form, broken one way.
 type Break = fn(&mut Vec<(String, String)>, &mut Vec<u8>);
 
@@ -552,7 +555,7 @@ async fn localstack_is_reported_for_the_checks_it_skips() {
     }
     // PUT tickets of the service, sent one byte longer or with an unsigned header.
     let puts = doctor(&store, Some("puts")).await;
-    let cases: [(&str, &[u8], Option<(&str, &str)>); 3] = [
+    let cases: [(&str, &[u8], Option<Header>); 3] = [
         ("put.accepted", b"", None),
         ("put.content-length", b"!", None),
         (

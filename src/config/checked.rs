@@ -52,6 +52,15 @@ impl Config {
         settings: Settings,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let written = settings.written.clone();
+        Self::build(settings, env)
+            .map_err(|e| e.placed(written.as_deref(), &|v| std::env::var(v).ok()))
+    }
+
+    fn build(
+        settings: Settings,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let server = settings.server;
         check_server(&server)?;
         let shared = settings

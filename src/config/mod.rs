@@ -5,6 +5,7 @@
 //! variable the file names, AWS credentials come from the AWS default chain.
 
 mod checked;
+pub mod problems;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use crate::auth::AuthSettings;
 use crate::policy::TenantSettings;
 use crate::setting::InvalidSetting;
+pub use problems::{Problem, Problems, Written};
 
 pub use checked::Config;
 
@@ -50,6 +52,9 @@ pub struct Settings {
     /// `[events]`: the sweeper and the delivery of upload events.
     #[serde(default)]
     pub events: crate::limits::EventSettings,
+    /// The file these came from, to place a problem found later at its line.
+    #[serde(skip)]
+    pub written: Option<std::sync::Arc<problems::Written>>,
 }
 
 /// `[server]`: how the HTTP server runs.
@@ -218,21 +223,54 @@ pub struct S3Settings {
     pub fips: bool,
 }
 
-/// A configuration error: which setting and what is wrong with it.
+/// A configuration error: which setting, where it was written, and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read or parsed, or a value has the wrong type.
-    #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    /// The file cannot be read or parsed, or values have the wrong type or name.
+    #[error("{0}")]
+    Load(Problems),
     /// A value is out of range or inconsistent; the setting is named by its path in
     /// the file, e.g. `tenants.acme.max_size`.
     #[error("configuration: {0}")]
-    Invalid(#[from] InvalidSetting),
+    Invalid(Problem),
 }
 
 impl ConfigError {
     pub(crate) fn invalid(setting: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Invalid(InvalidSetting::new(setting, reason))
+        Self::from(InvalidSetting::new(setting, reason))
+    }
+
+    /// The same error, placed where its setting was written: the environment variable
+    /// that set it, or its line in `file`.
+    fn placed(
+        self,
+        file: Option<&problems::Written>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        match self {
+            Self::Invalid(mut problem) if problem.place.is_none() => {
+                let key = problem.key.clone().unwrap_or_default();
+                let path: Vec<&str> = key.split('.').filter(|k| !k.is_empty()).collect();
+                let variable = problems::variable_of(&path);
+                problem.place = if env(&variable).is_some() {
+                    Some(variable)
+                } else {
+                    file.map(|f| f.place_of(&path))
+                };
+                Self::Invalid(problem)
+            }
+            other => other,
+        }
+    }
+}
+
+impl From<InvalidSetting> for ConfigError {
+    fn from(invalid: InvalidSetting) -> Self {
+        Self::Invalid(Problem {
+            place: None,
+            key: (!invalid.setting.is_empty()).then_some(invalid.setting),
+            message: invalid.reason,
+        })
     }
 }
 
@@ -248,14 +286,36 @@ pub enum Source {
 impl Settings {
     /// Reads `source`, then applies `UPLOAD_TICKETS__…` overrides from the environment.
     pub fn load(source: &Source) -> Result<Self, ConfigError> {
-        let figment = match source {
-            Source::File(path) => Figment::from(Toml::file_exact(path)),
-            Source::Text(text) => Figment::from(Toml::string(text)),
+        let (text, name) = match source {
+            Source::File(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    ConfigError::Load(Problems(vec![Problem {
+                        place: Some(name.clone()),
+                        key: None,
+                        message: format!("cannot read the file: {error}"),
+                    }]))
+                })?;
+                (text, name)
+            }
+            Source::Text(text) => (text.clone(), "the configuration text".to_owned()),
         };
-        figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+        let written = Written { name, text };
+        let syntax = written.syntax_errors();
+        if !syntax.is_empty() {
+            return Err(ConfigError::Load(Problems(syntax)));
+        }
+        let env = Env::prefixed(ENV_PREFIX).split("__");
+        let env_name = figment::Provider::metadata(&env).name;
+        let mut settings: Self = Figment::from(Toml::string(&written.text))
+            .merge(env)
             .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))
+            .map_err(|error| {
+                let from_env = |m: &figment::Metadata| m.name == env_name;
+                ConfigError::Load(problems::from_figment(error, Some(&written), &from_env))
+            })?;
+        settings.written = Some(std::sync::Arc::new(written));
+        Ok(settings)
     }
 
     /// Reads the file at `path` (see [`Settings::load`]).

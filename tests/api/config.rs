@@ -342,3 +342,142 @@ fn a_template_that_shares_keys_needs_the_tenant_to_say_so_and_repeating_keys_are
         "{text}"
     );
 }
+
+/// A corpus case: what it is, the text replaced and by what, an environment variable
+/// set, and the problem `check-config` says.
+type Broken = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+);
+
+/// A small valid file the corpus breaks one way at a time (line numbers matter below).
+const CORPUS_BASE: &str = r#"[server]
+listen = "127.0.0.1:8080"
+
+[s3]
+region = "us-east-1"
+
+[auth]
+issuer = "https://id.example.com/"
+audience = "upload-tickets"
+algorithms = ["HS256"]
+hmac_secret_env = "CORPUS_JWT_SECRET"
+
+[tenants.acme]
+bucket = "acme-uploads"
+max_size = 1000
+"#;
+
+/// `check-config` on a corpus of broken files and environments prints each problem once,
+/// as the operator wrote it: the file and line (or the variable), the key, what was
+/// expected. Pinned whole.
+#[test]
+fn check_config_says_each_problem_once_with_its_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("config-corpus-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = (
+        "CORPUS_JWT_SECRET",
+        "0123456789abcdef0123456789abcdef01234567",
+    );
+    let cases: [Broken; 9] = [
+        (
+            "a value of the wrong type",
+            "max_size = 1000",
+            "max_size = \"big\"",
+            None,
+            "wrong-type.toml:15: tenants.acme.max_size: expected a whole number, 0 or more, found \"big\"",
+        ),
+        (
+            "a misspelt key",
+            "max_size = 1000",
+            "max_sise = 1000",
+            None,
+            "misspelt.toml:15: tenants.acme.max_sise: unknown setting (did you mean max_size?)",
+        ),
+        (
+            "an unknown section",
+            "[tenants.acme]",
+            "[tenant.acme]",
+            None,
+            "unknown-section.toml:13: tenant: unknown setting (did you mean tenants?)",
+        ),
+        (
+            "a value that does not parse",
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"nope\"",
+            None,
+            "bad-value.toml:2: server.listen: expected an address and port, like \"0.0.0.0:8080\" or \"127.0.0.1:9090\"",
+        ),
+        (
+            "a value out of its range",
+            "region = \"us-east-1\"",
+            "region = \"US\"",
+            None,
+            "out-of-range.toml:5: s3.region: invalid region \"US\": a region is lower-case letters, digits and inner hyphens",
+        ),
+        (
+            "a required key left out",
+            "bucket = \"acme-uploads\"\n",
+            "",
+            None,
+            "required.toml:13: tenants.acme.bucket: missing: this setting is required",
+        ),
+        (
+            "a bad override in the environment",
+            "",
+            "",
+            Some(("UPLOAD_TICKETS__SERVER__LISTEN", "nope")),
+            "UPLOAD_TICKETS__SERVER__LISTEN: server.listen: expected an address and port, like \"0.0.0.0:8080\" or \"127.0.0.1:9090\"",
+        ),
+        (
+            "an override out of range",
+            "",
+            "",
+            Some(("UPLOAD_TICKETS__SERVER__MAX_HEADER_BYTES", "5")),
+            "UPLOAD_TICKETS__SERVER__MAX_HEADER_BYTES: server.max_header_bytes: must be 16384 to 16777216",
+        ),
+        (
+            "syntax errors, all at once",
+            "[s3]\nregion = \"us-east-1\"",
+            "[s3\nregion = = \"us-east-1\"",
+            None,
+            "2 problems\n  syntax.toml:4: unclosed table, expected `]`\n  syntax.toml:5: extra `=`, expected nothing",
+        ),
+    ];
+    for (what, from, to, env, expected) in cases {
+        let name = expected
+            .split_once(".toml")
+            .map_or("good", |(name, _)| name.rsplit(' ').next().unwrap_or(name));
+        let file = format!("{name}.toml");
+        std::fs::write(dir.join(&file), CORPUS_BASE.replacen(from, to, 1)).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+            .args(["check-config", "--config", &file])
+            .current_dir(&dir)
+            .env_clear()
+            .env(secret.0, secret.1)
+            .envs(env)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{what}: accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr,
+            format!("error: configuration: {expected}\n"),
+            "{what}"
+        );
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_upload-tickets"))
+        .args(["check-config", "--config", "missing.toml"])
+        .current_dir(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: configuration: missing.toml: cannot read the file: No such file or directory (os error 2)\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

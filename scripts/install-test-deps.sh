@@ -18,6 +18,7 @@
 # - LocalStack (localstack-core 4.13.1, PyPI) in a cached venv, run in process on loopback:
 #   a store that does not check POST signatures, which `doctor` must report.
 # - schemathesis (PyPI) in a cached venv, for the spec-driven test.
+# - kubernetes-validate (PyPI) in a cached venv: deploy/kubernetes against the schemas.
 # - curl and jq (Debian packages): the README's walk-through runs as written.
 # - buildah and debootstrap (Debian packages): the container image, built from the
 #   Dockerfile on local stand-ins for its base images (scripts/build-image.sh).
@@ -133,6 +134,15 @@ if [ "$(localstack_has)" != "$localstack_version" ]; then
   "$tools/localstack-venv/bin/pip" install --quiet --upgrade 'pip>=26'
   "$tools/localstack-venv/bin/pip" install --quiet --uploaded-prior-to 2026-04-01T00:00:00Z \
     "localstack-core[runtime]==$localstack_version"
+fi
+
+# kubernetes-validate: the Kubernetes schemas of every release, offline, for
+# deploy/kubernetes (tests/api/deploy.rs).
+kubernetes_validate_version=1.37.0
+if ! "$tools/kubernetes-validate-venv/bin/kubernetes-validate" --version 2>/dev/null | grep -qxF "$kubernetes_validate_version"; then
+  log "installing kubernetes-validate $kubernetes_validate_version into $tools/kubernetes-validate-venv"
+  python3 -m venv "$tools/kubernetes-validate-venv"
+  "$tools/kubernetes-validate-venv/bin/pip" install --quiet "kubernetes-validate==$kubernetes_validate_version"
 fi
 
 # schemathesis: a venv in the same cache.

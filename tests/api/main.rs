@@ -9,6 +9,7 @@ mod client;
 mod companion;
 mod config;
 mod container;
+mod deploy;
 mod dev;
 mod doctor;
 mod e2e;

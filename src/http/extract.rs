@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::rate_limit::Seen;
 use super::reply::{Handled, Reply};
 use super::state::AppState;
 use crate::auth::{AuthError, bearer_token};
@@ -30,7 +31,19 @@ impl std::ops::Deref for Authorized {
 impl Authorized {
     /// The handler's `result`, reported as `code` on success.
     pub(super) fn reply(&self, code: &'static str, result: Handled) -> Reply {
-        Reply::new(&self.caller.tenant, code, result)
+        let seen = match &result {
+            Ok(_) => self.counted.get().copied().map(Seen::Used),
+            Err(ApiError::Limited {
+                refused,
+                retry_after,
+            }) => Some(Seen::Refused(*refused, *retry_after)),
+            Err(_) => None,
+        };
+        let mut reply = Reply::new(&self.caller.tenant, code, result);
+        if let Some(seen) = seen {
+            reply = reply.with_rate_limit(self.rules().quotas, seen);
+        }
+        reply
     }
 }
 
@@ -54,6 +67,7 @@ impl FromRequestParts<AppState> for Authorized {
                 tenant: Arc::clone(tenant),
                 caller,
                 now,
+                counted: std::sync::OnceLock::new(),
             })),
             None => {
                 // The claim is the issuer's, and every new value would be a new metric

@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 mod health;
 mod multipart;
+mod rate_limit;
 mod reply;
 mod state;
 mod uploads;
@@ -90,7 +91,13 @@ pub fn router(
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
-        .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            rate_limit::RATELIMIT_POLICY,
+            rate_limit::RATELIMIT,
+        ])
         .max_age(Duration::from_secs(600));
 
     let mut routes = Router::new();

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::access::{Outcome, report};
 use super::error::ApiError;
+use super::rate_limit::{self, Seen};
+use crate::policy::Quotas;
 
 /// What a handler did: a response and the key it concerns, or why not.
 pub(super) type Handled = Result<(Response, String), ApiError>;
@@ -17,6 +19,8 @@ pub(super) struct Reply {
     tenant: String,
     code: &'static str,
     result: Handled,
+    /// The tenant's quotas and what the counters said, for the `RateLimit` headers.
+    rate_limit: Option<(Quotas, Seen)>,
 }
 
 impl Reply {
@@ -26,7 +30,14 @@ impl Reply {
             tenant: tenant.to_owned(),
             code,
             result,
+            rate_limit: None,
         }
+    }
+
+    /// The same answer, with the `RateLimit` headers of `quotas` after `seen`.
+    pub(super) fn with_rate_limit(mut self, quotas: Quotas, seen: Seen) -> Self {
+        self.rate_limit = Some((quotas, seen));
+        self
     }
 
     /// A request by `tenant` refused before any handler ran.
@@ -48,6 +59,9 @@ impl IntoResponse for Reply {
             key,
         };
         report(&mut response, outcome);
+        if let Some((quotas, seen)) = &self.rate_limit {
+            rate_limit::insert(response.headers_mut(), quotas, *seen);
+        }
         response
     }
 }

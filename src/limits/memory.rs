@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
+use super::{Charge, Counted, Quotas, Refused, Usage, Used, Windows, calls_key, charge_keys, unix};
 
 #[derive(Debug, Default)]
 struct State {
@@ -44,7 +44,7 @@ impl MemoryCounters {
         })
     }
 
-    pub(super) fn admit(&self, limits: &Quotas, charge: &Charge<'_>, w: Windows) -> Counted {
+    pub(super) fn admit(&self, limits: &Quotas, charge: &Charge<'_>, w: Windows) -> Counted<Used> {
         let [subject_key, tenant_key, bytes_key, open_key] =
             charge_keys("", charge.tenant, charge.subject, w);
         let mut state = self.state();
@@ -92,18 +92,26 @@ impl MemoryCounters {
         }
         let minute_end = now + w.minute_left + 60;
         let day_end = now + w.day_left + 3600;
-        for (key, add, expires) in [
+        let [subject, tenant, bytes] = [
             (subject_key, 1, minute_end),
             (tenant_key, 1, minute_end),
             (bytes_key, charge.bytes, day_end),
-        ] {
+        ]
+        .map(|(key, add, expires)| {
             let entry = state.counters.entry(key).or_insert((0, expires));
             if entry.1 <= now {
                 *entry = (0, expires);
             }
             entry.0 = entry.0.saturating_add(add);
-        }
-        Ok(Ok(()))
+            entry.0
+        });
+        Ok(Ok(Used {
+            subject,
+            tenant,
+            bytes,
+            minute_left: w.minute_left,
+            day_left: w.day_left,
+        }))
     }
 
     /// Changes tenant's byte counter of `day` by `delta` (never below 0), if it is

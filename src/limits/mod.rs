@@ -183,8 +183,24 @@ pub struct Usage {
     pub open_uploads: u64,
 }
 
+/// What a counted ticket left used in the windows it fell in, from the counters it
+/// incremented: the `RateLimit` header says what is left without another look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Used {
+    /// The subject's tickets this minute, this one included.
+    pub subject: u64,
+    /// The tenant's tickets this minute, this one included.
+    pub tenant: u64,
+    /// The tenant's bytes today, this ticket's reservation included.
+    pub bytes: u64,
+    /// Seconds until the minute turns.
+    pub minute_left: u64,
+    /// Seconds until the day turns.
+    pub day_left: u64,
+}
+
 /// The counters' answer to a checked charge, before the fault policy.
-pub(crate) type Counted = Result<Result<(), (Refused, u64)>, String>;
+pub(crate) type Counted<T = ()> = Result<Result<T, (Refused, u64)>, String>;
 
 /// The windows a moment falls in: the UTC minute and day, and the seconds left in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,47 +307,56 @@ impl Limits {
     }
 
     /// Counts `charge` if every limit of `limits` lets it through, and keeps the
-    /// ticket's `record` if so (in Redis, in the same script: one round trip).
+    /// ticket's `record` if so (in Redis, in the same script: one round trip). Answers
+    /// what is used now, when the tenant has limits and they were counted.
     pub async fn admit(
         &self,
         limits: &Quotas,
         charge: Charge<'_>,
         record: Option<NewTicket<'_>>,
         now: SystemTime,
-    ) -> Result<(), LimitError> {
+    ) -> Result<Option<Used>, LimitError> {
         let windows = Windows::at(now);
         if !limits.any() {
             // No charge to ride on: the record alone.
             let Some(record) = record else {
-                return Ok(());
+                return Ok(None);
             };
             let recorded = match &self.counters {
                 Counters::Memory(_, records) => {
                     // Nothing to fail: no health to observe either.
                     records.record(&record);
-                    return Ok(());
+                    return Ok(None);
                 }
                 Counters::Redis(redis) => redis.record(&record, windows.now).await.map(Ok),
             };
-            return self.decide(limits, charge.tenant, recorded);
+            return self.decide(limits, charge.tenant, recorded).map(|_| None);
         }
         let counted = match &self.counters {
             Counters::Memory(memory, records) => {
                 let counted = memory.admit(limits, &charge, windows);
-                if let (Ok(Ok(())), Some(record)) = (&counted, record) {
+                if let (Ok(Ok(_)), Some(record)) = (&counted, record) {
                     records.record(&record);
                 }
                 counted
             }
             Counters::Redis(redis) => redis.admit(limits, &charge, record.as_ref(), windows).await,
         };
-        self.decide(limits, charge.tenant, counted)
+        // Counters out of reach and the tenant allowing: nothing counted to tell.
+        self.decide(limits, charge.tenant, counted.map(|c| c.map(Some)))
+            .map(Option::flatten)
     }
 
-    /// What the counters answered, after the tenant's fault policy.
-    fn decide(&self, limits: &Quotas, tenant: &str, counted: Counted) -> Result<(), LimitError> {
+    /// What the counters answered, after the tenant's fault policy (`None`: unreachable
+    /// and allowed anyway).
+    fn decide<T>(
+        &self,
+        limits: &Quotas,
+        tenant: &str,
+        counted: Counted<T>,
+    ) -> Result<Option<T>, LimitError> {
         match self.observe(counted) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(used)) => Ok(Some(used)),
             Ok(Err((refused, retry_after))) => {
                 metrics::counter!("upload_tickets_limit_refusals_total",
                     "tenant" => tenant.to_owned(), "code" => refused.code())
@@ -351,7 +376,7 @@ impl Limits {
                 .increment(1);
                 match limits.when_unavailable {
                     WhenUnavailable::Deny => Err(LimitError::Unavailable(reason)),
-                    WhenUnavailable::Allow => Ok(()),
+                    WhenUnavailable::Allow => Ok(None),
                 }
             }
         }
@@ -376,7 +401,7 @@ impl Limits {
             Counters::Memory(memory, _) => memory.admit_call(limit, tenant, subject, windows),
             Counters::Redis(redis) => redis.admit_call(limit, tenant, subject, windows).await,
         };
-        self.decide(limits, tenant, counted)
+        self.decide(limits, tenant, counted).map(|_| ())
     }
 
     /// Frees a multipart upload's place (completed or aborted). Best effort: a place

@@ -9,15 +9,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::record_scripts::{RECORD_FUNCTION, RecordScripts, TenantKeys, record_args};
 use super::records::NewTicket;
-use super::{Charge, Counted, Quotas, Refused, Usage, Windows, calls_key, charge_keys, unix};
+use super::{Charge, Counted, Quotas, Refused, Usage, Used, Windows, calls_key, charge_keys, unix};
 
 /// Checks a charge and counts it. KEYS: the subject's minute, the tenant's minute, the
 /// tenant's day (bytes), the subject's open uploads, then the ticket's records and the
 /// tenant's due set. ARGV: the subject's, the tenant's, the bytes and the open-upload
 /// limits (-1: none), the bytes, the upload key ('' for none) and deadline, now, the
 /// minute and the day counters' lifetimes, then the ticket's record (`record`, from 11).
-/// Answers {0, 0} when counted (and recorded), else {which limit (1 to 4), a number:
-/// bytes left for the quota, the first upload's deadline for open uploads}.
+/// Answers {0, 0, the subject's, the tenant's and the bytes' counts now} when counted (and
+/// recorded), else {which limit (1 to 4), a number: bytes left for the quota, the first
+/// upload's deadline for open uploads}.
 const ADMIT: &str = r"
 local now = tonumber(ARGV[8])
 local subject = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -42,14 +43,14 @@ if ARGV[6] ~= '' then
   local ttl = redis.call('TTL', KEYS[4])
   if ttl < deadline - now then redis.call('EXPIRE', KEYS[4], deadline - now + 60) end
 end
-redis.call('INCR', KEYS[1])
+subject = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[9])
-redis.call('INCR', KEYS[2])
+tenant = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[9])
-redis.call('INCRBY', KEYS[3], want)
+bytes = redis.call('INCRBY', KEYS[3], want)
 redis.call('EXPIRE', KEYS[3], ARGV[10])
 record(KEYS[5], KEYS[6], 11)
-return {0, 0}
+return {0, 0, subject, tenant, bytes}
 ";
 
 /// A call that reaches the store: counted unless the subject has none left this minute.
@@ -145,7 +146,7 @@ impl RedisCounters {
         charge: &Charge<'_>,
         record: Option<&NewTicket<'_>>,
         w: Windows,
-    ) -> Counted {
+    ) -> Counted<Used> {
         let keys = charge_keys(&self.prefix, charge.tenant, charge.subject, w);
         let limit = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let (member, deadline) = charge.upload.map_or(("", 0), |(key, at)| (key, unix(at)));
@@ -173,11 +174,19 @@ impl RedisCounters {
             invocation.arg(arg);
         }
         let mut connection = self.connection()?;
-        let (which, number): (u8, u64) = self
+        let answer: Vec<u64> = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
-        Ok(match which {
-            0 => Ok(()),
+        let at = |i: usize| answer.get(i).copied().unwrap_or(0);
+        let number = at(1);
+        Ok(match at(0) {
+            0 => Ok(Used {
+                subject: at(2),
+                tenant: at(3),
+                bytes: at(4),
+                minute_left: w.minute_left,
+                day_left: w.day_left,
+            }),
             1 => Err((Refused::SubjectRate, w.minute_left)),
             2 => Err((Refused::TenantRate, w.minute_left)),
             3 => Err((Refused::Quota { remaining: number }, w.day_left)),

@@ -17,7 +17,7 @@ impl Limits {
         charge: Charge<'_>,
         now: SystemTime,
     ) -> Result<(), LimitError> {
-        self.admit(limits, charge, None, now).await
+        self.admit(limits, charge, None, now).await.map(|_| ())
     }
 }
 
@@ -171,4 +171,33 @@ fn every_key_of_a_tenant_shares_its_cluster_slot() {
     let keys = charge_keys("p:", "acme", "user:1", Windows::at(at(120)));
     assert_eq!(keys[0], "p:{acme}:sm:2:user:1");
     assert!(keys.iter().all(|k| k.starts_with("p:{acme}:")));
+}
+
+#[tokio::test]
+async fn a_counted_ticket_says_what_its_charge_left_used() {
+    let limits = Limits::in_process();
+    let rules = Quotas {
+        subject_per_minute: Some(5),
+        bytes_per_day: Some(10_000),
+        ..Quotas::default()
+    };
+    let now = at(1_800_000_000 + 10);
+    let first = limits.admit(&rules, charge("ann", 300), None, now).await;
+    let second = limits.admit(&rules, charge("ann", 200), None, now).await;
+    let other = limits.admit(&rules, charge("bob", 100), None, now).await;
+    let used = |r: Result<Option<Used>, LimitError>| r.unwrap().unwrap();
+    let (first, other) = (used(first), used(other));
+    assert_eq!((first.subject, first.bytes), (1, 300));
+    let second = used(second);
+    assert_eq!((second.subject, second.tenant, second.bytes), (2, 2, 500));
+    assert_eq!(
+        (second.minute_left, second.day_left),
+        (50, 86_400 - 1_800_000_010 % 86_400)
+    );
+    assert_eq!((other.subject, other.tenant), (1, 3));
+    // Without limits nothing is counted, so nothing is told.
+    let none = limits
+        .admit(&Quotas::default(), charge("ann", 1), None, now)
+        .await;
+    assert_eq!(none, Ok(None));
 }

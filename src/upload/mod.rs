@@ -70,6 +70,9 @@ pub struct Actor {
     pub tenant: Arc<Tenant>,
     /// Now, for the token, the rules and the signatures alike.
     pub now: SystemTime,
+    /// What the request's ticket left used of the tenant's limits, once counted (the
+    /// answer's `RateLimit` header).
+    pub counted: std::sync::OnceLock<crate::limits::Used>,
 }
 
 impl Actor {
@@ -179,9 +182,14 @@ pub async fn admit(
         bytes: record.reserved,
         upload,
     };
-    deps.limits
+    let used = deps
+        .limits
         .admit(&rules.quotas, charge, Some(record), who.now)
         .await?;
+    if let Some(used) = used {
+        // One ticket a request: the first count is the one to tell.
+        let _ = who.counted.set(used);
+    }
     Ok(credentials)
 }
 

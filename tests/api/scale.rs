@@ -3,6 +3,7 @@
 //! replica serves; Redis down, stalled or restarted gets each tenant's configured
 //! answer within the bound, and the service recovers without a restart.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -339,6 +340,63 @@ fn upstream(headers: &reqwest::header::HeaderMap) -> String {
         .to_owned()
 }
 
+/// A quota as the headers advertise it: its size, its window, and what is left of it and
+/// when it turns, where `RateLimit` says.
+type Advertised = (u64, u64, Option<(u64, u64)>);
+
+/// `RateLimit-Policy` and `RateLimit` of an answer: each policy's quota, window and what
+/// is left of it, by name.
+fn rate_limits(headers: &reqwest::header::HeaderMap) -> BTreeMap<String, Advertised> {
+    let items = |name: &str| -> Vec<(String, BTreeMap<String, u64>)> {
+        let Some(value) = headers.get(name) else {
+            return Vec::new();
+        };
+        value
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|item| {
+                let mut parts = item.trim().split(';');
+                let name = parts.next().unwrap().trim_matches('"').to_owned();
+                let params = parts
+                    .filter_map(|p| p.split_once('='))
+                    .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+                    .collect();
+                (name, params)
+            })
+            .collect()
+    };
+    let left: BTreeMap<String, BTreeMap<String, u64>> = items("ratelimit").into_iter().collect();
+    items("ratelimit-policy")
+        .into_iter()
+        .map(|(name, p)| {
+            let now = left.get(&name).map(|l| (l["r"], l["t"]));
+            (name, (p["q"], p["w"], now))
+        })
+        .collect()
+}
+
+/// The answer's rate-limit headers say what `GET /uploads/usage` says: each quota its
+/// limit, and what is left (where the header tells).
+fn assert_headers_match_usage(headers: &reqwest::header::HeaderMap, usage: &Value) {
+    let limits = rate_limits(headers);
+    assert!(!limits.is_empty(), "no RateLimit-Policy: {headers:?}");
+    for (name, (quota, window, left)) in limits {
+        let (counted, expected_window) = match name.as_str() {
+            "subject" => (&usage["minute"]["subject_tickets"], 60),
+            "tenant" => (&usage["minute"]["tenant_tickets"], 60),
+            "bytes" => (&usage["day"]["bytes"], 86_400),
+            other => panic!("unknown policy {other}"),
+        };
+        assert_eq!(counted["limit"], quota, "{name}: {usage}");
+        assert_eq!(window, expected_window, "{name}");
+        if let Some((remaining, reset)) = left {
+            assert_eq!(counted["remaining"], remaining, "{name}: {usage}");
+            assert!(reset <= window, "{name}: {reset}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn limits_and_quotas_hold_across_two_replicas_behind_nginx() {
     let mut cluster = Cluster::start().await;
@@ -346,12 +404,28 @@ async fn limits_and_quotas_hold_across_two_replicas_behind_nginx() {
 
     // The subject's 4 tickets a minute, wherever they are served; the 5th is refused.
     let mut served_by = std::collections::BTreeSet::new();
-    for _ in 0..4 {
+    for _ in 0..3 {
         let (status, body, headers) = cluster.ticket("shared", "ann", 100).await;
         assert_eq!(status, 201, "{body}");
         served_by.insert(upstream(&headers));
     }
     assert_eq!(served_by.len(), 2, "both replicas served: {served_by:?}");
+    // The last ticket's rate-limit headers, from whichever replica, say what the usage
+    // answer (from either) says: the counts are Redis's.
+    let ann_usage = |cluster: &Cluster| {
+        let request = reqwest::Client::new()
+            .get(format!("{}/uploads/usage", cluster.gateway.base))
+            .bearer_auth(token("shared", "ann"));
+        async move {
+            let response = request.send().await.unwrap();
+            crate::multipart::json_of(response, 200, "get", "/uploads/usage").await
+        }
+    };
+    let (_, _, last) = cluster.ticket("shared", "ann", 100).await;
+    assert_eq!(rate_limits(&last)["subject"].2.map(|l| l.0), Some(0));
+    for _ in 0..2 {
+        assert_headers_match_usage(&last, &ann_usage(&cluster).await);
+    }
     let (status, body, headers) = cluster.ticket("shared", "ann", 100).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -360,6 +434,9 @@ async fn limits_and_quotas_hold_across_two_replicas_behind_nginx() {
     );
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
+    // The refusal names the quota that refused, nothing left, reset with Retry-After.
+    assert_eq!(rate_limits(&headers)["subject"].2, Some((0, retry)));
+    assert_headers_match_usage(&headers, &ann_usage(&cluster).await);
     // Another subject of the tenant has its own count.
     assert_eq!(cluster.ticket("shared", "bob", 100).await.0, 201);
 
@@ -648,18 +725,23 @@ async fn in_process_limits_need_nothing_installed() {
     assert_eq!(fresh["minute"]["subject_tickets"]["limit"], Value::Null);
 
     let ask = |size: u64| json!({"filename": "a.txt", "size": size});
+    within_one_minute(5).await;
+    let first = app.upload(&token("quota", "eve"), &ask(1000)).await;
+    assert_eq!(first.status(), 201);
+    assert_headers_match_usage(first.headers(), &usage(&app).await);
     assert_eq!(
-        app.upload(&token("quota", "eve"), &ask(1000))
-            .await
-            .status(),
-        201
+        rate_limits(first.headers())["bytes"].2.map(|l| l.0),
+        Some(500)
     );
-    let refused = problem(
-        app.upload(&token("quota", "eve"), &ask(600)).await,
-        429,
-        "quota_exceeded",
-    )
-    .await;
+    let refused = app.upload(&token("quota", "eve"), &ask(600)).await;
+    let headers = refused.headers().clone();
+    assert_eq!(rate_limits(&headers)["bytes"].2.map(|l| l.0), Some(500));
+    assert!(
+        rate_limits(&headers)["tenant"].2.is_none(),
+        "only the quota that refused"
+    );
+    assert_headers_match_usage(&headers, &usage(&app).await);
+    let refused = problem(refused, 429, "quota_exceeded").await;
     assert!(
         refused["detail"]
             .as_str()

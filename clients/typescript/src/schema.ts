@@ -1134,6 +1134,8 @@ export interface components {
         RateLimited: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -1230,6 +1232,21 @@ export interface components {
         RequestId: string;
         /** @description Seconds to wait before trying again. */
         RetryAfter: number;
+        /**
+         * @description The tenant's ticket quotas (IETF httpapi `RateLimit-Policy`, a structured list),
+         *     sent when it has any: `"subject";q=<tickets>;w=60` (this user's tickets a
+         *     minute), `"tenant";q=<tickets>;w=60` (the tenant's), `"bytes";q=<bytes>;w=86400;qu="content-bytes"`
+         *     (the tenant's bytes a UTC day).
+         * @example "subject";q=60;w=60, "tenant";q=600;w=60, "bytes";q=10737418240;w=86400;qu="content-bytes"
+         */
+        RateLimitPolicy: string;
+        /**
+         * @description What is left of each quota (`r`) and the seconds until its window turns (`t`),
+         *     from the counts this ticket's own charge left (IETF httpapi `RateLimit`). On a
+         *     429 it names only the quota that refused. The same numbers as `GET /uploads/usage`.
+         * @example "subject";r=59;t=42, "tenant";r=598;t=42, "bytes";r=10737318240;t=61042
+         */
+        RateLimit: string;
     };
     pathItems: never;
 }
@@ -1255,6 +1272,8 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     /** @description Always `no-store`. */
                     "Cache-Control"?: "no-store";
                     [name: string]: unknown;
@@ -1295,6 +1314,8 @@ export interface operations {
             201: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1768,6 +1789,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1804,6 +1827,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2059,6 +2084,8 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -14,6 +14,8 @@ pub struct Tenant {
     /// The browser origins its front ends run on, which the bucket's CORS rule must let
     /// upload (`doctor` asks for each); none set: `server.cors_allowed_origins`.
     pub front_end_origins: Vec<String>,
+    /// Its `RateLimit-Policy` header, made once: none without ticket quotas.
+    pub rate_limit_policy: Option<axum::http::HeaderValue>,
 }
 
 impl Tenant {

@@ -185,6 +185,7 @@ fn tenants(
         tenants.insert(
             id.clone(),
             Arc::new(Tenant {
+                rate_limit_policy: crate::limits::rate_limit::policy_header(&rules.quotas),
                 rules,
                 webhook,
                 front_end_origins: tenant.front_end_origins.clone(),

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::rate_limit::Seen;
 use super::reply::{Handled, Reply};
 use super::state::AppState;
 use crate::auth::{AuthError, bearer_token};
+use crate::limits::rate_limit::Seen;
 use crate::upload::Actor;
 
 /// A caller whose token verified, with their tenant and the time the request is judged
@@ -40,8 +40,8 @@ impl Authorized {
             Err(_) => None,
         };
         let mut reply = Reply::new(&self.caller.tenant, code, result);
-        if let Some(seen) = seen {
-            reply = reply.with_rate_limit(self.rules().quotas, seen);
+        if let (Some(seen), Some(policy)) = (seen, &self.tenant.rate_limit_policy) {
+            reply = reply.with_rate_limit(policy.clone(), self.rules().quotas, seen);
         }
         reply
     }

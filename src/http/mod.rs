@@ -11,7 +11,6 @@ pub mod error;
 mod extract;
 mod health;
 mod multipart;
-mod rate_limit;
 mod reply;
 mod state;
 mod uploads;
@@ -95,8 +94,8 @@ pub fn router(
             REQUEST_ID,
             header::RETRY_AFTER,
             header::WWW_AUTHENTICATE,
-            rate_limit::RATELIMIT_POLICY,
-            rate_limit::RATELIMIT,
+            crate::limits::rate_limit::RATELIMIT_POLICY,
+            crate::limits::rate_limit::RATELIMIT,
         ])
         .max_age(Duration::from_secs(600));
 

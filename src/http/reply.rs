@@ -1,11 +1,12 @@
 //! The one answer type of every handler: the response or the error, with what the
 //! access log records (tenant, outcome code, issued key) attached by itself.
 
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
 use super::access::{Outcome, report};
 use super::error::ApiError;
-use super::rate_limit::{self, Seen};
+use crate::limits::rate_limit::{self, Seen};
 use crate::policy::Quotas;
 
 /// What a handler did: a response and the key it concerns, or why not.
@@ -19,8 +20,8 @@ pub(super) struct Reply {
     tenant: String,
     code: &'static str,
     result: Handled,
-    /// The tenant's quotas and what the counters said, for the `RateLimit` headers.
-    rate_limit: Option<(Quotas, Seen)>,
+    /// The tenant's `RateLimit-Policy`, its quotas and what the counters said.
+    rate_limit: Option<(HeaderValue, Quotas, Seen)>,
 }
 
 impl Reply {
@@ -34,9 +35,15 @@ impl Reply {
         }
     }
 
-    /// The same answer, with the `RateLimit` headers of `quotas` after `seen`.
-    pub(super) fn with_rate_limit(mut self, quotas: Quotas, seen: Seen) -> Self {
-        self.rate_limit = Some((quotas, seen));
+    /// The same answer, with the tenant's `policy` and the `RateLimit` of `quotas` after
+    /// `seen`.
+    pub(super) fn with_rate_limit(
+        mut self,
+        policy: HeaderValue,
+        quotas: Quotas,
+        seen: Seen,
+    ) -> Self {
+        self.rate_limit = Some((policy, quotas, seen));
         self
     }
 
@@ -59,8 +66,8 @@ impl IntoResponse for Reply {
             key,
         };
         report(&mut response, outcome);
-        if let Some((quotas, seen)) = &self.rate_limit {
-            rate_limit::insert(response.headers_mut(), quotas, *seen);
+        if let Some((policy, quotas, seen)) = &self.rate_limit {
+            rate_limit::insert(response.headers_mut(), policy, quotas, *seen);
         }
         response
     }

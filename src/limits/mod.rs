@@ -11,6 +11,7 @@
 pub mod event_settings;
 mod memory;
 mod memory_records;
+pub mod rate_limit;
 mod record_scripts;
 pub mod records;
 mod shared;

@@ -8,19 +8,20 @@
 
 use std::fmt::Write as _;
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::limits::{Refused, Used};
+use super::{Refused, Used};
 use crate::policy::Quotas;
 
 /// `RateLimit-Policy`: the tenant's quotas.
-pub(super) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 /// `RateLimit`: what is left of each.
-pub(super) const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// What a ticket request found at the counters.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Seen {
+pub enum Seen {
     /// Counted: what is used now.
     Used(Used),
     /// Refused by `Refused`, its window turning in this many seconds.
@@ -35,7 +36,7 @@ struct Policy {
     bytes: bool,
 }
 
-fn policies(quotas: &Quotas) -> Vec<Policy> {
+fn policies(quotas: &Quotas) -> impl Iterator<Item = Policy> {
     let minute = |name, quota: Option<u32>| {
         quota.map(|quota| Policy {
             name,
@@ -56,19 +57,13 @@ fn policies(quotas: &Quotas) -> Vec<Policy> {
     ]
     .into_iter()
     .flatten()
-    .collect()
 }
 
-/// The two headers for a tenant with `quotas` after `seen`; nothing for a tenant without
-/// ticket quotas. A refusal names only the quota that refused.
-pub(super) fn insert(headers: &mut HeaderMap, quotas: &Quotas, seen: Seen) {
-    let policies = policies(quotas);
-    if policies.is_empty() {
-        return;
-    }
+/// `RateLimit-Policy` of a tenant with `quotas`, made once when the configuration is
+/// loaded; none for a tenant without ticket quotas.
+pub fn policy_header(quotas: &Quotas) -> Option<HeaderValue> {
     let mut policy = String::new();
-    let mut left = String::new();
-    for p in &policies {
+    for p in policies(quotas) {
         if !policy.is_empty() {
             policy.push_str(", ");
         }
@@ -76,6 +71,19 @@ pub(super) fn insert(headers: &mut HeaderMap, quotas: &Quotas, seen: Seen) {
         if p.bytes {
             policy.push_str(";qu=\"content-bytes\"");
         }
+    }
+    // Only digits, names and punctuation: always a valid header value.
+    (!policy.is_empty())
+        .then(|| HeaderValue::from_str(&policy).ok())
+        .flatten()
+}
+
+/// The tenant's `policy` header and the `RateLimit` of `quotas` after `seen`. A refusal
+/// names only the quota that refused.
+pub fn insert(headers: &mut HeaderMap, policy: &HeaderValue, quotas: &Quotas, seen: Seen) {
+    headers.insert(RATELIMIT_POLICY, policy.clone());
+    let mut left = String::with_capacity(96);
+    for p in policies(quotas) {
         let remaining = match seen {
             Seen::Used(used) => {
                 let (count, reset) = match p.name {
@@ -100,13 +108,11 @@ pub(super) fn insert(headers: &mut HeaderMap, quotas: &Quotas, seen: Seen) {
             let _ = write!(left, "\"{}\";r={remaining};t={reset}", p.name);
         }
     }
-    // Only digits, names and punctuation: always a valid header value.
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        headers.insert(RATELIMIT_POLICY, value);
+    if left.is_empty() {
+        return;
     }
-    if let Ok(value) = HeaderValue::from_str(&left)
-        && !left.is_empty()
-    {
+    // Handed over without a copy.
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(left)) {
         headers.insert(RATELIMIT, value);
     }
 }
@@ -114,6 +120,10 @@ pub(super) fn insert(headers: &mut HeaderMap, quotas: &Quotas, seen: Seen) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy() -> HeaderValue {
+        policy_header(&quotas()).unwrap()
+    }
 
     fn quotas() -> Quotas {
         Quotas {
@@ -134,7 +144,7 @@ mod tests {
             minute_left: 17,
             day_left: 3600,
         };
-        insert(&mut headers, &quotas(), Seen::Used(used));
+        insert(&mut headers, &policy(), &quotas(), Seen::Used(used));
         assert_eq!(
             headers[RATELIMIT_POLICY],
             "\"subject\";q=10;w=60, \"tenant\";q=100;w=60, \"bytes\";q=5000;w=86400;qu=\"content-bytes\""
@@ -148,38 +158,33 @@ mod tests {
     #[test]
     fn a_refusal_names_the_quota_that_refused() {
         let mut headers = HeaderMap::new();
-        insert(
-            &mut headers,
-            &quotas(),
-            Seen::Refused(Refused::TenantRate, 9),
-        );
+        let tenant = Seen::Refused(Refused::TenantRate, 9);
+        insert(&mut headers, &policy(), &quotas(), tenant);
         assert_eq!(headers[RATELIMIT], "\"tenant\";r=0;t=9");
         let mut headers = HeaderMap::new();
         let quota = Refused::Quota { remaining: 12 };
-        insert(&mut headers, &quotas(), Seen::Refused(quota, 500));
+        insert(
+            &mut headers,
+            &policy(),
+            &quotas(),
+            Seen::Refused(quota, 500),
+        );
         assert_eq!(headers[RATELIMIT], "\"bytes\";r=12;t=500");
         // A refusal by a limit that is no ticket quota: the policies only.
         let mut headers = HeaderMap::new();
-        insert(
-            &mut headers,
-            &quotas(),
-            Seen::Refused(Refused::OpenUploads, 5),
-        );
+        let open = Seen::Refused(Refused::OpenUploads, 5);
+        insert(&mut headers, &policy(), &quotas(), open);
         assert!(headers.get(RATELIMIT).is_none());
         assert!(headers.get(RATELIMIT_POLICY).is_some());
     }
 
     #[test]
-    fn a_tenant_without_quotas_gets_no_header() {
-        let mut headers = HeaderMap::new();
-        let used = Used {
-            subject: 1,
-            tenant: 1,
-            bytes: 1,
-            minute_left: 1,
-            day_left: 1,
+    fn a_tenant_without_ticket_quotas_has_no_policy() {
+        let open_only = Quotas {
+            open_uploads: Some(3),
+            ..Quotas::default()
         };
-        insert(&mut headers, &Quotas::default(), Seen::Used(used));
-        assert!(headers.is_empty());
+        assert!(policy_header(&Quotas::default()).is_none());
+        assert!(policy_header(&open_only).is_none());
     }
 }

@@ -108,6 +108,30 @@ impl Store {
         keys: Option<(&'static str, &'static str)>,
         lax: upload_tickets::devstore::Lax,
     ) -> Self {
+        // A store that died at start (a port taken between our probe and its bind) or
+        // never came up is started again, on other ports, in a fresh folder.
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut store = Self::spawn(kind, keys, lax).await;
+            // SeaweedFS takes about 10 s to elect itself, over a minute on a loaded
+            // machine (the whole suite on 2 cores): a generous bound, not a wait.
+            let patience = Duration::from_secs(if attempt < ATTEMPTS { 120 } else { 180 });
+            if store.came_up(kind, patience).await {
+                return store;
+            }
+            eprintln!(
+                "{kind:?} at {} did not come up (attempt {attempt}): starting it again",
+                store.endpoint
+            );
+        }
+        panic!("{kind:?} did not come up with bucket {BUCKET} in {ATTEMPTS} attempts");
+    }
+
+    async fn spawn(
+        kind: Kind,
+        keys: Option<(&'static str, &'static str)>,
+        lax: upload_tickets::devstore::Lax,
+    ) -> Self {
         let name = format!("{kind:?}").to_lowercase();
         let dir =
             std::env::temp_dir().join(format!("upload-tickets-{name}-{}", uuid::Uuid::new_v4()));
@@ -129,23 +153,30 @@ impl Store {
                 access_key, secret_key, None, None, "test",
             ))
             .build();
-        let store = Self {
+        Self {
             endpoint,
             access_key,
             secret_key,
             client: aws_sdk_s3::Client::from_conf(config),
             running,
             dir,
-        };
-        // Ready when the bucket answers (SeaweedFS takes about 10 s to elect itself, longer
-        // on a loaded machine: over a minute was seen with the whole suite running on
-        // 2 cores, so the bound is generous; a store that comes up is not waited for).
-        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        }
+    }
+
+    /// Whether the store answers for [`BUCKET`] within `patience`; `false` at once if its
+    /// process has ended.
+    async fn came_up(&mut self, kind: Kind, patience: Duration) -> bool {
+        let deadline = std::time::Instant::now() + patience;
         while std::time::Instant::now() < deadline {
-            if kind != Kind::Garage {
-                let _ = store.client.create_bucket().bucket(BUCKET).send().await;
+            if let Running::Child(child) = &mut self.running
+                && child.try_wait().ok().flatten().is_some()
+            {
+                return false;
             }
-            if store
+            if kind != Kind::Garage {
+                let _ = self.client.create_bucket().bucket(BUCKET).send().await;
+            }
+            if self
                 .client
                 .head_bucket()
                 .bucket(BUCKET)
@@ -153,11 +184,11 @@ impl Store {
                 .await
                 .is_ok()
             {
-                return store;
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{kind:?} did not come up with bucket {BUCKET} on {port}");
+        false
     }
 
     pub async fn create_bucket(&self, name: &str) {

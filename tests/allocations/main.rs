@@ -5,8 +5,9 @@
 //! allocate less lowers the number recorded below.
 //!
 //! Its own test binary: the counting allocator is the process's global allocator.
-//! Not counted: the access log's line (no subscriber is installed here) and the memory
-//! store's work (multipart starts call the store; their own count is for later).
+//! Not counted: the access log's line (no subscriber is installed here) and the store's
+//! own work (the in-memory store's calls run uncounted: a real store's client allocates
+//! its own way). Counted the same way: a multipart start and a completion check.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -21,7 +22,12 @@ use tower::ServiceExt as _;
 use upload_tickets::config::{Config, Settings, Source};
 use upload_tickets::credentials::{CredentialsCache, StaticSource};
 use upload_tickets::http::{App, AppState, router};
+use upload_tickets::policy::{ObjectPlan, ObjectSetting, StoredObject};
 use upload_tickets::store::memory::MemoryStore;
+use upload_tickets::store::{
+    AbortRule, CompletedObject, Completion, ListedObject, ObjectHead, ObjectStore, PartTag,
+    StoreFuture, StoredPart, UploadRef,
+};
 
 struct Counting;
 
@@ -69,6 +75,86 @@ fn count() {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// `future`, its polls uncounted: the count is put aside while it runs.
+fn uncounted<'a, T: 'a>(future: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+    struct Paused<F>(F);
+    impl<F: std::future::Future + Unpin> std::future::Future for Paused<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            let kept = COUNT.with(|c| c.replace(None));
+            let polled = std::pin::Pin::new(&mut self.0).poll(cx);
+            COUNT.with(|c| c.set(kept));
+            polled
+        }
+    }
+    Box::pin(Paused(future))
+}
+
+/// The in-memory store, its calls uncounted.
+#[derive(Debug)]
+struct Uncounted(Arc<MemoryStore>);
+
+impl ObjectStore for Uncounted {
+    fn create_upload<'a>(
+        &'a self,
+        bucket: &'a str,
+        object: &'a ObjectPlan,
+        settings: &'a [ObjectSetting],
+    ) -> StoreFuture<'a, String> {
+        uncounted(self.0.create_upload(bucket, object, settings))
+    }
+    fn list_parts<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, Vec<StoredPart>> {
+        uncounted(self.0.list_parts(upload))
+    }
+    fn complete_upload<'a>(
+        &'a self,
+        upload: UploadRef<'a>,
+        parts: &'a [PartTag],
+        completion: Completion<'a>,
+    ) -> StoreFuture<'a, CompletedObject> {
+        uncounted(self.0.complete_upload(upload, parts, completion))
+    }
+    fn abort_upload<'a>(&'a self, upload: UploadRef<'a>) -> StoreFuture<'a, ()> {
+        uncounted(self.0.abort_upload(upload))
+    }
+    fn delete_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        uncounted(self.0.delete_object(bucket, key))
+    }
+    fn head_object<'a>(&'a self, bucket: &'a str, key: &'a str) -> StoreFuture<'a, ObjectHead> {
+        uncounted(self.0.head_object(bucket, key))
+    }
+    fn read_start<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        bytes: u64,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        uncounted(self.0.read_start(bucket, key, bytes))
+    }
+    fn copy_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        from: &'a str,
+        to: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        uncounted(self.0.copy_object(bucket, from, to))
+    }
+    fn list_objects<'a>(
+        &'a self,
+        bucket: &'a str,
+        prefix: &'a str,
+        limit: u16,
+    ) -> StoreFuture<'a, Vec<ListedObject>> {
+        uncounted(self.0.list_objects(bucket, prefix, limit))
+    }
+    fn abort_rules<'a>(&'a self, bucket: &'a str) -> StoreFuture<'a, Vec<AbortRule>> {
+        uncounted(self.0.abort_rules(bucket))
+    }
+}
+
 const SECRET: &str = "test-hmac-secret-of-at-least-32-bytes!!";
 const SECRET_ENV: &str = "ALLOC_TEST_JWT_SECRET";
 
@@ -91,6 +177,8 @@ hmac_secret_env = "{SECRET_ENV}"
 bucket = "alloc-uploads"
 max_size = 10485760
 content_types = ["image/*", "text/plain"]
+# Hundreds of completion checks a minute here: more calls than the default allows.
+store_calls_per_minute = 100000
 
 [tenants.puts]
 bucket = "alloc-uploads"
@@ -122,16 +210,18 @@ fn token(tenant: &str, sub: &str) -> String {
     .unwrap()
 }
 
-/// The router, as `serve` builds it, on an in-memory store.
-async fn app() -> axum::Router {
+/// The router, as `serve` builds it, on an in-memory store (returned too, to plant
+/// objects in).
+async fn app() -> (axum::Router, Arc<MemoryStore>) {
     let config = config();
     let credentials = Arc::new(CredentialsCache::new(Arc::new(StaticSource(
         s3_presigned_post::Credentials::new("AKIDTESTEXAMPLE", "test-aws-secret-key-EXAMPLE", None)
             .unwrap(),
     ))));
     credentials.refresh().await.unwrap();
-    let app = App::new(&config, credentials).with_store(Arc::new(MemoryStore::new()));
-    router(
+    let store = Arc::new(MemoryStore::new());
+    let app = App::new(&config, credentials).with_store(Arc::new(Uncounted(Arc::clone(&store))));
+    let router = router(
         AppState(Arc::new(app)),
         &[],
         config.request_timeout(),
@@ -140,14 +230,19 @@ async fn app() -> axum::Router {
             companion_prefix: &config.server.companion_prefix,
             admin_apart: false,
         },
-    )
+    );
+    (router, store)
 }
 
-/// Allocations of this thread for one `POST /uploads` with `token` (the request built
-/// and the answer read outside the count), and its status.
-async fn ticket(router: &axum::Router, token: &str) -> (u64, u16) {
-    let body = json!({"filename": "holiday photo.png", "content_type": "image/png", "size": 2048});
-    let request = Request::post("/uploads")
+/// Allocations of this thread for one request (built before, its answer read after the
+/// count), its status and its answer.
+async fn counted(
+    router: &axum::Router,
+    path: &str,
+    token: &str,
+    body: serde_json::Value,
+) -> (u64, u16, serde_json::Value) {
+    let request = Request::post(path)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
@@ -155,10 +250,23 @@ async fn ticket(router: &axum::Router, token: &str) -> (u64, u16) {
     let service = router.clone();
     COUNT.with(|c| c.set(Some(0)));
     let response = service.oneshot(request).await.unwrap();
-    let counted = COUNT.with(|c| c.replace(None)).unwrap_or(0);
+    let allocations = COUNT.with(|c| c.replace(None)).unwrap_or(0);
     let status = response.status().as_u16();
-    let _ = axum::body::to_bytes(response.into_body(), 1 << 20).await;
-    (counted, status)
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        allocations,
+        status,
+        serde_json::from_slice(&bytes).unwrap_or_default(),
+    )
+}
+
+/// Allocations of one `POST /uploads` with `token`, and its status.
+async fn ticket(router: &axum::Router, token: &str) -> (u64, u16) {
+    let body = json!({"filename": "holiday photo.png", "content_type": "image/png", "size": 2048});
+    let (allocations, status, _) = counted(router, "/uploads", token, body).await;
+    (allocations, status)
 }
 
 /// What this tree's tickets allocate (medians of 200, debug build; each ticket within 1 to
@@ -171,7 +279,7 @@ const COLD_TOKEN_EXTRA: u64 = 19;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_ticket_allocates_no_more_than_recorded() {
-    let router = app().await;
+    let (router, _) = app().await;
     let post = token("posts", "user-1");
     let put = token("puts", "user-1");
     // Warm: the token cache, the metrics' handles, lazily made statics.
@@ -216,5 +324,62 @@ async fn a_ticket_allocates_no_more_than_recorded() {
     assert!(
         extra <= COLD_TOKEN_EXTRA,
         "a cold token adds {extra}, recorded {COLD_TOKEN_EXTRA}"
+    );
+}
+
+/// A multipart start (the store's part uncounted) and a completion check (a ticket, the
+/// object planted, then `POST /uploads/complete`), as measured on 2026-12-07.
+const MULTIPART_START: u64 = 203;
+const COMPLETION_CHECK: u64 = 107;
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_multipart_start_and_a_completion_check_allocate_no_more_than_recorded() {
+    let (router, store) = app().await;
+    let post = token("posts", "user-1");
+    // PNG's signature, then zeros: what the completion check's sniffing expects.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.resize(2048, 0);
+    let mut starts = Vec::new();
+    let mut checks = Vec::new();
+    for round in 0..250 {
+        let body = json!({"filename": "scan.png", "content_type": "image/png", "size": 6_291_456});
+        let (n, status, answer) = counted(&router, "/uploads/multipart", &post, body).await;
+        assert_eq!(status, 201, "{answer}");
+        let (_, status, ticket) = counted(
+            &router,
+            "/uploads",
+            &post,
+            json!({"filename": "a.png", "content_type": "image/png", "size": 2048}),
+        )
+        .await;
+        assert_eq!(status, 201, "{ticket}");
+        let key = ticket["key"].as_str().unwrap();
+        let object = StoredObject {
+            size: 2048,
+            content_type: Some("image/png".to_owned()),
+            metadata: Default::default(),
+            checksum: None,
+        };
+        store.put_object_bytes("alloc-uploads", key, object, &png);
+        let (c, status, answer) =
+            counted(&router, "/uploads/complete", &post, json!({"key": key})).await;
+        assert_eq!(status, 200, "{answer}");
+        // The first 50 warm up.
+        if round >= 50 {
+            starts.push(n);
+            checks.push(c);
+        }
+    }
+    starts.sort_unstable();
+    checks.sort_unstable();
+    let (start, check) = (starts[starts.len() / 2], checks[checks.len() / 2]);
+    println!("allocations: multipart start {start}, completion check {check}");
+    assert!(
+        start <= MULTIPART_START,
+        "a multipart start allocates {start}, recorded {MULTIPART_START}"
+    );
+    assert!(
+        check <= COMPLETION_CHECK,
+        "a completion check allocates {check}, recorded {COMPLETION_CHECK}"
     );
 }

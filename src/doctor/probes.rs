@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use s3_presigned_post::{
     BucketName, Checksum, ChecksumAlgorithm, Condition, Credentials, ObjectKey, PostRequest,
-    PresignError, PresignedPost, Presigner, UrlRequest,
+    PresignError, PresignedPost, PresignedUrl, Presigner, UrlRequest,
 };
 
 /// What a store answered: its status, its S3 error code if it sent one, its `Date`.
@@ -192,15 +192,7 @@ impl Prober<'_> {
             PutFault::WrongChecksum(algorithm) => request = request.checksum(&wrong(algorithm)?)?,
             _ => {}
         }
-        let signed = self
-            .presigner
-            .presign_url(self.credentials, &request, SystemTime::now())?;
-        let mut builder = self.http.put(&signed.url);
-        for (name, value) in &signed.headers {
-            if name != "content-length" {
-                builder = builder.header(name, value);
-            }
-        }
+        let (signed, mut builder) = self.signed_put(&request)?;
         let body = match fault {
             PutFault::None
             | PutFault::UnsignedMetadata
@@ -236,16 +228,26 @@ impl Prober<'_> {
         if let Some(checksum) = checksum {
             request = request.checksum(checksum)?;
         }
+        let (signed, builder) = self.signed_put(&request)?;
+        self.send(builder.body(BODY.to_vec()), &signed.url).await
+    }
+
+    /// `request` signed now, and a PUT to its URL with the headers it signed (but the
+    /// length, which the body sets).
+    fn signed_put(
+        &self,
+        request: &UrlRequest,
+    ) -> Result<(PresignedUrl, reqwest::RequestBuilder), ProbeError> {
         let signed = self
             .presigner
-            .presign_url(self.credentials, &request, SystemTime::now())?;
+            .presign_url(self.credentials, request, SystemTime::now())?;
         let mut builder = self.http.put(&signed.url);
         for (name, value) in &signed.headers {
             if name != "content-length" {
                 builder = builder.header(name, value);
             }
         }
-        self.send(builder.body(BODY.to_vec()), &signed.url).await
+        Ok((signed, builder))
     }
 
     /// A CORS preflight from the origin for `method` to the bucket (`POST`) or to an

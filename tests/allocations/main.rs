@@ -269,6 +269,12 @@ async fn ticket(router: &axum::Router, token: &str) -> (u64, u16) {
     (allocations, status)
 }
 
+/// The middle of `counts`: one ticket's growing table does not move it.
+fn median(mut counts: Vec<u64>) -> u64 {
+    counts.sort_unstable();
+    counts[counts.len() / 2]
+}
+
 /// What this tree's tickets allocate (medians of 200, debug build; each ticket within 1 to
 /// 4 of it), measured on 2026-12-07 when the test was written (bench/RESULTS.md). Lower
 /// them when a change allocates less.
@@ -299,10 +305,6 @@ async fn a_ticket_allocates_no_more_than_recorded() {
         let fresh = token("posts", &format!("cold-{n}"));
         cold.push(ticket(&router, &fresh).await.0);
     }
-    let median = |mut v: Vec<u64>| {
-        v.sort_unstable();
-        v[v.len() / 2]
-    };
     let spread = |v: &[u64]| (v.iter().min().copied(), v.iter().max().copied());
     println!(
         "spread: POST {:?}, PUT {:?}, cold {:?}",
@@ -370,9 +372,7 @@ async fn a_multipart_start_and_a_completion_check_allocate_no_more_than_recorded
             checks.push(c);
         }
     }
-    starts.sort_unstable();
-    checks.sort_unstable();
-    let (start, check) = (starts[starts.len() / 2], checks[checks.len() / 2]);
+    let (start, check) = (median(starts), median(checks));
     println!("allocations: multipart start {start}, completion check {check}");
     assert!(
         start <= MULTIPART_START,

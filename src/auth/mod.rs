@@ -141,7 +141,12 @@ impl Verifier {
             return Ok(self.verify_signed(token, now).await?.caller);
         };
         let key = TokenCache::key(token);
-        if let Some(caller) = cache.get(&key, now, self.expected.leeway)? {
+        let cached = cache.get(&key, now, self.expected.leeway)?;
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            // The `jwt.verify` span the caller entered, where traces are on.
+            tracing::Span::current().record("cache.hit", cached.is_some());
+        }
+        if let Some(caller) = cached {
             return Ok(caller);
         }
         let verified = self.verify_signed(token, now).await?;

@@ -38,7 +38,7 @@ const DEV_LISTEN: std::net::SocketAddr =
 
 pub(super) async fn dev(args: DevArgs) -> Result<String, CliError> {
     let mut settings = Settings::load(&Source::Text(DEFAULT_CONFIG.to_owned()))?;
-    let _logs = telemetry::init(settings.server.log_format)?;
+    let _telemetry = telemetry::init(settings.server.log_format, &settings.telemetry)?;
     // The environment may say 0.0.0.0 (a container image does, for `serve`): dev's
     // token must not reach the network by that, so only its own flag moves it.
     let listen = args.listen.unwrap_or(DEV_LISTEN);

@@ -226,7 +226,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         }
         Command::Serve { config } => {
             let settings = Settings::from_file(&config)?;
-            let _logs = telemetry::init(settings.server.log_format)?;
+            let _telemetry = telemetry::init(settings.server.log_format, &settings.telemetry)?;
             let config = Config::from_settings(settings)?;
             let source = Arc::new(DefaultChain::new().await);
             serve(config, source).await

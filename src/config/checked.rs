@@ -73,6 +73,10 @@ impl Config {
             .events
             .check()
             .map_err(|(name, reason)| ConfigError::invalid(format!("events.{name}"), reason))?;
+        settings
+            .telemetry
+            .endpoint()
+            .map_err(|reason| ConfigError::invalid("telemetry.otlp_endpoint", reason))?;
         let presigner = presigner(&settings.s3)?;
         if let Some(url) = &settings.s3.service_endpoint {
             Endpoint::parse(url)

@@ -52,9 +52,44 @@ pub struct Settings {
     /// `[events]`: the sweeper and the delivery of upload events.
     #[serde(default)]
     pub events: crate::limits::EventSettings,
+    /// `[telemetry]`: where traces go, if anywhere.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// The file these came from, to place a problem found later at its line.
     #[serde(skip)]
     pub written: Option<std::sync::Arc<problems::Written>>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off unless an OTLP endpoint is named here or by
+/// the standard `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`; `/v1/traces` is
+    /// added), as `OTEL_EXPORTER_OTLP_ENDPOINT` would be; it wins over that variable.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetrySettings {
+    /// The configured endpoint, if it is an http(s) URL without query or credentials.
+    pub fn endpoint(&self) -> Result<Option<&str>, String> {
+        let Some(endpoint) = self.otlp_endpoint.as_deref() else {
+            return Ok(None);
+        };
+        let ok = url::Url::parse(endpoint).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.query().is_none()
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
+        if ok {
+            Ok(Some(endpoint))
+        } else {
+            Err(format!(
+                "{endpoint:?} is not a collector URL like http://collector:4318 (headers such as credentials go in OTEL_EXPORTER_OTLP_HEADERS)"
+            ))
+        }
+    }
 }
 
 /// `[server]`: how the HTTP server runs.

@@ -6,11 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tracing::Instrument as _;
+
 use crate::app::App;
 use crate::clock::unix;
 use crate::limits::PendingEvent;
+use crate::telemetry::traces;
 use crate::tenant::Tenant;
-use crate::webhook::Attempt;
+use crate::webhook::{Attempt, Webhook};
 
 /// How long a claim on an event lasts: longer than one attempt may take.
 const LEASE_SECONDS: u64 = 30;
@@ -66,6 +69,26 @@ async fn deliver_due(app: &Arc<App>, tenant: &Arc<Tenant>) -> bool {
     full
 }
 
+/// The span of one delivery attempt: a client call in the trace of the request that
+/// found the upload (a sweeper's find starts a trace of its own).
+fn delivery_span(hook: &Webhook, event: &PendingEvent) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "webhook.deliver",
+        otel.kind = "client",
+        event = %event.id,
+        tenant = %event.tenant,
+        attempt = event.attempts + 1,
+    );
+    if traces::on() {
+        if let Some(traceparent) = &event.traceparent {
+            traces::continue_traceparent(&span, traceparent);
+        }
+        traces::attribute(&span, "http.request.method", "POST");
+        traces::attribute(&span, "url.full", traces::url_without_query(hook.url()));
+    }
+    span
+}
+
 /// One attempt at `event`, and what follows from it.
 async fn attempt(app: &App, tenant: &Tenant, mut event: PendingEvent) {
     let (Some(hook), Some(client)) = (&tenant.webhook, &app.webhook_client) else {
@@ -73,7 +96,27 @@ async fn attempt(app: &App, tenant: &Tenant, mut event: PendingEvent) {
     };
     // The receiver compares the timestamp with its own clock: the real one.
     let sent_at = unix(SystemTime::now());
-    let outcome = hook.attempt(client, &event.id, sent_at, &event.body).await;
+    let span = delivery_span(hook, &event);
+    let traceparent = traces::traceparent(&span);
+    let outcome = hook
+        .attempt(
+            client,
+            &event.id,
+            sent_at,
+            &event.body,
+            traceparent.as_deref(),
+        )
+        .instrument(span.clone())
+        .await;
+    match outcome {
+        Attempt::Delivered(status) | Attempt::Refused(status) => {
+            traces::attribute(&span, "http.response.status_code", i64::from(status));
+        }
+        Attempt::NoAnswer => {}
+    }
+    if !matches!(outcome, Attempt::Delivered(_)) {
+        traces::failed(&span, "the receiver did not accept the event");
+    }
     event.attempts += 1;
     let label = tenant.id().to_owned();
     let stored = match outcome {

@@ -10,11 +10,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
 use tracing::Instrument as _;
+
+use crate::telemetry::traces;
 
 /// The header that carries a request's id, in and out.
 pub(super) const REQUEST_ID: axum::http::HeaderName =
@@ -61,14 +63,24 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
         None => Cow::Owned(request.uri().path().chars().take(128).collect()),
     };
     let id = request.headers().get(&REQUEST_ID).cloned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-")
-    );
-    let response = next.run(request).instrument(span.clone()).await;
+    let request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let traced = traces::on();
+    let span = if traced {
+        server_span(&request, request_id, route)
+    } else {
+        tracing::info_span!("request", request_id)
+    };
+    let response = if traced {
+        traces::serve_in(&span, next.run(request).instrument(span.clone())).await
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
     let outcome = response.extensions().get::<Outcome>();
     let latency = started.elapsed();
     record_metrics(&method, route, response.status().as_u16(), latency, outcome);
+    if traced {
+        finish_server_span(&span, response.status(), outcome);
+    }
     let _entered = span.enter();
     tracing::info!(
         %method,
@@ -81,6 +93,43 @@ pub(super) async fn log(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// The request's span as the trace exporter sees it: named `METHOD /route` (the
+/// template: a path parameter is a capability), a server span continuing the
+/// gateway's `traceparent`. Never the query string or a header's value.
+fn server_span(request: &Request, request_id: &str, route: &str) -> tracing::Span {
+    let method = request.method().as_str();
+    let span = tracing::info_span!(
+        "request",
+        request_id,
+        otel.name = format_args!("{method} {route}"),
+        otel.kind = "server",
+    );
+    traces::continue_from(&span, request.headers());
+    traces::attribute(&span, "http.request.method", method.to_owned());
+    traces::attribute(&span, "http.route", route.to_owned());
+    span
+}
+
+/// What the exporter learns once the answer is known.
+fn finish_server_span(span: &tracing::Span, status: StatusCode, outcome: Option<&Outcome>) {
+    traces::attribute(
+        span,
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    );
+    if let Some(outcome) = outcome {
+        if let Some(tenant) = &outcome.tenant {
+            traces::attribute(span, "upload_tickets.tenant", tenant.clone());
+        }
+        if let Some(code) = outcome.code {
+            traces::attribute(span, "upload_tickets.outcome", code);
+        }
+    }
+    if status.is_server_error() {
+        traces::failed(span, status.as_str().to_owned());
+    }
 }
 
 fn record_metrics(

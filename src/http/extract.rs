@@ -14,6 +14,7 @@ use super::reply::{Handled, Reply};
 use super::state::AppState;
 use crate::auth::{AuthError, bearer_token};
 use crate::limits::rate_limit::Seen;
+use crate::telemetry::traces::await_in_span;
 use crate::upload::Actor;
 
 /// A caller whose token verified, with their tenant and the time the request is judged
@@ -56,7 +57,12 @@ impl FromRequestParts<AppState> for Authorized {
         let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str());
         let verified = match header.transpose() {
             Ok(header) => match bearer_token(header) {
-                Ok(token) => state.verifier.verify(token, now).await,
+                // A trace shows each verification, and whether the cache answered.
+                Ok(token) => await_in_span!(
+                    state.verifier.verify(token, now),
+                    "jwt.verify",
+                    cache.hit = tracing::field::Empty
+                ),
                 Err(error) => Err(error),
             },
             Err(_) => Err(AuthError::Malformed),

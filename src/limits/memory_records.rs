@@ -544,6 +544,7 @@ mod tests {
             attempts: 0,
             queued_at: 100,
             last_error: None,
+            traceparent: None,
         };
         assert!(records.finish(&finish(&claimed[0], Some(&event)), 0));
         assert!(

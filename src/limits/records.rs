@@ -214,6 +214,10 @@ pub struct PendingEvent {
     /// How the last attempt went, in words (for the dead letter and the log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The W3C `traceparent` of the request that found the upload (with traces on):
+    /// each delivery continues that trace and passes it on to the receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// What is waiting, for the metrics.

@@ -87,6 +87,14 @@ where
         fields.result?;
         writer.write_str(",\"target\":")?;
         write_string(&mut writer, metadata.target())?;
+        if super::traces::on()
+            && let Some((trace_id, span_id)) = super::traces::current_ids()
+        {
+            write!(
+                writer,
+                ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
+            )?;
+        }
         let span = event
             .parent()
             .and_then(|id| ctx.span(id))
@@ -100,6 +108,29 @@ where
             writer.write_char('}')?;
         }
         writer.write_str("}\n")
+    }
+}
+
+/// A human-readable format with the trace id first, where a span is exported.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct WithTraceId<F>(pub F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceId<F>
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if let Some((trace_id, _)) = super::traces::current_ids() {
+            write!(writer, "trace_id={trace_id} ")?;
+        }
+        self.0.format_event(ctx, writer, event)
     }
 }
 
@@ -118,7 +149,8 @@ impl<'a> Fields<'a> {
     }
 
     fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'a>) -> fmt::Result) {
-        if self.result.is_err() {
+        // `otel.*` fields name a span for the trace exporter, not for the log.
+        if self.result.is_err() || field.name().starts_with("otel.") {
             return;
         }
         self.result = (|| {

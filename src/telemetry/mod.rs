@@ -21,38 +21,110 @@
 //!   `upload_tickets_token_cache_entries` / `_bytes` (the verified-token cache)
 
 mod json;
+pub mod traces;
 mod writer;
 
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, TelemetrySettings};
 pub use json::{JsonFields, JsonLines};
 pub use writer::{BatchWriter, WriterGuard};
 
 /// Installs the global subscriber; a second call does nothing. Lines are written by a
-/// background thread in batches so that request threads never wait on stderr; keep the
-/// returned guard alive until exit, it writes what is left.
-pub fn init(format: LogFormat) -> std::io::Result<WriterGuard> {
+/// background thread in batches so that request threads never wait on stderr. With an
+/// OTLP endpoint (`telemetry`, or the `OTEL_*` variables), spans are exported too. Keep
+/// the returned guard alive until exit: it sends the spans and writes the lines left.
+pub fn init(format: LogFormat, telemetry: &TelemetrySettings) -> std::io::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = BatchWriter::spawn(std::io::stderr())?;
     // Lines dropped when too much is pending show in /metrics, not silently nowhere.
     let _ = WRITER.set(writer.clone());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let endpoint = traces::wanted(telemetry, &|name| std::env::var(name).ok());
+    let Some(endpoint) = endpoint else {
+        // Without traces, the subscriber the service has always had: one filter for all.
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .with_ansi(ansi);
+        let _ = match format {
+            LogFormat::Json => builder
+                .fmt_fields(JsonFields)
+                .event_format(JsonLines)
+                .try_init(),
+            LogFormat::Pretty => builder.compact().try_init(),
+        };
+        return Ok(Telemetry {
+            provider: None,
+            _lines: guard,
+        });
+    };
+    let provider = traces::provider(&endpoint).map_err(std::io::Error::other)?;
+    // The log keeps its own filter (`RUST_LOG`); the exporter has its own.
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(ansi);
-    let _ = match format {
-        LogFormat::Json => builder
+    let lines = match format {
+        LogFormat::Json => lines
             .fmt_fields(JsonFields)
             .event_format(JsonLines)
-            .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => lines
+            .event_format(json::WithTraceId(
+                tracing_subscriber::fmt::format().compact(),
+            ))
+            .with_filter(filter)
+            .boxed(),
     };
-    Ok(guard)
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces::layer(&provider))
+        .try_init();
+    tracing::info!(
+        endpoint = match &endpoint {
+            traces::Endpoint::Configured(url) => url.as_str(),
+            traces::Endpoint::FromEnvironment => "(from OTEL_EXPORTER_OTLP_*)",
+        },
+        "traces are exported over OTLP"
+    );
+    Ok(Telemetry {
+        provider: Some(provider),
+        _lines: guard,
+    })
+}
+
+/// What [`init`] started: the span exporter (flushed and stopped on drop, before the
+/// log writer writes its last lines).
+#[must_use = "dropping it stops the log writer and the span exporter"]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    _lines: WriterGuard,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("traces", &self.provider.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // Bounded: a collector that does not answer does not hold the exit.
+            if let Err(error) = provider.shutdown_with_timeout(std::time::Duration::from_secs(5)) {
+                tracing::warn!(%error, "the last spans could not be sent");
+            }
+        }
+    }
 }
 
 static WRITER: OnceLock<BatchWriter> = OnceLock::new();

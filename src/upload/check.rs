@@ -13,6 +13,7 @@ use crate::clock::rfc3339;
 use crate::limits::LimitError;
 use crate::policy::{ChecksumRequest, Declared, StoredChecksum, TenantRules, UploadMethod};
 use crate::store::{ObjectHead, StoreError};
+use crate::telemetry::traces::await_in_span;
 use s3_presigned_post::ObjectKey;
 
 /// What the caller asks to have checked: the key, and what its ticket declared.
@@ -100,16 +101,18 @@ pub async fn check(
         content_type: request.content_type.as_deref(),
         checksum: declared_checksum.as_ref(),
     };
-    let outcome = found::settle(
-        deps,
-        &who.tenant,
-        &request.key,
-        &tickets,
-        FoundBy::Client,
-        declared,
-        who.now,
-    )
-    .await?;
+    let outcome = await_in_span!(
+        found::settle(
+            deps,
+            &who.tenant,
+            &request.key,
+            &tickets,
+            FoundBy::Client,
+            declared,
+            who.now,
+        ),
+        "settle"
+    )?;
     let Outcome::Found(head, verdict) = outcome else {
         return Err(StoreError::NoSuchObject.into());
     };

@@ -298,6 +298,7 @@ fn event(
         attempts: 0,
         queued_at: unix(now),
         last_error: None,
+        traceparent: crate::telemetry::traces::traceparent(&tracing::Span::current()),
     }))
 }
 

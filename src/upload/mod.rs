@@ -40,6 +40,7 @@ use crate::limits::records::{ChecksumRef, NewTicket, TicketKind};
 use crate::limits::{Charge, LimitError, Limits};
 use crate::policy::{ObjectPlan, PolicyError, TenantRules};
 use crate::store::{ObjectStore, StoreError};
+use crate::telemetry::traces::await_in_span;
 use crate::tenant::Tenant;
 
 /// What the use cases work with, borrowed from the application for one request.
@@ -182,10 +183,11 @@ pub async fn admit(
         bytes: record.reserved,
         upload,
     };
-    let used = deps
-        .limits
-        .admit(&rules.quotas, charge, Some(record), who.now)
-        .await?;
+    let used = await_in_span!(
+        deps.limits
+            .admit(&rules.quotas, charge, Some(record), who.now),
+        "admit"
+    )?;
     if let Some(used) = used {
         // One ticket a request: the first count is the one to tell.
         let _ = who.counted.set(used);

@@ -21,6 +21,7 @@ use crate::limits::records::TicketKind;
 use crate::policy::Declared;
 use crate::policy::{self, ObjectPlan, UploadRequest};
 use crate::store::{CompletedObject, Completion, PartTag, StoredPart, UploadRef};
+use crate::telemetry::traces::in_span;
 use s3_presigned_post::{Checksum, Validity};
 
 /// A started upload of the service's layout: its handle and the first part URLs.
@@ -79,7 +80,10 @@ pub async fn start(
     request: &UploadRequest,
 ) -> Result<Started, UploadError> {
     let subject = &who.caller.subject;
-    let plan = policy::multipart_plan(who.rules(), subject, request, who.now, &new_uuid())?;
+    let plan = in_span!(
+        "plan",
+        policy::multipart_plan(who.rules(), subject, request, who.now, &new_uuid())
+    )?;
     let bounds = (plan.size, plan.size);
     let (upload_id, credentials) =
         create_in_store(deps, who, &plan.object, bounds, plan.size).await?;
@@ -99,7 +103,11 @@ pub async fn start(
         client_key: None,
     };
     let deadline = deadline(who);
-    match first_parts(deps, who, &upload, plan.object.expires_in, &credentials) {
+    let signed = in_span!(
+        "sign",
+        first_parts(deps, who, &upload, plan.object.expires_in, &credentials)
+    );
+    match signed {
         Ok((handle, parts, parts_expire_at)) => Ok(Started {
             upload,
             handle,
@@ -158,8 +166,10 @@ pub async fn start_client_upload(
     client_key: Option<&str>,
 ) -> Result<ClientUpload, UploadError> {
     let subject = &who.caller.subject;
-    let object =
-        policy::client_multipart_plan(who.rules(), subject, request, who.now, &new_uuid())?;
+    let object = in_span!(
+        "plan",
+        policy::client_multipart_plan(who.rules(), subject, request, who.now, &new_uuid())
+    )?;
     let size = request.size;
     let bytes = size.unwrap_or(object.max_size);
     let bounds = match size {

@@ -10,6 +10,7 @@ use super::{Actor, Deps, UploadError, admit, new_uuid, ticket_record, usable_val
 use crate::credentials::LoadedCredentials;
 use crate::limits::records::TicketKind;
 use crate::policy::{self, ObjectPlan, PutPlan, UploadMethod, UploadRequest};
+use crate::telemetry::traces::in_span;
 
 /// A signed POST form and what it allows.
 #[derive(Debug)]
@@ -83,15 +84,20 @@ pub async fn post(
     request: &UploadRequest,
 ) -> Result<PostTicket, UploadError> {
     let subject = &who.caller.subject;
-    let mut plan = policy::plan(who.rules(), subject, request, who.now, &new_uuid())?;
+    let mut plan = in_span!(
+        "plan",
+        policy::plan(who.rules(), subject, request, who.now, &new_uuid())
+    )?;
     let wanted = plan.request.validity();
     let credentials = admit_single(deps, who, TicketKind::Post, &plan.object, wanted).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
-    let post = deps
-        .presigner
-        .presign(&credentials.credentials, &plan.request, who.now)
-        .map_err(UploadError::internal)?;
+    let post = in_span!(
+        "sign",
+        deps.presigner
+            .presign(&credentials.credentials, &plan.request, who.now)
+    )
+    .map_err(UploadError::internal)?;
     Ok(PostTicket {
         post,
         key: plan.object.key,
@@ -119,12 +125,9 @@ async fn admit_single(
 /// front door may still refuse it for a client that cannot send its headers).
 pub fn put_plan(who: &Actor, request: &UploadRequest) -> Result<PutPlan, UploadError> {
     let subject = &who.caller.subject;
-    Ok(policy::put_plan(
-        who.rules(),
-        subject,
-        request,
-        who.now,
-        &new_uuid(),
+    Ok(in_span!(
+        "plan",
+        policy::put_plan(who.rules(), subject, request, who.now, &new_uuid())
     )?)
 }
 
@@ -138,10 +141,12 @@ pub async fn put(
     let credentials = admit_single(deps, who, TicketKind::Put, &plan.object, wanted).await?;
     let validity = usable_validity(plan.request.validity(), &credentials, who.now, None)?;
     plan.request = plan.request.with_validity(validity);
-    let signed = deps
-        .presigner
-        .presign_url(&credentials.credentials, &plan.request, who.now)
-        .map_err(UploadError::internal)?;
+    let signed = in_span!(
+        "sign",
+        deps.presigner
+            .presign_url(&credentials.credentials, &plan.request, who.now)
+    )
+    .map_err(UploadError::internal)?;
     Ok(PutTicket {
         signed,
         key: plan.object.key,

@@ -142,16 +142,21 @@ impl Webhook {
         signatures.join(" ")
     }
 
-    /// One attempt to deliver `body` (JSON) as event `id`, signed at `timestamp`.
+    /// One attempt to deliver `body` (JSON) as event `id`, signed at `timestamp`, in
+    /// the trace `traceparent` names, if any.
     pub async fn attempt(
         &self,
         client: &reqwest::Client,
         id: &str,
         timestamp: u64,
         body: &str,
+        traceparent: Option<&str>,
     ) -> Attempt {
-        let sent = client
-            .post(&self.url)
+        let mut request = client.post(&self.url);
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let sent = request
             .timeout(ATTEMPT_TIMEOUT)
             .header("content-type", "application/json")
             .header("webhook-id", id)

@@ -384,11 +384,7 @@ impl Jwks {
                 }),
             )
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let (addr, server) = crate::helpers::serve_loopback(router).await;
         Self {
             addr,
             body,

@@ -382,7 +382,7 @@ fn check_config_says_each_problem_once_with_its_file_and_line() {
         "CORPUS_JWT_SECRET",
         "0123456789abcdef0123456789abcdef01234567",
     );
-    let cases: [Broken; 9] = [
+    let cases: [Broken; 10] = [
         (
             "a value of the wrong type",
             "max_size = 1000",
@@ -438,6 +438,13 @@ fn check_config_says_each_problem_once_with_its_file_and_line() {
             "",
             Some(("UPLOAD_TICKETS__SERVER__MAX_HEADER_BYTES", "5")),
             "UPLOAD_TICKETS__SERVER__MAX_HEADER_BYTES: server.max_header_bytes: must be 16384 to 16777216",
+        ),
+        (
+            "a collector that is no URL",
+            "[tenants.acme]",
+            "[telemetry]\notlp_endpoint = \"collector:4318\"\n\n[tenants.acme]",
+            None,
+            "bad-collector.toml:14: telemetry.otlp_endpoint: \"collector:4318\" is not a collector URL like http://collector:4318 (headers such as credentials go in OTEL_EXPORTER_OTLP_HEADERS)",
         ),
         (
             "syntax errors, all at once",

@@ -43,6 +43,19 @@ pub fn tool(relative: &str) -> PathBuf {
     path
 }
 
+/// Serves `router` on a free port of 127.0.0.1 until the handle is aborted (the test's
+/// fake peers: webhook receivers, identity providers, collectors, proxies).
+pub async fn serve_loopback(
+    router: axum::Router,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (addr, server)
+}
+
 /// A port free on 127.0.0.1 right now, for servers that cannot bind port 0 themselves.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -246,8 +259,11 @@ fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         // Tests run to the end of the process: the writer may live as long.
         std::mem::forget(
-            upload_tickets::telemetry::init(upload_tickets::config::LogFormat::Pretty)
-                .expect("the log writer starts"),
+            upload_tickets::telemetry::init(
+                upload_tickets::config::LogFormat::Pretty,
+                &Default::default(),
+            )
+            .expect("the log writer starts"),
         );
     }
 }

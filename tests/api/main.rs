@@ -29,6 +29,7 @@ mod receiver;
 mod scale;
 mod schemathesis;
 mod store;
+mod traces;
 mod uploads;
 mod uppy;
 mod walkthrough;

@@ -247,13 +247,9 @@ impl HoldingProxy {
             armed: Arc::new(Mutex::new(armed)),
         };
         let router = axum::Router::new().fallback(forward).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let (addr, server) = crate::helpers::serve_loopback(router).await;
         Self {
-            endpoint,
+            endpoint: format!("http://{addr}"),
             arm,
             server,
         }

@@ -25,6 +25,8 @@ pub struct Delivery {
     pub body: String,
     /// What the receiver answered.
     pub status: u16,
+    /// The W3C `traceparent` the attempt carried, if any.
+    pub traceparent: Option<String>,
 }
 
 impl Delivery {
@@ -80,6 +82,10 @@ async fn receive(
         signature: header("webhook-signature"),
         body,
         status: status.as_u16(),
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     });
     status
 }
@@ -90,13 +96,9 @@ impl Receiver {
         let router = Router::new()
             .route("/hook", post(receive))
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let (addr, server) = crate::helpers::serve_loopback(router).await;
         Self {
-            url,
+            url: format!("http://{addr}/hook"),
             shared,
             server,
         }

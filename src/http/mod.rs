@@ -17,6 +17,7 @@ mod uploads;
 mod uppy;
 mod usage;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -30,6 +31,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use access::Outcome;
 use access::REQUEST_ID;
@@ -51,6 +53,10 @@ impl MakeRequestId for NewRequestId {
         HeaderValue::from_str(id).ok().map(RequestId::new)
     }
 }
+
+/// What answers depend on besides the URL, for caches: the CORS request headers (what
+/// `tower-http`'s CORS layer would say, as one value).
+const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
 
 /// What the router serves beyond the API itself.
 #[derive(Debug, Clone, Copy)]
@@ -82,12 +88,16 @@ pub fn router(
     timeout: Duration,
     extras: Extras<'_>,
 ) -> Router {
-    let origins: Vec<HeaderValue> = cors_origins
+    // The layers are cloned for every request (axum's routes own their stack): the
+    // origins sit behind one `Arc`, not in a list copied each time.
+    let origins: Arc<[HeaderValue]> = cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.contains(origin)
+        }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
         .expose_headers([
@@ -97,7 +107,9 @@ pub fn router(
             crate::limits::rate_limit::RATELIMIT_POLICY,
             crate::limits::rate_limit::RATELIMIT,
         ])
-        .max_age(Duration::from_secs(600));
+        .max_age(Duration::from_secs(600))
+        // Its `Vary` would be joined anew for every answer: `VARY` below, made once.
+        .vary([]);
 
     let mut routes = Router::new();
     if !extras.companion_prefix.is_empty() {
@@ -120,6 +132,10 @@ pub fn router(
                 .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
                 .layer(axum::middleware::from_fn(access::log))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(SetResponseHeaderLayer::appending(
+                    header::VARY,
+                    HeaderValue::from_static(VARY),
+                ))
                 .layer(cors)
                 .layer(CatchPanicLayer::custom(
                     |_panic: Box<dyn std::any::Any + Send>| {

@@ -509,6 +509,38 @@ async fn browsers_of_allowed_origins_may_call() {
         preflight.headers()["access-control-allow-origin"],
         "https://app.example.com"
     );
+    // Caches keep answers apart by the CORS request headers: said once, on each answer.
+    const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+    let varies = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(varies(&preflight), [VARY]);
+    let call = app
+        .client
+        .post(app.url("/uploads"))
+        .header("origin", "https://app.example.com")
+        .bearer_auth(token("acme", "u"))
+        .json(&serde_json::json!({"filename": "a.png", "content_type": "image/png", "size": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 201);
+    assert_eq!(
+        call.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert!(
+        call.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("ratelimit-policy")
+    );
+    assert_eq!(varies(&call), [VARY]);
     let other = app
         .client
         .request(reqwest::Method::OPTIONS, app.url("/uploads"))

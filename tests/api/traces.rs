@@ -304,6 +304,16 @@ content_types = ["video/*"]
         .await
         .unwrap();
     assert_eq!(unsampled.status(), 201);
+    // A `traceparent` that is not one: the ticket is issued, in a trace of its own.
+    let garbled = client
+        .post(format!("{base}/uploads"))
+        .bearer_auth(&photos)
+        .header("traceparent", "00-not-a-trace-01")
+        .json(&json!({"filename": "r.png", "content_type": "image/png", "size": 700}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), 201);
     let delivered = hooks.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(delivered.len(), 1, "{:?}", hooks.attempts());
     let lines = tokio::task::spawn_blocking(move || server.stop_and_collect())
@@ -332,6 +342,15 @@ content_types = ["video/*"]
     assert!(
         !spans.iter().any(|s| hex(&s.trace_id) == unsampled_trace),
         "an unsampled request exports nothing"
+    );
+    let roots: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.name == "POST /uploads" && s.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(
+        roots.len(),
+        1,
+        "the garbled traceparent's ticket starts its own trace"
     );
 
     // The ticket: the gateway's trace continued, a child per part of the work.

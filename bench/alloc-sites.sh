@@ -7,6 +7,8 @@
 # (`tests/allocations`) leave out hyper and the middleware; this shows them too.
 #
 # Usage: bench/alloc-sites.sh BINARY [SECONDS]
+# With ALLOC_SITES_DEPTH=N, each part lists its sites too, N frames of each (past the
+# allocator's and the standard library's own).
 # BINARY must use the system allocator (DHAT does not see jemalloc's):
 #   cargo build --release --no-default-features --features service,dev-store
 # Only 127.0.0.1 is targeted; the server started is stopped by its PID.
@@ -28,10 +30,12 @@ for _ in $(seq 1 300); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && brea
 requests=$(wrk -t1 -c1 -d"${secs}s" -s bench/post-upload.lua http://127.0.0.1:18080/uploads \
   | tail -n1 | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["non_2xx"]+r["errors"]==0, r; print(r["requests"])')
 kill -TERM "$pid"; wait "$pid" || true
-python3 - "$work/dhat.json" "$requests" <<'EOF'
+python3 - "$work/dhat.json" "$requests" "${ALLOC_SITES_DEPTH:-0}" <<'EOF'
 import json, sys
 dhat = json.load(open(sys.argv[1]))
 requests = int(sys.argv[2])
+detail = sys.argv[3] != "0"
+depth = int(sys.argv[3]) if detail else 0
 frames = dhat["ftbl"]
 # The first frame (innermost first) naming one of these says whose allocation it is.
 parts = [
@@ -54,14 +58,22 @@ def owner(stack):
                 return part
     return "other"
 per_part = {}
+sites = {}
 for point in dhat["pps"]:
     per_request = point["tbk"] / requests
     if per_request < 0.5:  # start-up, and what a ticket does only now and then
         continue
     part = owner(point["fs"])
     per_part[part] = per_part.get(part, 0) + per_request
+    sites.setdefault(part, []).append((per_request, point["fs"]))
 total = sum(per_part.values())
 print(f"{requests} tickets; allocations per ticket: {total:.1f}")
 for part, count in sorted(per_part.items(), key=lambda kv: -kv[1]):
     print(f"  {count:6.1f}  {part}")
+    if detail:
+        for per_request, stack in sorted(sites[part], key=lambda s: -s[0]):
+            names = [frames[f].split(": ", 1)[-1] for f in stack]
+            # Past the allocator's own frames: the first few that say who asked.
+            names = [n for n in names if not n.startswith(("alloc::", "core::", "std::", "__rust", "malloc", "realloc", "calloc", "0x"))]
+            print(f"          {per_request:5.1f}  " + "\n                 < ".join(n[:150] for n in names[:depth]))
 EOF

@@ -28,6 +28,12 @@ bench_ceiling() {
   cargo build --release --manifest-path bench/ceiling/Cargo.toml --target-dir target >&2
 }
 
+# The Rust peer (bench/rust-peer: axum + jsonwebtoken + rust-s3's presign_post, the same
+# job), release build: the baseline of CPU per ticket that issue #31 measures us against.
+bench_rust_peer() {
+  cargo build --release --manifest-path bench/rust-peer/Cargo.toml --target-dir target >&2
+}
+
 # $work, a scratch folder, and $pids, the servers started: both cleaned up at exit.
 bench_workspace() {
   work=$(mktemp -d)
@@ -43,9 +49,10 @@ bench_cleanup() {
 # What the scripts of alternating rounds (ab.sh, amplification.sh) share: wrk's settings,
 # the ports, the tools, the ceiling, a workspace and a token valid for two hours.
 bench_alternating() {
-  connections=64 threads=2 port=18080 ceiling_port=18081
+  connections=64 threads=2 port=18080 ceiling_port=18081 rust_peer_port=18083
   bench_tools
   bench_ceiling
+  bench_rust_peer
   bench_workspace
   TOKEN=$(bench_token uploads:write 7200)
   export TOKEN

@@ -23,7 +23,7 @@ const MAX_CONCURRENT_STREAMS: u32 = 100;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: http::Service,
     /// The admin listener and its router, when `server.admin_listen` is set.
     admin: Option<(TcpListener, axum::Router)>,
     grace: Duration,
@@ -184,12 +184,22 @@ struct Limits {
 
 /// Serves `router` on `listener` until `stop` completes (the listener is then closed:
 /// new connections are refused); answers the watcher that drains the open ones.
-async fn accept_until(
+async fn accept_until<S>(
     listener: TcpListener,
-    router: axum::Router,
+    router: S,
     limits: &Limits,
     stop: impl Future<Output = ()>,
-) -> GracefulShutdown {
+) -> GracefulShutdown
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -213,9 +223,9 @@ async fn accept_until(
         let first = Arc::new(FirstRequest::default());
         let seen = Arc::clone(&first);
         let router = tower::ServiceBuilder::new()
-            .map_request(move |request| {
+            .map_request(move |request: axum::http::Request<_>| {
                 seen.arrived();
-                request
+                request.map(axum::body::Body::new)
             })
             .service(router.clone());
         let service = TowerToHyperService::new(router);

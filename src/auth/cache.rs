@@ -22,8 +22,8 @@ use super::{AuthError, Caller};
 /// What a verified token left behind.
 #[derive(Clone)]
 pub(super) struct Verified {
-    /// Who it names.
-    pub caller: Caller,
+    /// Who it names: shared with every request that presents the token.
+    pub caller: Arc<Caller>,
     /// Its `exp`, Unix seconds.
     pub exp: u64,
     /// Its `nbf`, if any.
@@ -129,7 +129,7 @@ impl TokenCache {
         key: &[u8; 32],
         now: u64,
         leeway: u64,
-    ) -> Result<Option<Caller>, AuthError> {
+    ) -> Result<Option<Arc<Caller>>, AuthError> {
         let Some(entry) = self.entries.get(key) else {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
@@ -155,7 +155,7 @@ impl TokenCache {
             return Err(AuthError::Invalid("not yet valid (nbf)".to_owned()));
         }
         self.hits.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(entry.caller.clone()))
+        Ok(Some(Arc::clone(&entry.caller)))
     }
 
     /// Remembers a token that verified.
@@ -326,11 +326,11 @@ mod tests {
             "{shown}"
         );
         let entry = Verified {
-            caller: Caller {
+            caller: Arc::new(Caller {
                 tenant: "t".into(),
                 subject: "secret-subject".into(),
                 scopes: vec![],
-            },
+            }),
             exp: 1,
             nbf: None,
             key: None,

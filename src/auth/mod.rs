@@ -132,7 +132,7 @@ impl Verifier {
 
     /// Verifies `token` as of `now` and reads the caller from its claims; a token
     /// verified before comes from the cache, its lifetime checked again.
-    pub async fn verify(&self, token: &str, now: SystemTime) -> Result<Caller, AuthError> {
+    pub async fn verify(&self, token: &str, now: SystemTime) -> Result<Arc<Caller>, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
@@ -150,7 +150,7 @@ impl Verifier {
             return Ok(caller);
         }
         let verified = self.verify_signed(token, now).await?;
-        let caller = verified.caller.clone();
+        let caller = Arc::clone(&verified.caller);
         cache.insert(key, verified);
         Ok(caller)
     }
@@ -203,7 +203,7 @@ impl Verifier {
         let claims = jws::read_claims(&jws::decode(parts.payload)?, Some(&self.tenant_claim))?;
         let (exp, nbf) = claims.check(&self.expected, now)?;
         Ok(Verified {
-            caller: self.caller(claims)?,
+            caller: Arc::new(self.caller(claims)?),
             exp,
             nbf,
             key,

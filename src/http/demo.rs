@@ -14,6 +14,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Serialize;
 
+use super::access::TenantLabel;
 use super::answers::{self, rfc3339};
 use super::error::ApiError;
 use super::extract::Authorized;
@@ -108,7 +109,11 @@ pub(super) fn router(demo: &Demo, origins: &[String]) -> Router<AppState> {
                 Some(log) => who
                     .reply("events_listed", received(log, &who))
                     .into_response(),
-                None => Reply::refused(&who.caller.tenant, ApiError::NotFound).into_response(),
+                None => Reply::refused(
+                    TenantLabel::Caller(Arc::clone(&who.caller)),
+                    ApiError::NotFound,
+                )
+                .into_response(),
             },
             Err(rejection) => rejection,
         }
@@ -127,7 +132,11 @@ pub(super) fn router(demo: &Demo, origins: &[String]) -> Router<AppState> {
             Ok(who) if on => who
                 .reply("objects_listed", listing(&state, &who).await)
                 .into_response(),
-            Ok(who) => Reply::refused(&who.caller.tenant, ApiError::NotFound).into_response(),
+            Ok(who) => Reply::refused(
+                TenantLabel::Caller(Arc::clone(&who.caller)),
+                ApiError::NotFound,
+            )
+            .into_response(),
             Err(rejection) => rejection,
         }
     };

@@ -9,6 +9,7 @@ mod completion;
 pub mod demo;
 pub mod error;
 mod extract;
+mod guard;
 mod health;
 mod multipart;
 mod reply;
@@ -21,38 +22,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::response::IntoResponse;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+use tower_http::set_header::{SetResponseHeader, SetResponseHeaderLayer};
 
-pub use access::Outcome;
 use access::REQUEST_ID;
+pub use access::{Outcome, TenantLabel};
 pub use demo::Demo;
 pub use error::ApiError;
 pub use health::OPENAPI_YAML;
 pub use state::{App, AppState, MAX_BODY_BYTES};
-
-/// A random UUID for requests that come without an id. Formatted on the stack:
-/// `tower-http`'s `MakeRequestUuid` goes through `to_string` and a parse, two
-/// allocations on every request.
-#[derive(Debug, Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
-        HeaderValue::from_str(id).ok().map(RequestId::new)
-    }
-}
 
 /// What answers depend on besides the URL, for caches: the CORS request headers (what
 /// `tower-http`'s CORS layer would say, as one value).
@@ -80,16 +61,24 @@ pub fn admin_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The router with every layer: request id, tracing, CORS, body limit, timeout,
-/// panic catching. `cors_origins` are exact origins.
+/// The public listener's service: the router inside the layers every request crosses
+/// (access log and request id, `Vary`, CORS, panic catching, timeout, body limit),
+/// applied once around it. `Router::layer` would wrap each route in them instead, and axum clones
+/// a route's whole stack for every request it serves.
+pub type Service = access::AccessLog<SetResponseHeader<Cors<guard::Guard<Limited>>, HeaderValue>>;
+
+/// The router with the body limit every extractor reads.
+type Limited = <DefaultBodyLimit as tower::Layer<Router>>::Service;
+
+/// The public listener's [`Service`]. `cors_origins` are exact origins.
 pub fn router(
     state: AppState,
     cors_origins: &[String],
     timeout: Duration,
     extras: Extras<'_>,
-) -> Router {
-    // The layers are cloned for every request (axum's routes own their stack): the
-    // origins sit behind one `Arc`, not in a list copied each time.
+) -> Service {
+    // The layers are cloned for every request (tower's services serve one call each):
+    // the origins sit behind one `Arc`, not in a list copied each time.
     let origins: Arc<[HeaderValue]> = cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -115,7 +104,7 @@ pub fn router(
     if !extras.companion_prefix.is_empty() {
         routes = routes.nest(extras.companion_prefix, uppy::companion::router());
     }
-    routes
+    let routes = routes
         .merge(uploads::router())
         .merge(usage::router())
         .merge(uppy::signrequest::router())
@@ -123,28 +112,20 @@ pub fn router(
         .merge(completion::router())
         .merge(health::router(extras.admin_apart))
         .merge(demo::router(extras.demo, cors_origins))
-        .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // The one layer inside: what only the router knows, the route a request took
+        // (a 405 too: it matched a path).
+        .layer(access::StampRouteLayer)
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state);
+    ServiceBuilder::new()
+        .layer(access::AccessLogLayer)
+        .layer(SetResponseHeaderLayer::appending(
+            header::VARY,
+            HeaderValue::from_static(VARY),
+        ))
+        .layer(cors)
+        .layer(guard::GuardLayer { timeout })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
-                .layer(axum::middleware::from_fn(access::log))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(SetResponseHeaderLayer::appending(
-                    header::VARY,
-                    HeaderValue::from_static(VARY),
-                ))
-                .layer(cors)
-                .layer(CatchPanicLayer::custom(
-                    |_panic: Box<dyn std::any::Any + Send>| {
-                        ApiError::Internal("a handler panicked".into()).into_response()
-                    },
-                ))
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::Timeout
-                }))
-                .timeout(timeout),
-        )
+        .service(routes)
 }

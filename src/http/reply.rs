@@ -4,7 +4,7 @@
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
-use super::access::{Outcome, report};
+use super::access::{Outcome, TenantLabel, report};
 use super::error::ApiError;
 use crate::limits::rate_limit::{self, Seen};
 use crate::policy::Quotas;
@@ -17,7 +17,7 @@ pub(super) type Handled = Result<(Response, String), ApiError>;
 /// the caller's tenant either way.
 #[derive(Debug)]
 pub(super) struct Reply {
-    tenant: String,
+    tenant: TenantLabel,
     code: &'static str,
     result: Handled,
     /// The tenant's `RateLimit-Policy`, its quotas and what the counters said.
@@ -26,9 +26,9 @@ pub(super) struct Reply {
 
 impl Reply {
     /// `result` of a request by `tenant` whose success is reported as `code`.
-    pub(super) fn new(tenant: &str, code: &'static str, result: Handled) -> Self {
+    pub(super) fn new(tenant: TenantLabel, code: &'static str, result: Handled) -> Self {
         Self {
-            tenant: tenant.to_owned(),
+            tenant,
             code,
             result,
             rate_limit: None,
@@ -48,7 +48,7 @@ impl Reply {
     }
 
     /// A request by `tenant` refused before any handler ran.
-    pub(super) fn refused(tenant: &str, error: ApiError) -> Self {
+    pub(super) fn refused(tenant: TenantLabel, error: ApiError) -> Self {
         Self::new(tenant, "refused", Err(error))
     }
 }
@@ -64,6 +64,7 @@ impl IntoResponse for Reply {
             tenant: Some(self.tenant),
             code,
             key,
+            route: None,
         };
         report(&mut response, outcome);
         if let Some((policy, quotas, seen)) = &self.rate_limit {

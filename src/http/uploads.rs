@@ -30,5 +30,5 @@ async fn issue(state: &AppState, who: &Authorized, body: &UploadRequest) -> Hand
     let ticket = ticket::issue(&state.deps(), who, body).await?;
     let bucket = who.rules().bucket.as_str();
     let response = answers::ticket(StatusCode::CREATED, &ticket, bucket)?;
-    Ok((response, ticket.key().to_owned()))
+    Ok((response, ticket.into_key()))
 }

@@ -5,7 +5,9 @@
 //! decides whose prefix a key lands in, so it is escaped injectively: two different
 //! subjects can never give the same key segment.
 
-use unicode_normalization::UnicodeNormalization as _;
+use std::borrow::Cow;
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization as _, is_nfc_quick};
 
 /// Longest sanitised filename, in UTF-8 bytes (S3 allows 1024 for the whole key).
 pub const MAX_FILENAME_BYTES: usize = 200;
@@ -36,8 +38,18 @@ fn is_invisible(c: char) -> bool {
 /// punctuation turned into `_`, at most [`MAX_FILENAME_BYTES`] (the extension is kept
 /// when cutting). `None` when nothing usable is left.
 pub fn sanitize_filename(raw: &str) -> Option<String> {
-    let mut cleaned = String::with_capacity(raw.len());
-    for c in raw.nfc() {
+    // Most names are NFC already (ASCII always is): the quick check spares them the
+    // normaliser's decomposition and recomposition.
+    match is_nfc_quick(raw.chars()) {
+        IsNormalized::Yes => clean_filename(raw.chars(), raw.len()),
+        IsNormalized::No | IsNormalized::Maybe => clean_filename(raw.nfc(), raw.len()),
+    }
+}
+
+/// [`sanitize_filename`] of the characters of a name in NFC.
+fn clean_filename(chars: impl Iterator<Item = char>, len: usize) -> Option<String> {
+    let mut cleaned = String::with_capacity(len);
+    for c in chars {
         if c.is_control() || is_invisible(c) {
             continue;
         }
@@ -52,17 +64,21 @@ pub fn sanitize_filename(raw: &str) -> Option<String> {
         }
         cleaned.push(c);
     }
-    let trimmed = cleaned.trim_matches(|c| c == '.' || c == '_');
-    if trimmed.is_empty() {
+    // Trimmed in place: the common name is returned in the buffer it was cleaned into.
+    cleaned.truncate(cleaned.trim_end_matches(['.', '_']).len());
+    let leading = cleaned.len() - cleaned.trim_start_matches(['.', '_']).len();
+    cleaned.drain(..leading);
+    if cleaned.is_empty() {
         return None;
     }
-    Some(truncate_keeping_extension(trimmed, MAX_FILENAME_BYTES))
+    if cleaned.len() <= MAX_FILENAME_BYTES {
+        return Some(cleaned);
+    }
+    Some(truncate_keeping_extension(&cleaned, MAX_FILENAME_BYTES))
 }
 
+/// `name`, longer than `max` bytes, cut to fit with its extension kept.
 fn truncate_keeping_extension(name: &str, max: usize) -> String {
-    if name.len() <= max {
-        return name.to_owned();
-    }
     let ext = extension(name);
     let keep = if ext.is_empty() {
         max
@@ -82,8 +98,9 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
 }
 
 /// The extension of a sanitised filename for `{ext}`: after the last dot, lower-case
-/// ASCII letters and digits only, at most 16; empty when there is none.
-pub fn extension(filename: &str) -> String {
+/// ASCII letters and digits only, at most 16; empty when there is none. Borrowed from
+/// `filename` unless it had to be lower-cased.
+pub fn extension(filename: &str) -> Cow<'_, str> {
     match filename.rsplit_once('.') {
         Some((stem, ext))
             if !stem.is_empty()
@@ -91,9 +108,13 @@ pub fn extension(filename: &str) -> String {
                 && ext.len() <= MAX_EXT_CHARS
                 && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
         {
-            ext.to_ascii_lowercase()
+            if ext.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(ext.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(ext)
+            }
         }
-        _ => String::new(),
+        _ => Cow::Borrowed(""),
     }
 }
 
@@ -101,11 +122,18 @@ pub fn extension(filename: &str) -> String {
 /// digits and `-_.@+` stay, a leading `.` and every other byte become `=XX` (upper-case
 /// hex), and `=` itself is escaped, so decoding is unique. `None` when empty or longer
 /// than [`MAX_SUBJECT_BYTES`] once escaped.
-pub fn escape_subject(sub: &str) -> Option<String> {
+pub fn escape_subject(sub: &str) -> Option<Cow<'_, str>> {
+    let kept = |(i, b): (usize, u8)| {
+        (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'@' | b'+' | b'.'))
+            && !(i == 0 && b == b'.')
+    };
+    if sub.bytes().enumerate().all(kept) {
+        // The common subject needs no escape: borrowed as it is.
+        return (!sub.is_empty() && sub.len() <= MAX_SUBJECT_BYTES).then_some(Cow::Borrowed(sub));
+    }
     let mut out = String::with_capacity(sub.len());
     for (i, b) in sub.bytes().enumerate() {
-        let keep = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'@' | b'+' | b'.');
-        if keep && !(i == 0 && b == b'.') {
+        if kept((i, b)) {
             out.push(char::from(b));
         } else {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -114,7 +142,7 @@ pub fn escape_subject(sub: &str) -> Option<String> {
             out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-    (!out.is_empty() && out.len() <= MAX_SUBJECT_BYTES).then_some(out)
+    (!out.is_empty() && out.len() <= MAX_SUBJECT_BYTES).then_some(Cow::Owned(out))
 }
 
 #[cfg(test)]
@@ -146,6 +174,14 @@ mod tests {
     fn filenames_are_nfc() {
         let nfd = "e\u{301}te\u{301}.txt";
         assert_eq!(sanitize_filename(nfd).as_deref(), Some("\u{e9}t\u{e9}.txt"));
+    }
+
+    proptest::proptest! {
+        /// The quick check only skips work: every name comes out as through the normaliser.
+        #[test]
+        fn the_nfc_quick_check_changes_no_name(raw in "(\\PC|[\u{300}-\u{36f}\u{1100}-\u{11ff}\u{ac00}-\u{ac10}. _])*") {
+            proptest::prop_assert_eq!(sanitize_filename(&raw), clean_filename(raw.nfc(), raw.len()));
+        }
     }
 
     #[test]

@@ -243,6 +243,13 @@ pub fn attribute(span: &tracing::Span, key: &'static str, value: impl Into<Value
     span.set_attribute(key, value);
 }
 
+/// Names `span` for the exporter, once what names it is known (a request's route is
+/// known only after the router matched it). The span has started by then (its sampling
+/// was read), and `tracing-opentelemetry` takes a late `otel.name` only before.
+pub fn rename(span: &tracing::Span, name: String) {
+    span.context().span().update_name(name);
+}
+
 /// Marks `span` failed, with `why` (no secret: a status or a reason in words).
 pub fn failed(span: &tracing::Span, why: impl Into<std::borrow::Cow<'static, str>>) {
     span.set_status(Status::error(why));

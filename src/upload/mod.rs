@@ -66,7 +66,7 @@ pub struct Deps<'a> {
 #[derive(Debug, Clone)]
 pub struct Actor {
     /// The verified caller.
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     /// Their tenant: rules and webhook.
     pub tenant: Arc<Tenant>,
     /// Now, for the token, the rules and the signatures alike.
@@ -244,7 +244,22 @@ pub async fn admit_store_call(deps: &Deps<'_>, who: &Actor) -> Result<(), Upload
     Ok(())
 }
 
-/// A new UUID for a key's `{uuid}`.
-pub fn new_uuid() -> String {
-    uuid::Uuid::new_v4().to_string()
+/// A new UUID for a key's `{uuid}`, as text on the stack.
+pub fn new_uuid() -> UuidText {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    UuidText(text)
+}
+
+/// A UUID's hyphenated lower-case text (ASCII).
+#[derive(Debug, Clone, Copy)]
+pub struct UuidText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl std::ops::Deref for UuidText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // `encode_lower` wrote ASCII hex digits and hyphens only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }

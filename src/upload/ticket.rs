@@ -48,6 +48,14 @@ pub enum Ticket {
 }
 
 impl Ticket {
+    /// The key the ticket uploads to, taken out of it (once it has been answered).
+    pub fn into_key(self) -> String {
+        match self {
+            Self::Post(ticket) => ticket.key.into(),
+            Self::Put(ticket) => ticket.key.into(),
+        }
+    }
+
     /// The key the ticket uploads to.
     pub fn key(&self) -> &str {
         match self {

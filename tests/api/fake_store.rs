@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::{Value, json};
@@ -23,7 +22,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// The service's router on a memory store and a manual clock.
 pub(crate) struct InProcess {
-    pub(crate) router: Router,
+    pub(crate) router: upload_tickets::http::Service,
     pub(crate) store: Arc<MemoryStore>,
     pub(crate) clock: Arc<ManualClock>,
 }

@@ -3,6 +3,7 @@
 //! Each is checked once, at the edge, so the rest of the core can rely on it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::PresignError;
 
@@ -25,7 +26,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// signed handle, say) is as good as one made here.
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct BucketName(String);
+pub struct BucketName(Arc<str>);
 
 impl BucketName {
     /// Checks `name` against the rules above.
@@ -47,7 +48,8 @@ impl BucketName {
         };
         match reason {
             Some(reason) => Err(PresignError::InvalidBucket { name, reason }),
-            None => Ok(Self(name)),
+            // Shared: every ticket's request names its bucket, and copies nothing.
+            None => Ok(Self(name.into())),
         }
     }
 
@@ -164,12 +166,6 @@ macro_rules! string_forms {
             }
         }
 
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
-
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -178,19 +174,19 @@ macro_rules! string_forms {
 
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
-                self.0 == other
+                self.as_ref() == other
             }
         }
 
         impl PartialEq<&str> for $name {
             fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
+                self.as_ref() == *other
             }
         }
 
         impl PartialEq<String> for $name {
             fn eq(&self, other: &String) -> bool {
-                &self.0 == other
+                self.as_ref() == other
             }
         }
     };
@@ -198,6 +194,18 @@ macro_rules! string_forms {
 
 string_forms!(BucketName);
 string_forms!(ObjectKey);
+
+impl From<BucketName> for String {
+    fn from(value: BucketName) -> String {
+        value.0.as_ref().to_owned()
+    }
+}
+
+impl From<ObjectKey> for String {
+    fn from(value: ObjectKey) -> String {
+        value.0
+    }
+}
 
 /// The name of a POST form field, as used in fields and in conditions (without `$`).
 ///

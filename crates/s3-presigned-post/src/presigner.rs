@@ -18,7 +18,7 @@ use crate::{
 pub struct Presigner {
     region: Region,
     addressing: Addressing,
-    keys: SigningKeyCache,
+    pub(crate) keys: SigningKeyCache,
 }
 
 impl Presigner {
@@ -57,7 +57,7 @@ impl Presigner {
             .and_then(UtcSecond::from_system_time)?;
         let url = self.addressing.url(&self.region, &request.bucket)?;
 
-        let amz_date = signed_at.amz_date();
+        let amz_date = signed_at.amz_date_text();
         let date_stamp = &amz_date[..8];
 
         let capacity = Capacity::of(credentials, request, &self.region);

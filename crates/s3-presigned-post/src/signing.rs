@@ -48,9 +48,28 @@ impl UtcSecond {
 
     /// `YYYYMMDDTHHMMSSZ`, the form of `X-Amz-Date`.
     pub fn amz_date(self) -> String {
-        let mut out = String::with_capacity(16);
-        self.write(&mut out, "", "");
-        out
+        (*self.amz_date_text()).to_owned()
+    }
+
+    /// [`UtcSecond::amz_date`] on the stack, for the signers (one allocation less per
+    /// ticket).
+    pub(crate) fn amz_date_text(self) -> AmzDate {
+        let t = self.0;
+        let mut text = *b"00000000T000000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        // The constructor keeps the year in 1970..=9999.
+        put(0, 4, t.year().unsigned_abs());
+        put(4, 2, u32::from(u8::from(t.month())));
+        put(6, 2, u32::from(t.day()));
+        put(9, 2, u32::from(t.hour()));
+        put(11, 2, u32::from(t.minute()));
+        put(13, 2, u32::from(t.second()));
+        AmzDate(text)
     }
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, the form of a policy's `expiration` (ISO 8601 without
@@ -82,6 +101,19 @@ impl UtcSecond {
         out.push_str(time_separator);
         push_digits(out, u32::from(t.second()), 2);
         out.push('Z');
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` (ASCII digits, `T` and `Z` only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AmzDate([u8; 16]);
+
+impl std::ops::Deref for AmzDate {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 

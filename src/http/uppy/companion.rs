@@ -113,7 +113,7 @@ async fn issue(state: &AppState, who: &Authorized, query: Option<&str>) -> Handl
     let ticket = ticket::issue(&state.deps(), who, &request).await?;
     let bucket = who.rules().bucket.as_str();
     let response = answers::ticket(StatusCode::OK, &ticket, bucket)?;
-    Ok((response, ticket.key().to_owned()))
+    Ok((response, ticket.into_key()))
 }
 
 fn params_request(query: Option<&str>) -> Result<UploadRequest, ApiError> {

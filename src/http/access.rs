@@ -125,10 +125,7 @@ pub struct AccessLog<S> {
 
 impl<S, B, A> Service<axum::http::Request<B>> for AccessLog<S>
 where
-    S: Service<Request, Response = axum::http::Response<A>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request, Response = axum::http::Response<A>, Error = Infallible> + Send + 'static,
     S::Future: Send + 'static,
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -154,10 +151,32 @@ where
                 id
             }
         };
-        // The service made ready serves this request; its clone waits for the next.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        Box::pin(log(request.map(Body::new), id, ready))
+        let request = request.map(Body::new);
+        let started = Instant::now();
+        let method = request.method().clone();
+        // Kept for an unmatched path, logged as sent (cut short): a shared handle, no copy.
+        let uri = request.uri().clone();
+        let traced = traces::on();
+        let request_id = id.to_str().unwrap_or("-");
+        let span = if traced {
+            server_span(&request, request_id)
+        } else {
+            tracing::info_span!("request", request_id)
+        };
+        // Called here, where it was made ready (`poll_ready` above): the future owns
+        // what it needs, so the stack below is not cloned for it.
+        let answer = self.inner.call(request);
+        Box::pin(log(
+            Served {
+                started,
+                method,
+                uri,
+                id,
+                span,
+                traced,
+            },
+            answer,
+        ))
     }
 }
 
@@ -242,25 +261,31 @@ where
     }
 }
 
-/// One request under the access log.
-async fn log<S, A>(request: Request, id: HeaderValue, mut inner: S) -> Result<Response, Infallible>
+/// What the access log keeps of a request while it is served.
+struct Served {
+    started: Instant,
+    method: Method,
+    uri: axum::http::Uri,
+    id: HeaderValue,
+    span: tracing::Span,
+    traced: bool,
+}
+
+/// One request under the access log: its `answer`, then the line.
+async fn log<F, A>(request: Served, answer: F) -> Result<Response, Infallible>
 where
-    S: Service<Request, Response = axum::http::Response<A>, Error = Infallible>,
+    F: Future<Output = Result<axum::http::Response<A>, Infallible>>,
     A: HttpBody<Data = Bytes> + Send + 'static,
     A::Error: Into<axum::BoxError>,
 {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // Kept for an unmatched path, logged as sent (cut short): a shared handle, no copy.
-    let uri = request.uri().clone();
-    let request_id = id.to_str().unwrap_or("-");
-    let traced = traces::on();
-    let span = if traced {
-        server_span(&request, request_id)
-    } else {
-        tracing::info_span!("request", request_id)
-    };
-    let answer = inner.call(request);
+    let Served {
+        started,
+        method,
+        uri,
+        id,
+        span,
+        traced,
+    } = request;
     // The answer, and what was reported on the way to it.
     let reported = REPORTED.scope(RefCell::new(None), async {
         let answered = answer.await;

@@ -299,7 +299,7 @@ where
     // Into the body type every layer above and the tests read.
     let Ok(mut response) = answered.map(|response| response.map(Body::new));
     if !response.headers().contains_key(&REQUEST_ID) {
-        response.headers_mut().insert(REQUEST_ID, id.clone());
+        response.headers_mut().insert(REQUEST_ID, id);
     }
     // Routes log and count by their template: a path parameter (a multipart handle)
     // is a capability and stays out of logs, and metric labels stay few. Unmatched

@@ -49,10 +49,6 @@ impl<'writer> FormatFields<'writer> for JsonFields {
     ) -> fmt::Result {
         let mut added = String::new();
         self.format_fields(Writer::new(&mut added), fields)?;
-        if added.is_empty() {
-            // Only `otel.*` fields (the request span's name, once its route is known).
-            return Ok(());
-        }
         let object = |fragment: &str| {
             let inner = fragment.strip_prefix(',').unwrap_or(fragment);
             serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&format!(

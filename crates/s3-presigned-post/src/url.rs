@@ -224,27 +224,13 @@ impl Presigner {
         now: SystemTime,
     ) -> Result<PresignedUrl, PresignError> {
         // Both ends must be representable, as for POST tickets.
-        UtcSecond::from_system_time(now)?;
+        let signed_at = UtcSecond::from_system_time(now)?;
         let expires_at = now
             .checked_add(request.validity.get())
             .ok_or(PresignError::InvalidTime)?;
         UtcSecond::from_system_time(expires_at)?;
 
-        let base = self.addressing().url(self.region(), &request.bucket)?;
-        let mut url = String::with_capacity(base.len() + request.key.as_str().len() * 3 + 512);
-        url.push_str(&base);
-        if !url.ends_with('/') {
-            url.push('/');
-        }
-        encode_into(&mut url, request.key.as_str(), true);
-        for (i, (name, value)) in request.query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            encode_into(&mut url, name, false);
-            url.push('=');
-            encode_into(&mut url, value, false);
-        }
-
-        let signed_at = UtcSecond::from_system_time(now)?;
+        let mut url = self.unsigned_url(request)?;
         let amz_date = signed_at.amz_date_text();
         let date_stamp = &amz_date[..8];
         let host = host_of(&url)?;
@@ -334,20 +320,46 @@ impl Presigner {
         let token = signing.pop_if(|(name, _)| *name == "X-Amz-Security-Token");
         signing.push(("X-Amz-Signature", signature.as_str()));
         signing.extend(token);
-        let mut separator = if request.query.is_empty() { '?' } else { '&' };
-        for (name, value) in signing {
-            url.push(separator);
-            separator = '&';
-            encode_into(&mut url, name, false);
-            url.push('=');
-            encode_into(&mut url, value, false);
-        }
+        push_params(&mut url, !request.query.is_empty(), signing.into_iter());
         Ok(PresignedUrl {
             method: request.method,
             url,
             headers: request.headers.clone(),
             expires_at,
         })
+    }
+}
+
+impl Presigner {
+    /// `request`'s URL before its signature: the object's, then the request's query.
+    fn unsigned_url(&self, request: &UrlRequest) -> Result<String, PresignError> {
+        let base = self.addressing().url(self.region(), &request.bucket)?;
+        let mut url = String::with_capacity(base.len() + request.key.as_str().len() * 3 + 512);
+        url.push_str(&base);
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        encode_into(&mut url, request.key.as_str(), true);
+        let query = request.query.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+        push_params(&mut url, false, query);
+        Ok(url)
+    }
+}
+
+/// Appends `params` to `url`'s query (which `has_query` says it has already), names and
+/// values encoded.
+fn push_params<'a>(
+    url: &mut String,
+    has_query: bool,
+    params: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    let mut separator = if has_query { '&' } else { '?' };
+    for (name, value) in params {
+        url.push(separator);
+        separator = '&';
+        encode_into(url, name, false);
+        url.push('=');
+        encode_into(url, value, false);
     }
 }
 
@@ -577,21 +589,7 @@ mod tests {
         };
         use aws_sigv4::sign::v4;
 
-        let base = presigner
-            .addressing()
-            .url(presigner.region(), &request.bucket)
-            .unwrap();
-        let mut url = base;
-        if !url.ends_with('/') {
-            url.push('/');
-        }
-        encode_into(&mut url, request.key.as_str(), true);
-        for (i, (name, value)) in request.query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            encode_into(&mut url, name, false);
-            url.push('=');
-            encode_into(&mut url, value, false);
-        }
+        let mut url = presigner.unsigned_url(request).unwrap();
         let identity = AwsCredentials::new(
             credentials.access_key_id(),
             credentials.secret_access_key(),
@@ -630,14 +628,8 @@ mod tests {
         )
         .unwrap();
         let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut separator = if request.query.is_empty() { '?' } else { '&' };
-        for (name, value) in instructions.params() {
-            url.push(separator);
-            separator = '&';
-            encode_into(&mut url, name, false);
-            url.push('=');
-            encode_into(&mut url, value, false);
-        }
+        let signed = instructions.params().iter().map(|(n, v)| (*n, v.as_ref()));
+        push_params(&mut url, !request.query.is_empty(), signed);
         url
     }
 
